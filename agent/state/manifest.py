@@ -1,0 +1,134 @@
+"""YAML manifests -> objects: multi-document text or files, rejected whole on any error.
+
+Owns: turning YAML text into parsed objects (today: Pods) and saying where each
+problem is. Rules:
+- All documents are checked before anything is returned; one bad document rejects
+  the whole text, and the ManifestError lists the problems of every document.
+- Each FieldError carries a location "<source>:<line> (document N)" so the reader can
+  find it; YAML syntax errors carry "<source>:<line>:<column>".
+- A mapping with the same key twice is an error (PyYAML would silently keep the last).
+- Empty documents (a bare `---`) are skipped.
+- Which parser handles a document is chosen by (apiVersion, kind) in MANIFEST_PARSERS;
+  adding Deployment later is one entry there.
+- Only the safe YAML loader is used: no arbitrary Python objects. Text over 3 MiB,
+  nesting too deep for the parser and alias bombs are errors, never a crash or a hang.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import yaml
+
+from agent.state.pod import FieldError, ManifestError, Pod, parse_pod
+
+# The pure-Python safe loader, not libyaml's CSafeLoader: on deeply nested input the C
+# composer overflows the C stack and kills the process, where this one raises
+# RecursionError, which becomes a ManifestError. Manifests are small; speed is moot.
+_Loader = yaml.SafeLoader
+MAX_MANIFEST_CHARS = 3 * 1024 * 1024  # Kubernetes' own request-size limit is about 3 MiB
+
+# (apiVersion, kind) -> parser of one decoded document. Append new kinds here.
+MANIFEST_PARSERS: dict[tuple[str, str], Callable[[Mapping[str, Any]], Any]] = {
+    ("v1", "Pod"): parse_pod,
+}
+
+
+def load_manifests(text: str, *, source: str = "<string>") -> list[Pod]:
+    """Every object in a multi-document YAML text, in order. Raises ManifestError."""
+    if len(text) > MAX_MANIFEST_CHARS:
+        raise ManifestError([FieldError("", f"manifest is larger than {MAX_MANIFEST_CHARS} characters", source)])
+    try:
+        nodes = list(yaml.compose_all(text, Loader=_Loader))
+    except yaml.YAMLError as exc:
+        raise ManifestError([_yaml_error(exc, source)]) from None
+    except RecursionError:
+        raise ManifestError([FieldError("", "YAML nested too deeply", source)]) from None
+    errors: list[FieldError] = []
+    objects: list[Any] = []
+    constructor = _Loader("")
+    for number, node in enumerate(nodes, start=1):
+        if node is None:
+            continue
+        location = f"{source}:{node.start_mark.line + 1} (document {number})"
+        try:
+            duplicates = list(_duplicate_keys(node, ""))
+            doc = None if duplicates else constructor.construct_document(node)
+        except yaml.YAMLError as exc:
+            errors.append(_yaml_error(exc, source))
+            continue
+        except RecursionError:
+            errors.append(FieldError("", "YAML nested too deeply", location))
+            continue
+        if duplicates:
+            errors.extend(FieldError(path, message, location) for path, message in duplicates)
+            continue
+        if doc is None:
+            continue
+        try:
+            objects.append(_parse_document(doc))
+        except ManifestError as exc:
+            errors.extend(FieldError(e.path, e.message, location) for e in exc.errors)
+    if errors:
+        raise ManifestError(errors)
+    return objects
+
+
+def load_manifest_file(path: str | os.PathLike[str]) -> list[Pod]:
+    """load_manifests on a file's UTF-8 text; an unreadable file is a ManifestError too."""
+    source = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError([FieldError("", f"cannot read: {exc}", source)]) from None
+    return load_manifests(text, source=source)
+
+
+def _parse_document(doc: Any) -> Any:
+    if not isinstance(doc, Mapping):
+        raise ManifestError([FieldError("", f"a manifest must be an object, got {type(doc).__name__}")])
+    api_version, kind = doc.get("apiVersion"), doc.get("kind")
+    parser = MANIFEST_PARSERS.get((api_version, kind))  # type: ignore[arg-type]
+    if parser is None:
+        known = ", ".join(f"{v}/{k}" for v, k in MANIFEST_PARSERS)
+        raise ManifestError(
+            [FieldError("kind", f"unsupported apiVersion/kind {api_version!s}/{kind!s} (supported: {known})")]
+        )
+    return parser(doc)
+
+
+def _duplicate_keys(node: yaml.Node, path: str, visited: set[int] | None = None):
+    """(path, message) for every mapping key written twice, anywhere under node.
+
+    Each node is visited once: YAML aliases make the tree a graph, and walking it
+    naively would take exponential time on a "billion laughs" document.
+    """
+    visited = set() if visited is None else visited
+    if id(node) in visited:
+        return
+    visited.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            child = f"{path}.{key}" if path and key is not None else (key or path)
+            if key is not None and key != "<<":
+                if key in seen:
+                    yield child, f"duplicate key (line {key_node.start_mark.line + 1})"
+                seen.add(key)
+            yield from _duplicate_keys(value_node, child, visited)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _duplicate_keys(item, f"{path}[{i}]", visited)
+
+
+def _yaml_error(exc: yaml.YAMLError, source: str) -> FieldError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    location = source if mark is None else f"{source}:{mark.line + 1}:{mark.column + 1}"
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
+    return FieldError("", message, location)
