@@ -1,0 +1,639 @@
+"""The bridge between Trio code and grpcio, for every gRPC server and client of agentd.
+
+Owns: running grpcio's thread-pool server with handlers written as Trio coroutines, and
+awaiting grpcio client calls from Trio.
+
+How it works:
+- Server: grpcio's sync server runs each call on a pool thread. That thread enters Trio
+  with `trio.from_thread.run`, so the handler runs as a Trio task inside a cancel scope
+  whose deadline is the client's remaining time. When the call ends early (client
+  cancelled, deadline passed, server stopping) grpc's termination callback cancels that
+  scope. Server-streaming handlers run as one Trio task feeding a bounded channel; the
+  pool thread takes messages from it in batches and hands them to grpc.
+- Client: `multicallable.future(...)` with a done-callback that wakes a `trio.Event`
+  through the Trio token; streams are read by a cached worker thread that hands messages
+  to Trio with `run_sync_soon`. A Trio cancellation of the waiting task cancels the call.
+
+Rules it keeps:
+- A handler answers an error by raising `agent.api.errors.RpcError` (or a subclass); a few
+  other exceptions map to codes (see `status_for`); anything else becomes INTERNAL with a
+  short message and is logged with its traceback. No handler failure stops the server.
+- Handlers should raise RpcError rather than call `context.abort` (which works too, but
+  is a plain exception to Trio); reading metadata, peer and deadline from the context is
+  fine, and so is setting trailing metadata.
+- Clients get `RpcError` (the most specific subclass for the code) for every non-OK status.
+- Every Trio task this module starts is bounded by the call it serves: nothing outlives
+  its RPC.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import inspect
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
+from typing import Any
+
+import grpc
+import trio
+
+from agent.api.errors import ApiError, RpcError
+
+__all__ = ["Channel", "GrpcServerConfig", "ServerStream", "TrioGrpcServer", "server_stream", "status_for", "unary"]
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GrpcServerConfig:
+    """Settings of one TrioGrpcServer."""
+
+    # Each in-flight call holds one pool thread; 64 covers a node's Raft peers, clients and streams.
+    max_workers: int = 64
+    # grpc's own default; a larger request is refused with RESOURCE_EXHAUSTED before any handler runs.
+    max_receive_message_bytes: int = 4 * MIB
+    # Symmetric with receive, so a reply we send is one our own clients accept.
+    max_send_message_bytes: int = 4 * MIB
+    # On shutdown in-flight calls get this long to finish, then grpc cancels them.
+    stop_grace_s: float = 0.5
+    # Server-stream messages moved to grpc per thread hop; amortises the hop when the handler is fast.
+    stream_batch_messages: int = 64
+    # Server-stream messages a handler may run ahead of the network before it blocks.
+    stream_buffer_messages: int = 128
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str, bool]:
+    """The status a handler's exception becomes: (code, details, unexpected?)."""
+    if isinstance(exc, RpcError):
+        return exc.code, exc.details, False
+    if isinstance(exc, _CallEnded):
+        return exc.code, exc.details, False
+    if isinstance(exc, trio.TooSlowError):
+        return grpc.StatusCode.DEADLINE_EXCEEDED, "handler timed out", False
+    if isinstance(exc, trio.Cancelled | trio.RunFinishedError):
+        return grpc.StatusCode.UNAVAILABLE, "server stopping", False
+    if isinstance(exc, NotImplementedError):
+        return grpc.StatusCode.UNIMPLEMENTED, "not implemented", False
+    return grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})", True
+
+
+class _CallEnded(Exception):
+    """The handler's cancel scope fired: the deadline passed or the call was cancelled."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+def _ended_status(scope: trio.CancelScope) -> _CallEnded:
+    if scope.deadline <= trio.current_time():
+        return _CallEnded(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
+    return _CallEnded(grpc.StatusCode.CANCELLED, "call cancelled")
+
+
+def _cancel_soon(token: trio.lowlevel.TrioToken, scope: trio.CancelScope) -> None:
+    """Cancel a Trio scope from any thread; a no-op once Trio has exited."""
+    try:
+        token.run_sync_soon(scope.cancel)
+    except trio.RunFinishedError:
+        pass
+
+
+class _CallGuard:
+    """Cancels a handler's scope when its call ends early; nothing once the handler is done."""
+
+    __slots__ = ("token", "scope", "handler_done")
+
+    def __init__(self, token: trio.lowlevel.TrioToken, scope: trio.CancelScope) -> None:
+        self.token = token
+        self.scope = scope
+        self.handler_done = False
+
+    def on_call_terminated(self) -> None:
+        # grpc runs this for every call when it ends, also after a normal reply; skipping
+        # the Trio wake-up then saves work on the hot unary path.
+        if not self.handler_done:
+            _cancel_soon(self.token, self.scope)
+
+
+class _RequestStream:
+    """A grpc request iterator (blocking) seen from Trio as an async iterator."""
+
+    _END = object()
+
+    def __init__(self, requests: Iterator[Any], limiter: trio.CapacityLimiter) -> None:
+        self._requests = requests
+        self._limiter = limiter
+
+    def __aiter__(self) -> _RequestStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        item = await trio.to_thread.run_sync(
+            next, self._requests, self._END, abandon_on_cancel=True, limiter=self._limiter
+        )
+        if item is self._END:
+            raise StopAsyncIteration
+        return item
+
+
+class _StreamPump:
+    """One server-streaming call: a Trio task produces, a grpc pool thread consumes."""
+
+    def __init__(self, buffer_messages: int, batch_messages: int) -> None:
+        self.scope = trio.CancelScope()
+        self.send, self.receive = trio.open_memory_channel[Any](buffer_messages)
+        self.batch_messages = batch_messages
+        self.error: BaseException | None = None
+
+    async def next_batch(self) -> list[Any] | None:
+        """Up to batch_messages replies, waiting for the first; None when the stream is done."""
+        try:
+            batch = [await self.receive.receive()]
+        except trio.EndOfChannel:
+            if self.error is not None:
+                raise self.error from None
+            return None
+        while len(batch) < self.batch_messages:
+            try:
+                batch.append(self.receive.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        return batch
+
+
+class _Recorder:
+    """Stands in for a grpc.Server so a generated add_*_to_server function shows its handlers."""
+
+    def __init__(self) -> None:
+        self.services: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        pass  # the same handlers also arrive through add_registered_method_handlers
+
+    def add_registered_method_handlers(self, service_name: str, method_handlers: dict[str, Any]) -> None:
+        self.services[service_name] = dict(method_handlers)
+
+
+def _is_generated_stub(behavior: Callable[..., Any]) -> bool:
+    """True for the placeholder methods of a generated *Servicer base class."""
+    function = getattr(behavior, "__func__", behavior)
+    return getattr(function, "__module__", "").endswith("_pb2_grpc") and not inspect.iscoroutinefunction(function)
+
+
+class TrioGrpcServer:
+    """A grpcio server whose handlers are Trio coroutines and async generators.
+
+    Usage:
+        server = TrioGrpcServer(node_id="n1")
+        server.add_service(raft_pb2_grpc.add_RaftServicer_to_server, RaftServicer(...))
+        port = await nursery.start(server.run, "0.0.0.0:7000")
+
+    The servicer has `async def Method(self, request, context)` for unary calls and async
+    generators for server-streaming calls; for client-streaming and bidi calls `request`
+    is an async iterator of requests.
+    """
+
+    def __init__(self, config: GrpcServerConfig | None = None, *, node_id: str = "-", **overrides: Any) -> None:
+        self.config = dataclasses.replace(config or GrpcServerConfig(), **overrides)
+        self.node_id = node_id
+        self.port: int | None = None
+        self._services: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._reader_limiter = trio.CapacityLimiter(self.config.max_workers)
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def add_service(self, add_fn: Callable[[Any, Any], None], async_servicer: Any) -> None:
+        """Register a service from its generated add_XServicer_to_server and an async servicer."""
+        if self._token is not None:
+            raise ApiError("add services before run(): grpc cannot add them to a started server")
+        recorder = _Recorder()
+        add_fn(async_servicer, recorder)
+        if not recorder.services:
+            raise ApiError(f"{add_fn!r} registered no method handlers (regenerate with scripts/gen_proto.py)")
+        for service_name, handlers in recorder.services.items():
+            if service_name in self._services:
+                raise ApiError(f"service {service_name} added twice")
+            self._services[service_name] = {
+                name: self._wrap(f"{service_name}/{name}", handler) for name, handler in handlers.items()
+            }
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        behavior = handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
+        if _is_generated_stub(behavior):
+            # Not overridden: the generated base class answers UNIMPLEMENTED by itself.
+            return handler
+        wanted = inspect.isasyncgenfunction if handler.response_streaming else inspect.iscoroutinefunction
+        if not wanted(behavior):
+            kind = "an async generator" if handler.response_streaming else "an async def"
+            raise ApiError(f"handler for {method} must be {kind}, got {behavior!r}")
+        codecs = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if not handler.request_streaming and not handler.response_streaming:
+            serve = functools.partial(self._serve_unary, method, handler.unary_unary, False)
+            return grpc.unary_unary_rpc_method_handler(serve, **codecs)
+        if not handler.request_streaming:
+            serve = functools.partial(self._serve_stream, method, handler.unary_stream, False)
+            return grpc.unary_stream_rpc_method_handler(serve, **codecs)
+        if not handler.response_streaming:
+            serve = functools.partial(self._serve_unary, method, handler.stream_unary, True)
+            return grpc.stream_unary_rpc_method_handler(serve, **codecs)
+        serve = functools.partial(self._serve_stream, method, handler.stream_stream, True)
+        return grpc.stream_stream_rpc_method_handler(serve, **codecs)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def run(self, bind: str = "127.0.0.1:0", *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled; reports the bound port through task_status.started(port)."""
+        self._token = trio.lowlevel.current_trio_token()
+        cfg = self.config
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=cfg.max_workers, thread_name_prefix="grpc-handler"),
+            options=[
+                ("grpc.max_receive_message_length", cfg.max_receive_message_bytes),
+                ("grpc.max_send_message_length", cfg.max_send_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        for service_name, handlers in self._services.items():
+            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service_name, handlers),))
+            server.add_registered_method_handlers(service_name, handlers)
+        try:
+            port = server.add_insecure_port(bind)
+        except RuntimeError as exc:
+            raise ApiError(f"cannot bind gRPC server to {bind}: {exc}") from exc
+        if port == 0:
+            raise ApiError(f"cannot bind gRPC server to {bind}")
+        server.start()
+        self.port = port
+        log.info("%s event=grpc_server_started bind=%s port=%d", self.node_id, bind, port)
+        try:
+            task_status.started(port)
+            await trio.sleep_forever()
+        finally:
+            # Handlers run as Trio system tasks, so they keep running through the grace
+            # period; grpc then cancels the calls left, which cancels their handlers.
+            with trio.CancelScope(shield=True):
+                stopped = server.stop(cfg.stop_grace_s)
+                await trio.to_thread.run_sync(stopped.wait)
+            log.info("%s event=grpc_server_stopped port=%d", self.node_id, port)
+
+    # -- per-call machinery (runs on grpc pool threads unless marked "in Trio") ------------
+
+    def _start_call(self, context: grpc.ServicerContext, scope: trio.CancelScope) -> _CallGuard | None:
+        """Tie scope to the call's lifetime; None if the call is already over."""
+        token = self._token
+        if token is None:
+            return None
+        guard = _CallGuard(token, scope)
+        if not context.add_callback(guard.on_call_terminated):
+            return None
+        return guard
+
+    def _abort(self, context: grpc.ServicerContext, method: str, exc: BaseException) -> None:
+        code, details, unexpected = status_for(exc)
+        preset = context.code()
+        if unexpected and preset is not None and preset != grpc.StatusCode.OK:
+            # The handler set a status itself (context.abort or set_code) and then raised.
+            preset_details = context.details() or b""
+            context.abort(preset, preset_details.decode(errors="replace"))
+        if unexpected:
+            log.error(
+                "%s event=rpc_handler_failed method=%s error=%s",
+                self.node_id,
+                method,
+                type(exc).__name__,
+                exc_info=exc,
+            )
+        context.abort(code, details)  # raises, ending the call with this status
+
+    def _serve_unary(
+        self, method: str, behavior: Callable[..., Any], streamed_request: bool, request: Any, context: Any
+    ) -> Any:
+        scope = trio.CancelScope()
+        guard = self._start_call(context, scope)
+        if guard is None:
+            context.abort(grpc.StatusCode.CANCELLED, "call ended before it started")
+        if streamed_request:
+            request = _RequestStream(request, self._reader_limiter)
+        try:
+            return trio.from_thread.run(
+                self._run_unary, scope, context.time_remaining(), behavior, request, context, trio_token=guard.token
+            )
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes a status
+            self._abort(context, method, exc)
+        finally:
+            guard.handler_done = True
+
+    async def _run_unary(
+        self, scope: trio.CancelScope, remaining_s: float | None, behavior: Callable[..., Any], request: Any, context: Any
+    ) -> Any:
+        """In Trio: one unary handler, bounded by the call's deadline."""
+        if remaining_s is not None:
+            scope.deadline = trio.current_time() + remaining_s
+        with scope:
+            return await behavior(request, context)
+        raise _ended_status(scope)
+
+    def _serve_stream(
+        self, method: str, behavior: Callable[..., Any], streamed_request: bool, request: Any, context: Any
+    ) -> Iterator[Any]:
+        cfg = self.config
+        pump = _StreamPump(cfg.stream_buffer_messages, cfg.stream_batch_messages)
+        guard = self._start_call(context, pump.scope)
+        if guard is None:
+            return
+        token = guard.token
+        if streamed_request:
+            request = _RequestStream(request, self._reader_limiter)
+        try:
+            trio.from_thread.run_sync(
+                trio.lowlevel.spawn_system_task,
+                self._run_stream,
+                pump,
+                context.time_remaining(),
+                behavior,
+                request,
+                context,
+                trio_token=token,
+            )
+            while (batch := trio.from_thread.run(pump.next_batch, trio_token=token)) is not None:
+                yield from batch
+        except GeneratorExit:
+            raise  # grpc stopped reading: the call is over; finally cancels the handler
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes a status
+            self._abort(context, method, exc)
+        finally:
+            _cancel_soon(token, pump.scope)
+
+    async def _run_stream(
+        self, pump: _StreamPump, remaining_s: float | None, behavior: Callable[..., Any], request: Any, context: Any
+    ) -> None:
+        """In Trio (a system task): drive one streaming handler into the pump's channel."""
+        if remaining_s is not None:
+            pump.scope.deadline = trio.current_time() + remaining_s
+        try:
+            with pump.scope:
+                replies = behavior(request, context)
+                try:
+                    async for reply in replies:
+                        await pump.send.send(reply)
+                finally:
+                    await replies.aclose()
+            if pump.scope.cancelled_caught:
+                pump.error = _ended_status(pump.scope)
+        except trio.Cancelled as exc:  # Trio itself is shutting down
+            pump.error = exc
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported to the client by the pool thread
+            pump.error = exc
+        finally:
+            pump.send.close()
+
+
+# -- client side ---------------------------------------------------------------------------
+
+
+def _set_soon(token: trio.lowlevel.TrioToken, event: trio.Event) -> None:
+    try:
+        token.run_sync_soon(event.set)
+    except trio.RunFinishedError:
+        pass
+
+
+def _to_rpc_error(exc: grpc.RpcError) -> RpcError:
+    code = exc.code() if callable(getattr(exc, "code", None)) else grpc.StatusCode.UNKNOWN
+    details = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
+    return RpcError.from_status(code, details or "")
+
+
+async def unary(
+    multicallable: Any, request: Any, *, timeout: float, metadata: Sequence[tuple[str, str]] | None = None
+) -> Any:
+    """Make one unary (or stream-unary with an iterator request) call from Trio.
+
+    Raises RpcError for a non-OK status. Cancelling the calling task cancels the call.
+    """
+    token = trio.lowlevel.current_trio_token()
+    done = trio.Event()
+    future = multicallable.future(request, timeout=timeout, metadata=metadata)
+    future.add_done_callback(lambda _: _set_soon(token, done))
+    try:
+        await done.wait()
+    finally:
+        if not done.is_set():
+            future.cancel()
+    try:
+        return future.result()
+    except grpc.RpcError as exc:
+        raise _to_rpc_error(exc) from None
+
+
+class ServerStream:
+    """The replies of a server-streaming call, as an async iterator (and async context manager).
+
+    A cached worker thread reads the blocking grpc iterator and hands each reply to Trio;
+    at most buffer_messages replies wait unread. `aclose()` (or leaving `async with`, or a
+    Trio cancellation while waiting for a reply, or dropping the object) cancels the call
+    and frees the thread.
+    """
+
+    def __init__(self, call: Any, buffer_messages: int) -> None:
+        self._call = call
+        self._replies: collections.deque[Any] = collections.deque()
+        self._space = threading.Semaphore(buffer_messages)
+        self._closed = threading.Event()
+        self._wakeup: trio.Event | None = None
+        self._finished = False
+        self._error: BaseException | None = None
+        # The reader holds only a weak reference, so an abandoned stream is collected,
+        # and collecting it cancels the call.
+        reader = functools.partial(
+            _read_replies, call, self._space, self._closed, trio.lowlevel.current_trio_token(), weakref.ref(self)
+        )
+        trio.lowlevel.start_thread_soon(reader, lambda _outcome: None, name="grpc-stream-reader")
+
+    def _deliver(self, reply: Any) -> None:
+        self._replies.append(reply)
+        self._wake()
+
+    def _finish(self, error: BaseException | None) -> None:
+        self._finished = True
+        self._error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
+
+    def __aiter__(self) -> ServerStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while not self._replies:
+            if self._closed.is_set():
+                raise StopAsyncIteration
+            if self._finished:
+                if self._error is not None:
+                    raise self._error
+                raise StopAsyncIteration
+            self._wakeup = wakeup = trio.Event()
+            try:
+                await wakeup.wait()
+            except trio.Cancelled:
+                self.cancel()
+                raise
+        if self._closed.is_set():
+            raise StopAsyncIteration
+        self._space.release()
+        return self._replies.popleft()
+
+    def cancel(self) -> None:
+        """Cancel the call (thread-safe, idempotent); iteration then stops."""
+        if not self._closed.is_set():
+            self._closed.set()
+            self._call.cancel()
+            self._space.release()  # unblock the reader if it waits for room
+
+    async def aclose(self) -> None:
+        self.cancel()
+
+    async def __aenter__(self) -> ServerStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.cancel()
+
+    def __del__(self) -> None:
+        if not self._finished:
+            self.cancel()
+
+
+def _read_replies(
+    call: Any,
+    space: threading.Semaphore,
+    closed: threading.Event,
+    token: trio.lowlevel.TrioToken,
+    stream_ref: weakref.ref[ServerStream],
+) -> None:
+    """Worker thread: move replies of one call from grpc to Trio until the call ends."""
+    error: BaseException | None = None
+    try:
+        for reply in call:
+            space.acquire()
+            if closed.is_set():
+                return
+            token.run_sync_soon(_to_stream, stream_ref, ServerStream._deliver, reply)
+    except grpc.RpcError as exc:
+        error = _to_rpc_error(exc)
+    except trio.RunFinishedError:
+        call.cancel()
+        return
+    except BaseException as exc:  # noqa: BLE001 - handed to the reader in Trio
+        error = exc
+    try:
+        token.run_sync_soon(_to_stream, stream_ref, ServerStream._finish, error)
+    except trio.RunFinishedError:
+        pass
+
+
+def _to_stream(stream_ref: weakref.ref[ServerStream], method: Callable[..., None], arg: Any) -> None:
+    """In Trio: pass a reply or the end of the call to the stream, if anyone still holds it."""
+    stream = stream_ref()
+    if stream is not None:
+        method(stream, arg)
+
+
+def server_stream(
+    multicallable: Any,
+    request: Any,
+    *,
+    timeout: float | None,
+    metadata: Sequence[tuple[str, str]] | None = None,
+    buffer_messages: int = 128,
+) -> ServerStream:
+    """Start a server-streaming (or, with an iterator request, bidi) call from Trio.
+
+    Iterate the result with `async for`; prefer `async with server_stream(...) as replies:`
+    so the call ends with the block. timeout=None means no deadline (for watches that
+    last until cancelled). Raises RpcError from iteration for a non-OK status.
+    """
+    return ServerStream(multicallable(request, timeout=timeout, metadata=metadata), buffer_messages)
+
+
+class Channel:
+    """A grpc.insecure_channel with this project's message-size limits, as an async context manager.
+
+        async with Channel("10.0.0.2:7000") as channel:
+            stub = channel.stub(raft_pb2_grpc.RaftStub)
+            reply = await unary(stub.AppendEntries, request, timeout=1.0)
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        max_receive_message_bytes: int = 4 * MIB,
+        max_send_message_bytes: int = 4 * MIB,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self.target = target
+        self._options = [
+            ("grpc.max_receive_message_length", max_receive_message_bytes),
+            ("grpc.max_send_message_length", max_send_message_bytes),
+            *options,
+        ]
+        self._channel: grpc.Channel | None = None
+
+    @property
+    def grpc_channel(self) -> grpc.Channel:
+        if self._channel is None:
+            raise ApiError(f"channel to {self.target} is not open (use `async with Channel(...)`)")
+        return self._channel
+
+    def stub(self, stub_class: Callable[[grpc.Channel], Any]) -> Any:
+        return stub_class(self.grpc_channel)
+
+    def open(self) -> Channel:
+        if self._channel is None:
+            self._channel = grpc.insecure_channel(self.target, options=self._options)
+        return self
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    async def wait_ready(self, *, timeout: float) -> None:
+        """Wait until the channel is connected; raises Unavailable after timeout seconds."""
+        token = trio.lowlevel.current_trio_token()
+        done = trio.Event()
+        future = grpc.channel_ready_future(self.grpc_channel)
+        future.add_done_callback(lambda _: _set_soon(token, done))
+        try:
+            with trio.move_on_after(timeout):
+                await done.wait()
+        finally:
+            if not done.is_set():
+                future.cancel()
+        if not done.is_set():
+            raise RpcError.from_status(grpc.StatusCode.UNAVAILABLE, f"{self.target} not ready after {timeout}s")
+
+    async def __aenter__(self) -> Channel:
+        return self.open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,353 @@
+"""The Trio <-> grpcio bridge (agent/api/bridge.py) over real gRPC on 127.0.0.1."""
+
+from __future__ import annotations
+
+import functools
+import gc
+import logging
+
+import grpc
+import pytest
+import trio
+
+from agent.api import errors
+from agent.api.bridge import Channel, TrioGrpcServer, server_stream, status_for, unary
+from agent.rpc import bridge_test_pb2 as pb
+from agent.rpc import bridge_test_pb2_grpc as pb_grpc
+
+MIB = 1024 * 1024
+
+
+class Servicer:
+    """Test handlers; `fail_with` in the request selects a failure."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.started = trio.Event()
+        self.cancelled = trio.Event()
+
+    async def _maybe_fail(self, request: pb.EchoRequest, context) -> None:
+        match request.fail_with:
+            case "":
+                return
+            case "not_found":
+                raise errors.NotFound("no such pod")
+            case "invalid":
+                raise errors.InvalidArgument("bad name")
+            case "aborted":
+                raise errors.RpcError(grpc.StatusCode.ABORTED, "lost a race")
+            case "too_slow":
+                with trio.fail_after(0.01):
+                    await trio.sleep(10)
+            case "crash":
+                raise KeyError("boom")
+            case "context_abort":
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, "not yours")
+            case other:
+                raise AssertionError(f"unknown failure {other}")
+
+    async def _sleep_noting_cancel(self, delay_s: float) -> None:
+        try:
+            await trio.sleep(delay_s)
+        except trio.Cancelled:
+            self.cancelled.set()
+            raise
+
+    async def Echo(self, request, context):
+        self.calls += 1
+        self.started.set()
+        if request.delay_s:
+            await self._sleep_noting_cancel(request.delay_s)
+        await self._maybe_fail(request, context)
+        if request.text == "time left?":
+            return pb.EchoReply(text=repr(trio.current_effective_deadline() - trio.current_time()))
+        return pb.EchoReply(text=request.text, index=len(request.blob))
+
+    async def Count(self, request, context):
+        self.calls += 1
+        self.started.set()
+        for i in range(request.count):
+            yield pb.EchoReply(text=request.text, index=i)
+            if request.delay_s:
+                await self._sleep_noting_cancel(request.delay_s)
+            else:
+                await trio.lowlevel.checkpoint()
+        await self._maybe_fail(request, context)
+
+    async def Join(self, requests, context):
+        texts = [r.text async for r in requests]
+        return pb.EchoReply(text="".join(texts), index=len(texts))
+
+    async def Chat(self, requests, context):
+        async for request in requests:
+            await self._maybe_fail(request, context)
+            yield pb.EchoReply(text=request.text.upper())
+
+
+@pytest.fixture
+async def servicer():
+    return Servicer()
+
+
+@pytest.fixture
+async def stub(nursery, servicer):
+    server = TrioGrpcServer(node_id="test", stop_grace_s=0.1)
+    server.add_service(pb_grpc.add_BridgeTestServicer_to_server, servicer)
+    port = await nursery.start(server.run)
+    # The client may send more than the server accepts, so the server's limit is what is tested.
+    async with Channel(f"127.0.0.1:{port}", max_send_message_bytes=16 * MIB) as channel:
+        await channel.wait_ready(timeout=5)
+        yield channel.stub(pb_grpc.BridgeTestStub)
+
+
+async def test_unary_ok(stub, servicer):
+    reply = await unary(stub.Echo, pb.EchoRequest(text="hello"), timeout=5)
+    assert reply.text == "hello"
+    assert servicer.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("fail_with", "error_type", "code"),
+    [
+        ("not_found", errors.NotFound, grpc.StatusCode.NOT_FOUND),
+        ("invalid", errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+        ("aborted", errors.RpcError, grpc.StatusCode.ABORTED),
+        ("too_slow", errors.DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
+        ("context_abort", errors.RpcError, grpc.StatusCode.PERMISSION_DENIED),
+    ],
+)
+async def test_handler_errors_become_status_codes(stub, fail_with, error_type, code):
+    with pytest.raises(error_type) as caught:
+        await unary(stub.Echo, pb.EchoRequest(fail_with=fail_with), timeout=5)
+    assert caught.value.code == code
+
+
+async def test_error_details_reach_the_client(stub):
+    with pytest.raises(errors.NotFound) as caught:
+        await unary(stub.Echo, pb.EchoRequest(fail_with="not_found"), timeout=5)
+    assert caught.value.details == "no such pod"
+    assert isinstance(caught.value, LookupError)
+
+
+async def test_unexpected_exception_is_internal_logged_and_server_keeps_serving(stub, caplog):
+    caplog.set_level(logging.ERROR, logger="agent.api.bridge")
+    with pytest.raises(errors.Internal) as caught:
+        await unary(stub.Echo, pb.EchoRequest(fail_with="crash"), timeout=5)
+    assert caught.value.details == "internal error (KeyError)"
+    failures = [r for r in caplog.records if "event=rpc_handler_failed" in r.getMessage()]
+    assert len(failures) == 1
+    assert failures[0].getMessage().startswith("test ")
+    assert "BridgeTest/Echo" in failures[0].getMessage()
+    assert failures[0].exc_info is not None
+    reply = await unary(stub.Echo, pb.EchoRequest(text="still here"), timeout=5)
+    assert reply.text == "still here"
+
+
+async def test_handler_scope_carries_the_client_deadline(stub):
+    reply = await unary(stub.Echo, pb.EchoRequest(text="time left?"), timeout=5)
+    assert 3 < float(reply.text) <= 5.1  # grpc rounds the timeout it sends up a little
+
+
+async def test_deadline_exceeded_cancels_slow_handler(stub, servicer):
+    start = trio.current_time()
+    with pytest.raises(errors.DeadlineExceeded):
+        await unary(stub.Echo, pb.EchoRequest(delay_s=30), timeout=0.3)
+    assert trio.current_time() - start < 3
+    with trio.fail_after(3):
+        await servicer.cancelled.wait()
+
+
+async def test_trio_cancellation_of_client_cancels_handler(stub, servicer):
+    with trio.move_on_after(10) as scope:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(functools.partial(unary, stub.Echo, pb.EchoRequest(delay_s=30), timeout=30))
+            await servicer.started.wait()
+            nursery.cancel_scope.cancel()
+    assert not scope.cancelled_caught
+    with trio.fail_after(3):
+        await servicer.cancelled.wait()
+
+
+async def test_server_stream_delivers_many_messages_in_order(stub):
+    async with server_stream(stub.Count, pb.EchoRequest(text="x", count=3000), timeout=20) as replies:
+        indices = [reply.index async for reply in replies]
+    assert indices == list(range(3000))
+
+
+async def test_server_stream_without_deadline(stub):
+    async with server_stream(stub.Count, pb.EchoRequest(count=3), timeout=None) as replies:
+        assert [reply.index async for reply in replies] == [0, 1, 2]
+
+
+async def test_server_stream_closed_midway_cancels_handler(stub, servicer):
+    request = pb.EchoRequest(text="x", count=1_000_000, delay_s=0.001)
+    got = []
+    async with server_stream(stub.Count, request, timeout=30) as replies:
+        async for reply in replies:
+            got.append(reply.index)
+            if len(got) == 20:
+                break
+    assert got == list(range(20))
+    with trio.fail_after(3):
+        await servicer.cancelled.wait()
+
+
+async def test_abandoned_server_stream_is_cancelled(stub, servicer):
+    request = pb.EchoRequest(text="x", count=1_000_000, delay_s=0.001)
+    async for reply in server_stream(stub.Count, request, timeout=30):
+        assert reply.index == 0
+        break
+    gc.collect()
+    with trio.fail_after(3):
+        await servicer.cancelled.wait()
+
+
+async def test_server_stream_trio_cancellation_cancels_handler(stub, servicer):
+    request = pb.EchoRequest(text="x", count=1_000_000, delay_s=0.001)
+    got = 0
+    with trio.move_on_after(0.3):
+        async for _ in server_stream(stub.Count, request, timeout=30):
+            got += 1
+    assert got > 0
+    with trio.fail_after(3):
+        await servicer.cancelled.wait()
+
+
+async def test_server_stream_error_after_messages(stub):
+    got = []
+    with pytest.raises(errors.Internal):
+        async with server_stream(stub.Count, pb.EchoRequest(count=5, fail_with="crash"), timeout=5) as replies:
+            async for reply in replies:
+                got.append(reply.index)
+    assert got == list(range(5))
+
+
+async def test_server_stream_deadline(stub, servicer):
+    request = pb.EchoRequest(count=1_000_000, delay_s=0.01)
+    with pytest.raises(errors.DeadlineExceeded):
+        async for _ in server_stream(stub.Count, request, timeout=0.3):
+            pass
+    with trio.fail_after(3):
+        await servicer.cancelled.wait()
+
+
+async def test_oversized_request_is_resource_exhausted_and_not_handled(stub, servicer):
+    with pytest.raises(errors.ResourceExhausted):
+        await unary(stub.Echo, pb.EchoRequest(blob=b"x" * (5 * MIB)), timeout=5)
+    assert servicer.calls == 0
+    reply = await unary(stub.Echo, pb.EchoRequest(blob=b"x" * (3 * MIB)), timeout=5)
+    assert reply.index == 3 * MIB
+    assert servicer.calls == 1
+
+
+async def test_many_concurrent_calls(stub, servicer):
+    replies = {}
+
+    async def call(i: int) -> None:
+        reply = await unary(stub.Echo, pb.EchoRequest(text=str(i), delay_s=0.05), timeout=10)
+        replies[i] = reply.text
+
+    async with trio.open_nursery() as nursery:
+        for i in range(300):
+            nursery.start_soon(call, i)
+    assert replies == {i: str(i) for i in range(300)}
+    assert servicer.calls == 300
+
+
+async def test_client_streaming(stub):
+    requests = iter([pb.EchoRequest(text=t) for t in "abc"])
+    reply = await unary(stub.Join, requests, timeout=5)
+    assert (reply.text, reply.index) == ("abc", 3)
+
+
+async def test_bidi_streaming(stub):
+    requests = iter([pb.EchoRequest(text=t) for t in ("a", "b", "c")])
+    async with server_stream(stub.Chat, requests, timeout=5) as replies:
+        texts = [reply.text async for reply in replies]
+    assert texts == ["A", "B", "C"]
+
+
+async def test_unreachable_server_is_unavailable():
+    async with Channel("127.0.0.1:1") as channel:
+        with pytest.raises(errors.Unavailable):
+            await unary(channel.stub(pb_grpc.BridgeTestStub).Echo, pb.EchoRequest(), timeout=2)
+
+
+def test_status_for_maps_exception_types():
+    assert status_for(errors.NotFound("x"))[:2] == (grpc.StatusCode.NOT_FOUND, "x")
+    assert status_for(trio.TooSlowError())[0] == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert status_for(ValueError("secret"))[:2] == (grpc.StatusCode.INTERNAL, "internal error (ValueError)")
+    assert status_for(ValueError("secret"))[2] is True
+
+
+async def test_stopping_the_server_cancels_in_flight_handlers(nursery):
+    servicer = Servicer()
+    server = TrioGrpcServer(node_id="test", stop_grace_s=0.1)
+    server.add_service(pb_grpc.add_BridgeTestServicer_to_server, servicer)
+    async with trio.open_nursery() as server_nursery:
+        port = await server_nursery.start(server.run)
+        outcome = {}
+
+        async def slow_call() -> None:
+            async with Channel(f"127.0.0.1:{port}") as channel:
+                try:
+                    await unary(channel.stub(pb_grpc.BridgeTestStub).Echo, pb.EchoRequest(delay_s=30), timeout=30)
+                except errors.RpcError as exc:
+                    outcome["error"] = exc
+
+        nursery.start_soon(slow_call)
+        await servicer.started.wait()
+        start = trio.current_time()
+        server_nursery.cancel_scope.cancel()
+    assert trio.current_time() - start < 3
+    with trio.fail_after(3):
+        await servicer.cancelled.wait()
+        while "error" not in outcome:
+            await trio.sleep(0.01)
+    assert outcome["error"].code in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
+
+
+async def test_binding_a_taken_port_fails_loudly(nursery):
+    taken = TrioGrpcServer()
+    first_port = await nursery.start(taken.run)
+    second = TrioGrpcServer()
+    with pytest.raises(errors.ApiError):
+        await nursery.start(second.run, f"127.0.0.1:{first_port}")
+
+
+class PartialServicer(pb_grpc.BridgeTestServicer):
+    async def Echo(self, request, context):
+        return pb.EchoReply(text=request.text)
+
+
+async def test_methods_left_to_the_generated_base_answer_unimplemented(nursery):
+    server = TrioGrpcServer()
+    server.add_service(pb_grpc.add_BridgeTestServicer_to_server, PartialServicer())
+    port = await nursery.start(server.run)
+    async with Channel(f"127.0.0.1:{port}") as channel:
+        stub = channel.stub(pb_grpc.BridgeTestStub)
+        assert (await unary(stub.Echo, pb.EchoRequest(text="a"), timeout=5)).text == "a"
+        with pytest.raises(errors.Unimplemented):
+            async for _ in server_stream(stub.Count, pb.EchoRequest(count=1), timeout=5):
+                pass
+
+
+def test_a_sync_handler_is_refused_at_registration():
+    class SyncServicer(PartialServicer):
+        def Echo(self, request, context):
+            return pb.EchoReply()
+
+    with pytest.raises(errors.ApiError, match="async def"):
+        TrioGrpcServer().add_service(pb_grpc.add_BridgeTestServicer_to_server, SyncServicer())
+
+
+def test_rpc_errors_round_trip_to_their_most_specific_type():
+    for error_type in (errors.NotFound, errors.InvalidArgument, errors.Unavailable, errors.FailedPrecondition):
+        sent = error_type("why")
+        received = errors.RpcError.from_status(sent.code, sent.details)
+        assert type(received) is error_type
+        assert received.details == "why"
+    other = errors.RpcError.from_status(grpc.StatusCode.DATA_LOSS, "gone")
+    assert type(other) is errors.RpcError and other.code == grpc.StatusCode.DATA_LOSS
+    with pytest.raises(TypeError):
+        errors.RpcError("not a code", "details")
