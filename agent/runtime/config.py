@@ -1,0 +1,73 @@
+"""Configuration of the node runtime (Pods on Docker).
+
+Owns: every tunable of agent/runtime, in one frozen dataclass. Rules: units are in the
+field names, each default carries the reason it has that value, and profiles are built
+with `dataclasses.replace` (see `quick_profile`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeConfig:
+    # Image and command of the infra ("pause") container that holds a Pod's network
+    # namespace. busybox:local is the one image every node of this project can build offline.
+    infra_image: str = "busybox:local"
+    # A shell loop that exits at once on SIGTERM, so stopping a Pod never waits for the grace period.
+    infra_command: tuple[str, ...] = (
+        "sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait; done",
+    )
+    # Docker network the infra containers join; "bridge" gives every Pod an IP reachable from the host.
+    docker_network: str = "bridge"
+    # Docker socket URL; None means the environment's default (DOCKER_HOST or /var/run/docker.sock).
+    docker_url: str | None = None
+    # Threads allowed to block in the Docker SDK at once: about 8 lets ~8 Pods start in
+    # parallel on 2 cores without starving the engine.
+    docker_threads: int = 8
+    # Timeout of one Docker API call; generous because a loaded engine can stall for seconds.
+    docker_call_timeout_s: float = 60.0
+    # CrashLoopBackOff: Kubernetes' kubelet uses a 10 s base ...
+    crash_backoff_base_s: float = 10.0
+    # ... doubling up to a 5 min cap ...
+    crash_backoff_cap_s: float = 300.0
+    # ... and forgets past crashes once a container has run for 10 minutes.
+    crash_backoff_reset_after_s: float = 600.0
+    # Retrying an image that is absent (ErrImagePull -> ImagePullBackOff): same shape as kubelet's.
+    image_backoff_base_s: float = 10.0
+    image_backoff_cap_s: float = 300.0
+    # Retrying when the Docker engine is unreachable: short first, so a restarted engine is
+    # noticed quickly, capped so a dead engine costs little.
+    docker_retry_base_s: float = 0.5
+    docker_retry_cap_s: float = 30.0
+    # Full re-list of our containers as a safety net behind the events stream (missed events
+    # after an engine restart); the events stream is the primary signal.
+    resync_interval_s: float = 30.0
+    # ManifestDirSource polls file mtimes this often, as kubelet's static Pod source does.
+    manifest_poll_interval_s: float = 1.0
+    # Node reserve subtracted from capacity to give allocatable (system daemons, dockerd, agentd).
+    reserved_cpu_millicores: int = 100
+    reserved_memory_bytes: int = 256 * 1024 * 1024
+    # Updates buffered per status subscriber; a subscriber that falls further behind loses updates
+    # (statuses() always holds the latest snapshot).
+    status_subscriber_buffer: int = 1024
+    # Lines buffered between the Docker log reader thread and a logs() consumer.
+    log_buffer_lines: int = 256
+
+
+def quick_profile(**overrides: object) -> RuntimeConfig:
+    """Small delays so the real-engine tests run in seconds, not minutes."""
+    base = RuntimeConfig(
+        crash_backoff_base_s=0.5,
+        crash_backoff_cap_s=4.0,
+        crash_backoff_reset_after_s=30.0,
+        image_backoff_base_s=0.5,
+        image_backoff_cap_s=2.0,
+        docker_retry_base_s=0.2,
+        docker_retry_cap_s=1.0,
+        resync_interval_s=5.0,
+        manifest_poll_interval_s=0.2,
+        docker_call_timeout_s=30.0,
+    )
+    return replace(base, **overrides)  # type: ignore[arg-type]

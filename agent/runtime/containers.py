@@ -1,0 +1,229 @@
+"""Translation of a Pod into Docker objects (pure).
+
+Owns: the names, labels and create arguments of a Pod's infra container, app containers
+and volumes. Rules: pure functions of (Pod, node, config); no Docker calls. Every object
+carries the labels that let a restarted agent find and adopt it:
+node, pod uid/name/namespace, container name, role, restart count, spec hash.
+
+Layout of a Pod on Docker:
+  - one infra container (config.infra_image) holds the network namespace and publishes
+    the host ports; the app containers join it (network_mode=container:<infra>), so the
+    containers of a Pod reach each other on localhost and share the Pod IP;
+  - an emptyDir is a named Docker volume shared by the Pod's containers (tmpfs-backed
+    when medium is Memory); a hostPath is a bind mount;
+  - CPU limits map to nano_cpus, CPU requests to cpu_shares, memory limits to mem_limit
+    (with swap disabled so the limit is the limit).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .config import RuntimeConfig
+
+LABEL_PREFIX = "agentd."
+LABEL_NODE = "agentd.node"
+LABEL_POD_UID = "agentd.pod.uid"
+LABEL_POD_NAME = "agentd.pod.name"
+LABEL_POD_NAMESPACE = "agentd.pod.namespace"
+LABEL_SPEC_HASH = "agentd.pod.spec-hash"
+LABEL_GRACE_S = "agentd.pod.grace-period-s"
+LABEL_ROLE = "agentd.role"
+LABEL_CONTAINER = "agentd.container"
+LABEL_RESTART_COUNT = "agentd.restart-count"
+LABEL_CRASH_STREAK = "agentd.crash-streak"
+LABEL_VOLUME = "agentd.volume"
+
+ROLE_INFRA = "infra"
+ROLE_APP = "app"
+INFRA_CONTAINER_NAME = "POD"  # the name the infra container is known by in labels and names
+
+_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+
+
+class SpecError(ValueError):
+    """A Pod that cannot be expressed as Docker objects (e.g. an unsupported quantity)."""
+
+
+def _safe(part: str) -> str:
+    return _UNSAFE.sub("-", part) or "x"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerPlan:
+    """Everything needed to create one Docker container, as plain data."""
+
+    name: str  # Docker container name (unique per engine)
+    create_kwargs: Mapping[str, Any]  # for APIClient.create_container (minus host_config)
+    host_config_kwargs: Mapping[str, Any]  # for APIClient.create_host_config
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VolumePlan:
+    name: str  # Docker volume name
+    pod_volume: str  # the name the Pod spec uses
+    driver_opts: Mapping[str, str]
+    labels: Mapping[str, str]
+
+
+def pod_labels(pod: Any, node_name: str, spec_hash: str) -> dict[str, str]:
+    meta = pod.metadata
+    return {
+        LABEL_NODE: node_name,
+        LABEL_POD_UID: str(meta.uid),
+        LABEL_POD_NAME: meta.name,
+        LABEL_POD_NAMESPACE: meta.namespace,
+        LABEL_SPEC_HASH: spec_hash,
+        LABEL_GRACE_S: str(grace_period_s(pod)),
+    }
+
+
+def grace_period_s(pod: Any) -> int:
+    grace = pod.spec.termination_grace_period_seconds
+    return 30 if grace is None else max(0, int(grace))
+
+
+def _uid_short(pod: Any) -> str:
+    return _safe(str(pod.metadata.uid))[:12]
+
+
+def container_name(pod: Any, node_name: str, container: str, restart_count: int) -> str:
+    meta = pod.metadata
+    parts = ("agentd", node_name, meta.namespace, meta.name, container, _uid_short(pod), str(restart_count))
+    return "_".join(_safe(p) for p in parts)
+
+
+def volume_name(pod: Any, volume: str) -> str:
+    return f"agentd_{_safe(str(pod.metadata.uid))}_{_safe(volume)}"
+
+
+def volume_plans(pod: Any, node_name: str, spec_hash: str) -> list[VolumePlan]:
+    plans = []
+    for vol in pod.spec.volumes:
+        if vol.empty_dir is None:
+            continue
+        opts: dict[str, str] = {}
+        if (vol.empty_dir.medium or "") == "Memory":
+            opts = {"type": "tmpfs", "device": "tmpfs"}
+            if vol.empty_dir.size_limit is not None:
+                opts["o"] = f"size={_memory_bytes(vol.empty_dir.size_limit)}"
+        labels = pod_labels(pod, node_name, spec_hash)
+        labels[LABEL_VOLUME] = vol.name
+        plans.append(VolumePlan(volume_name(pod, vol.name), vol.name, opts, labels))
+    return plans
+
+
+def infra_plan(pod: Any, node_name: str, spec_hash: str, config: RuntimeConfig) -> ContainerPlan:
+    labels = pod_labels(pod, node_name, spec_hash)
+    labels.update({LABEL_ROLE: ROLE_INFRA, LABEL_CONTAINER: INFRA_CONTAINER_NAME, LABEL_RESTART_COUNT: "0"})
+    ports: list[Any] = []
+    bindings: dict[Any, Any] = {}
+    for c in pod.spec.containers:
+        for p in c.ports:
+            if not p.host_port:
+                continue
+            proto = (p.protocol or "TCP").lower()
+            key = p.container_port if proto == "tcp" else f"{p.container_port}/{proto}"
+            ports.append(p.container_port if proto == "tcp" else (p.container_port, proto))
+            bindings[key] = p.host_port
+    create = {
+        "image": config.infra_image,
+        "command": list(config.infra_command),
+        "hostname": _safe(pod.metadata.name)[:63],
+        "ports": ports or None,
+        "labels": labels,
+    }
+    host = {
+        "network_mode": config.docker_network,
+        "port_bindings": bindings or None,
+        "ipc_mode": "shareable",
+    }
+    name = container_name(pod, node_name, INFRA_CONTAINER_NAME, 0)
+    return ContainerPlan(name, create, host, labels)
+
+
+def app_plan(
+    pod: Any,
+    container: Any,
+    node_name: str,
+    spec_hash: str,
+    infra_id: str,
+    *,
+    restart_count: int,
+    crash_streak: int,
+) -> ContainerPlan:
+    labels = pod_labels(pod, node_name, spec_hash)
+    labels.update({
+        LABEL_ROLE: ROLE_APP,
+        LABEL_CONTAINER: container.name,
+        LABEL_RESTART_COUNT: str(restart_count),
+        LABEL_CRASH_STREAK: str(crash_streak),
+    })
+    create: dict[str, Any] = {
+        "image": container.image,
+        "labels": labels,
+        "environment": {e.name: e.value for e in container.env} or None,
+    }
+    if container.command:
+        create["entrypoint"] = list(container.command)
+    if container.args:
+        create["command"] = list(container.args)
+    host: dict[str, Any] = {
+        "network_mode": f"container:{infra_id}",
+        "ipc_mode": f"container:{infra_id}",
+        "binds": _binds(pod, container) or None,
+    }
+    host.update(resource_limits(container))
+    name = container_name(pod, node_name, container.name, restart_count)
+    return ContainerPlan(name, create, host, labels)
+
+
+def _binds(pod: Any, container: Any) -> list[str]:
+    by_name = {v.name: v for v in pod.spec.volumes}
+    binds = []
+    for m in container.volume_mounts:
+        vol = by_name.get(m.name)
+        if vol is None:
+            raise SpecError(f"spec.containers[{container.name}].volumeMounts[{m.name}]: no such volume")
+        if vol.empty_dir is not None:
+            source = volume_name(pod, vol.name)
+        elif vol.host_path is not None:
+            source = vol.host_path.path
+        else:
+            raise SpecError(f"spec.volumes[{vol.name}]: only emptyDir and hostPath are supported")
+        binds.append(f"{source}:{m.mount_path}:{'ro' if m.read_only else 'rw'}")
+    return binds
+
+
+def _cpu_millicores(q: Any) -> int:
+    from agent.state.quantity import cpu_millicores
+
+    return cpu_millicores(q)
+
+
+def _memory_bytes(q: Any) -> int:
+    from agent.state.quantity import memory_bytes
+
+    return memory_bytes(q)
+
+
+def resource_limits(container: Any) -> dict[str, int]:
+    """Docker's HostConfig resource fields for a container's requests and limits."""
+    out: dict[str, int] = {}
+    res = container.resources
+    limits = res.limits if res is not None else {}
+    requests = res.requests if res is not None else {}
+    if "cpu" in limits:
+        out["nano_cpus"] = _cpu_millicores(limits["cpu"]) * 1_000_000
+    cpu_request = requests.get("cpu", limits.get("cpu"))
+    if cpu_request is not None:
+        # The kernel's minimum share is 2; 1000 millicores is Docker's default weight 1024.
+        out["cpu_shares"] = max(2, _cpu_millicores(cpu_request) * 1024 // 1000)
+    if "memory" in limits:
+        mem = _memory_bytes(limits["memory"])
+        out["mem_limit"] = mem
+        out["memswap_limit"] = mem  # no swap on top: the limit is what OOM-kills
+    return out

@@ -1,0 +1,742 @@
+"""One Pod's life on Docker: create, adopt, restart, probe, report, tear down.
+
+Owns: the Docker objects of one Pod (its infra container, app containers and emptyDir
+volumes) and the Pod's status. Rules:
+  - one task (`run`) owns all the state below; other tasks (probes, background stops,
+    the runtime's events reader) only send messages to its inbox;
+  - container deaths arrive as messages from the Docker events stream (and from resyncs
+    after the stream was lost), never from polling;
+  - the restart decision and the backoff are the pure functions of restart_policy.py;
+  - a Docker failure (engine down, absent image, create error) is shown in the status and
+    retried with backoff; it never ends the task.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from . import containers as plans
+from . import probes as probe_core
+from .backoff import BackoffPolicy, CrashHistory, delay_for_streak
+from .docker_api import gather
+from .errors import DockerApiError, DockerUnavailable, ImageNotFound, ImagePullError, NotFound
+from .host_paths import host_path_problems
+from .probe_executors import run_probe
+from .restart_policy import decide
+from .status import (
+    CONTAINER_CREATING, CRASH_LOOP_BACK_OFF, CREATE_CONTAINER_ERROR, ERR_IMAGE_NEVER_PULL, ERR_IMAGE_PULL,
+    IMAGE_PULL_BACK_OFF, RUN_CONTAINER_ERROR, ContainerStatus, PodCondition, PodStatus, Running, Terminated,
+    Waiting, containers_ready, pod_phase, terminated_reason,
+)
+from .worker_state import (
+    AppState, ContainerDied, InfraState, ProbeVerdict, Resync, Terminate, Wake, container_ip, parse_docker_time,
+)
+
+if TYPE_CHECKING:
+    from .pod_runtime import PodRuntime
+
+log = logging.getLogger("agent.runtime.pod")
+
+
+class PodWorker:
+    """Runs one Pod; see the module docstring. Created and driven by PodRuntime."""
+
+    def __init__(self, runtime: "PodRuntime", pod: Any, spec_hash: str) -> None:
+        self.rt = runtime
+        self.pod = pod
+        self.uid: str = pod.metadata.uid
+        self.spec_hash = spec_hash
+        self.node = runtime.node_name
+        cfg = runtime.config
+        self.crash_backoff = BackoffPolicy(cfg.crash_backoff_base_s, cfg.crash_backoff_cap_s,
+                                           cfg.crash_backoff_reset_after_s)
+        self.image_backoff = BackoffPolicy(cfg.image_backoff_base_s, cfg.image_backoff_cap_s, math.inf)
+        self.docker_backoff = BackoffPolicy(cfg.docker_retry_base_s, cfg.docker_retry_cap_s, math.inf)
+        self.inbox_send, self._inbox = trio.open_memory_channel[Any](math.inf)
+        self.apps: dict[str, AppState] = {c.name: AppState(spec=c) for c in pod.spec.containers}
+        self.infra = InfraState()
+        self.volumes_ready = False
+        self.host_paths_ready = False
+        self.terminating = False
+        self.done = trio.Event()
+        self.docker_history = CrashHistory()
+        self.docker_retry_at = 0.0
+        self.infra_retry_at = 0.0
+        self.message: str | None = None
+        self.start_time = time.time()
+        self._ready_since: tuple[bool, float] = (False, self.start_time)
+        self._last_status: PodStatus | None = None
+        self._nursery: trio.Nursery | None = None
+
+    # -- public (called by the runtime) --------------------------------------------------
+
+    def send(self, msg: Any) -> None:
+        try:
+            self.inbox_send.send_nowait(msg)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    def current_container_id(self, name: str, *, previous: bool = False) -> str | None:
+        app = self.apps.get(name)
+        if app is None:
+            return None
+        if previous:
+            return app.previous_id
+        return app.container_id or app.previous_id
+
+    _WARNINGS = frozenset({"docker_call_failed", "infra_failed", "create_failed", "start_failed", "stop_failed",
+                           "background_call_failed", "adopt_retry", "teardown_retry", "image_unavailable"})
+
+    def _log(self, event: str, **kv: Any) -> None:
+        extra = " ".join(f"{k}={v}" for k, v in kv.items())
+        level = logging.WARNING if event in self._WARNINGS else logging.INFO
+        log.log(level, "%s event=%s pod=%s uid=%s %s", self.node, event, self.pod.key, self.uid, extra)
+
+    # -- main loop ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self.publish()
+                await self._wait_for_listing()
+                if not self.terminating:
+                    await self._adopt_with_retry()
+                while not self.terminating:
+                    await self._converge()
+                    self.publish()
+                    with trio.move_on_at(self._next_wakeup()):
+                        msg = await self._inbox.receive()
+                        await self._handle(msg)
+                        while True:  # drain what else arrived before converging again
+                            try:
+                                msg = self._inbox.receive_nowait()
+                            except trio.WouldBlock:
+                                break
+                            await self._handle(msg)
+                await self._teardown()
+                nursery.cancel_scope.cancel()
+        finally:
+            self.done.set()
+
+    async def _wait_for_listing(self) -> None:
+        while not self.rt.listing_ready.is_set() and not self.terminating:
+            with trio.move_on_after(1.0):
+                msg = await self._inbox.receive()
+                if isinstance(msg, Terminate):
+                    self.terminating = True
+            self.message = self.rt.docker_message
+            self.publish()
+        self.message = None
+
+    def _next_wakeup(self) -> float:
+        wake = math.inf
+        if self.docker_retry_at:
+            wake = min(wake, self.docker_retry_at)
+        if self.infra_retry_at:
+            wake = min(wake, self.infra_retry_at)
+        for app in self.apps.values():
+            if app.container_id is None and not app.finished:
+                wake = min(wake, app.start_at)
+        return wake
+
+    async def _handle(self, msg: Any) -> None:
+        if isinstance(msg, Terminate):
+            self.terminating = True
+        elif isinstance(msg, ContainerDied):
+            await self._on_died(msg.container_id)
+        elif isinstance(msg, ProbeVerdict):
+            self._on_probe(msg)
+        elif isinstance(msg, Resync):
+            await self._on_resync(msg)
+
+    # -- converge: make Docker match the spec -------------------------------------------
+
+    def _all_finished(self) -> bool:
+        return all(a.finished for a in self.apps.values())
+
+    async def _converge(self) -> None:
+        now = trio.current_time()
+        if now < self.docker_retry_at:
+            return
+        try:
+            if self._all_finished():
+                # Nothing will run again: the infra container has no one to serve.
+                if self.infra.running and not self.infra.stopping:
+                    self.infra.stopping = True
+                    self._spawn(self._stop_infra)
+                self._docker_ok()
+                return
+            if not self.volumes_ready:
+                for vol in plans.volume_plans(self.pod, self.node, self.spec_hash):
+                    await self.rt.docker.create_volume(vol.name, dict(vol.labels), dict(vol.driver_opts))
+                self.volumes_ready = True
+            due = [a for a in self.apps.values()
+                   if a.container_id is None and not a.finished and a.start_at <= now]
+            if not due:
+                self._docker_ok()
+                return
+            if not self.host_paths_ready:
+                problems = await trio.to_thread.run_sync(host_path_problems, self.pod)
+                if problems:
+                    # Kubernetes: a failed mount keeps the containers in ContainerCreating.
+                    for app in due:
+                        self._error_retry(app, CONTAINER_CREATING, "; ".join(problems))
+                    return
+                self.host_paths_ready = True
+            if self.infra.running:
+                prepared = await gather(*[partial(self._prepare_app, app) for app in due])
+            else:
+                # Pipeline: the app containers are created while the infra container starts.
+                if now < self.infra_retry_at:
+                    return
+                infra_id = await self._create_infra()
+                if infra_id is None:
+                    return
+                infra_ok, *prepared = await gather(partial(self._start_infra, infra_id),
+                                                   *[partial(self._prepare_app, app) for app in due])
+                if not infra_ok:
+                    for item in prepared:
+                        if item is not None:
+                            self._spawn(self.rt.docker.remove_container, item[0])
+                    return
+            await gather(*[partial(self._run_app, app, item[0], item[1])
+                           for app, item in zip(due, prepared) if item is not None])
+            self._docker_ok()
+        except (DockerUnavailable, DockerApiError) as exc:
+            self.docker_history = CrashHistory(self.docker_history.streak + 1)
+            delay = max(self.docker_backoff.base_s, delay_for_streak(self.docker_backoff, self.docker_history.streak))
+            self.docker_retry_at = trio.current_time() + delay
+            if isinstance(exc, DockerUnavailable):
+                self.message = f"docker unavailable: {exc}"
+            self._log("docker_call_failed", retry_in_s=f"{delay:.2f}", error=repr(str(exc)))
+
+    def _docker_ok(self) -> None:
+        self.docker_history = CrashHistory()
+        self.docker_retry_at = 0.0
+        if self.message and self.message.startswith("docker unavailable"):
+            self.message = None
+
+    async def _create_infra(self) -> str | None:
+        """Create the infra container; None if it must be retried later (reason in the apps' status)."""
+        docker = self.rt.docker
+        if self.infra.container_id is not None:
+            await docker.remove_container(self.infra.container_id)
+            self.infra.container_id = None
+        image = self.rt.config.infra_image
+        plan = plans.infra_plan(self.pod, self.node, self.spec_hash, self.rt.config)
+        try:
+            if not await self.rt.image_present(image):
+                raise ImageNotFound(f"infra image {image} is not present", 404)
+            infra_id = await self._create(plan)
+        except DockerApiError as exc:
+            self._infra_failed(exc)
+            return None
+        self.infra.container_id = infra_id
+        return infra_id
+
+    async def _start_infra(self, infra_id: str) -> bool:
+        try:
+            await self.rt.docker.start(infra_id)
+            info = await self.rt.docker.inspect_container(infra_id)
+        except DockerApiError as exc:
+            self._infra_failed(exc)
+            return False
+        self.infra_retry_at = 0.0
+        self.infra.running = True
+        self.infra.stopping = False
+        self.infra.ip = container_ip(info) or self.infra.ip
+        return True
+
+    def _infra_failed(self, exc: DockerApiError) -> None:
+        image = self.rt.config.infra_image
+        if isinstance(exc, ImageNotFound):
+            self.rt.forget_image(image)
+        reason = ERR_IMAGE_NEVER_PULL if isinstance(exc, ImageNotFound) else CREATE_CONTAINER_ERROR
+        self.infra_retry_at = trio.current_time() + max(self.image_backoff.base_s, 0.1)
+        for app in self.apps.values():
+            if app.container_id is None and not app.finished:
+                app.waiting = Waiting(reason, f"pod sandbox: {exc}")
+        self._log("infra_failed", error=repr(str(exc)))
+
+    async def _create(self, plan: plans.ContainerPlan) -> str:
+        docker = self.rt.docker
+        try:
+            return await docker.create_container(plan.name, dict(plan.create_kwargs), dict(plan.host_config_kwargs))
+        except DockerApiError as exc:
+            if exc.status_code != 409:
+                raise
+            # A leftover with our name (e.g. the agent died between create and start): replace it.
+            await docker.remove_container(plan.name)
+            return await docker.create_container(plan.name, dict(plan.create_kwargs), dict(plan.host_config_kwargs))
+
+    async def _image_ready(self, app: AppState) -> bool:
+        """Is the app's image present (pulling it if the policy allows)? Sets the waiting state if not."""
+        spec = app.spec
+        if await self.rt.image_present(spec.image):
+            if spec.image_pull_policy != "Always" or self.rt.was_pulled(spec.image):
+                return True
+        policy = spec.image_pull_policy or "IfNotPresent"
+        if policy == "Never":
+            if await self.rt.image_present(spec.image):
+                return True
+            self._image_retry(app, ERR_IMAGE_NEVER_PULL,
+                              f'Container image "{spec.image}" is not present with pull policy of Never')
+            return False
+        try:
+            await self.rt.docker.pull(spec.image)
+            self.rt.note_pulled(spec.image)
+            return True
+        except ImagePullError as exc:
+            if policy == "Always" and await self.rt.image_present(spec.image):
+                # No registry reachable but a local copy exists: run it (and say so once).
+                self._log("pull_failed_using_local", image=spec.image, error=repr(str(exc)))
+                self.rt.note_pulled(spec.image)
+                return True
+            reason = ERR_IMAGE_PULL if app.image_history.streak == 0 else IMAGE_PULL_BACK_OFF
+            self._image_retry(app, reason, f"failed to pull image {spec.image}: {exc}")
+            return False
+
+    def _image_retry(self, app: AppState, reason: str, message: str) -> None:
+        app.image_history = CrashHistory(app.image_history.streak + 1)
+        delay = max(self.image_backoff.base_s, delay_for_streak(self.image_backoff, app.image_history.streak))
+        app.start_at = trio.current_time() + delay
+        app.waiting = Waiting(reason, message)
+        self._log("image_unavailable", container=app.spec.name, reason=reason, retry_in_s=f"{delay:.2f}")
+
+    async def _prepare_app(self, app: AppState) -> tuple[str, int] | None:
+        """Check the image and create the app container: (container id, restart count), or None."""
+        if not await self._image_ready(app):
+            return None
+        restart_count = app.restart_count + 1 if app.instances > 0 else 0
+        try:
+            plan = plans.app_plan(self.pod, app.spec, self.node, self.spec_hash, str(self.infra.container_id),
+                                  restart_count=restart_count, crash_streak=app.history.streak)
+        except (plans.SpecError, ValueError) as exc:
+            self._error_retry(app, CREATE_CONTAINER_ERROR, str(exc))
+            return None
+        try:
+            return await self._create(plan), restart_count
+        except ImageNotFound as exc:
+            self.rt.forget_image(app.spec.image)
+            self._image_retry(app, ERR_IMAGE_NEVER_PULL if app.spec.image_pull_policy == "Never" else ERR_IMAGE_PULL,
+                              str(exc))
+        except DockerApiError as exc:
+            self._error_retry(app, CREATE_CONTAINER_ERROR, str(exc))
+        return None
+
+    async def _run_app(self, app: AppState, container_id: str, restart_count: int) -> None:
+        docker = self.rt.docker
+        app.instances += 1
+        app.restart_count = restart_count
+        app.image_history = CrashHistory()
+        app.container_id = container_id
+        app.started_trio = trio.current_time()
+        try:
+            await docker.start(container_id)
+        except DockerApiError as exc:
+            # Kubernetes counts a start failure as a failed run (it restarts with backoff).
+            self._log("start_failed", container=app.spec.name, error=repr(str(exc)))
+            app.container_id = None
+            self._spawn(docker.remove_container, container_id)
+            now = time.time()
+            term = Terminated(128, "StartError", None, now, container_id, message=str(exc))
+            self._after_exit(app, exit_code=128, started_at=None, finished_at=now, failed=True, term=term)
+            if not app.finished:
+                app.waiting = Waiting(RUN_CONTAINER_ERROR, str(exc))
+            return
+        app.running_since = time.time()
+        app.waiting = None
+        app.terminated = None
+        app.error_history = CrashHistory()
+        self._log("container_started", container=app.spec.name, id=container_id[:12], restarts=restart_count)
+        self._start_probes(app, container_id, started_trio=app.started_trio)
+
+    def _error_retry(self, app: AppState, reason: str, message: str) -> None:
+        app.error_history = CrashHistory(app.error_history.streak + 1)
+        delay = max(self.crash_backoff.base_s, delay_for_streak(self.crash_backoff, app.error_history.streak))
+        app.start_at = trio.current_time() + delay
+        app.waiting = Waiting(reason, message)
+        self._log("create_failed", container=app.spec.name, reason=reason, error=repr(message))
+
+    # -- deaths ---------------------------------------------------------------------------
+
+    async def _on_died(self, container_id: str) -> None:
+        if container_id == self.infra.container_id:
+            await self._on_infra_died()
+            return
+        for app in self.apps.values():
+            if app.container_id == container_id:
+                await self._on_app_died(app, container_id)
+                return
+
+    async def _on_infra_died(self) -> None:
+        if not self.infra.running:
+            return
+        self.infra.running = False
+        if self.infra.stopping or self.terminating:
+            return
+        self._log("sandbox_died")
+        # The app containers lost their network namespace: kill them; their restart policy decides.
+        for app in self.apps.values():
+            if app.container_id is not None and app.running_since is not None:
+                app.kill_reason = "sandbox"
+                self._spawn(self._stop_container, app.container_id, 0)
+
+    async def _on_app_died(self, app: AppState, container_id: str) -> None:
+        exit_code, oom, started_at, finished_at = 137, False, app.running_since, time.time()
+        try:
+            info = await self.rt.docker.inspect_container(container_id)
+            state = info.get("State") or {}
+            if state.get("Running"):
+                return  # a stale event (it was restarted by someone else): nothing died
+            exit_code = int(state.get("ExitCode") or 0)
+            oom = bool(state.get("OOMKilled"))
+            started_at = parse_docker_time(state.get("StartedAt")) or started_at
+            finished_at = parse_docker_time(state.get("FinishedAt")) or finished_at
+        except (DockerUnavailable, DockerApiError):
+            pass  # removed by someone else, or the engine is away: keep the defaults (killed)
+        self._cancel_probes(app)
+        reason = terminated_reason(exit_code, oom)
+        if app.kill_reason in ("liveness", "startup") and not oom:
+            reason = "Error"
+        term = Terminated(exit_code, reason, started_at, finished_at, container_id)
+        if app.previous_id and app.previous_id != container_id:
+            self._spawn(self.rt.docker.remove_container, app.previous_id)
+        app.previous_id = container_id
+        app.container_id = None
+        app.running_since = None
+        self._log("container_died", container=app.spec.name, id=container_id[:12], exit_code=exit_code,
+                  reason=reason, killed_for=app.kill_reason)
+        failed = app.kill_reason in ("liveness", "startup")
+        app.kill_reason = None
+        if self.terminating:
+            app.terminated = term
+            app.finished = True
+            return
+        self._after_exit(app, exit_code=exit_code, started_at=started_at, finished_at=finished_at, failed=failed,
+                         term=term)
+
+    def _after_exit(self, app: AppState, *, exit_code: int, started_at: float | None, finished_at: float,
+                    failed: bool, term: Terminated) -> None:
+        decision = decide(self.pod.spec.restart_policy, exit_code=exit_code, failed=failed,
+                          started_at_s=started_at, finished_at_s=finished_at, history=app.history,
+                          backoff=self.crash_backoff)
+        app.history = decision.history
+        if decision.restart:
+            delay = max(0.0, decision.at_s - finished_at)
+            # The delay counts from the exit, which may be in the past (adoption): use the wall clock.
+            remaining = max(0.0, decision.at_s - time.time())
+            app.start_at = trio.current_time() + remaining
+            if delay > 0:
+                app.waiting = Waiting(CRASH_LOOP_BACK_OFF,
+                                      f"back-off {delay:g}s restarting failed container={app.spec.name}")
+            else:
+                app.waiting = Waiting(CONTAINER_CREATING)
+            app.terminated = None
+            app.last = term
+        else:
+            app.terminated = term  # lastState keeps the instance before this one, as Kubernetes shows it
+            app.finished = True
+            app.waiting = None
+
+    async def _stop_container(self, container_id: str, grace_s: int) -> None:
+        """docker stop: SIGTERM, `grace_s`, SIGKILL. A container already gone is stopped enough."""
+        try:
+            await self.rt.docker.stop(container_id, grace_s)
+        except NotFound:
+            pass
+        except DockerApiError as exc:
+            self._log("stop_failed", id=container_id[:12], error=repr(str(exc)))
+
+    async def _stop_infra(self) -> None:
+        infra_id = self.infra.container_id
+        if infra_id is not None:
+            await self._stop_container(infra_id, 1)
+
+    # -- probes ---------------------------------------------------------------------------
+
+    def _start_probes(self, app: AppState, container_id: str, *, started_trio: float) -> None:
+        spec = app.spec
+        if spec.startup_probe is None:
+            app.started = True
+            if spec.readiness_probe is None:
+                app.ready = True
+        if spec.startup_probe is None and spec.liveness_probe is None and spec.readiness_probe is None:
+            return
+        scope = trio.CancelScope()
+        app.probe_scope = scope
+        self._spawn(self._probe_container, app.spec, container_id, started_trio, scope)
+
+    def _cancel_probes(self, app: AppState) -> None:
+        if app.probe_scope is not None:
+            app.probe_scope.cancel()
+            app.probe_scope = None
+        app.ready = False
+        app.started = False
+
+    async def _probe_container(self, spec: Any, container_id: str, started_trio: float,
+                               scope: trio.CancelScope) -> None:
+        with scope:
+            if spec.startup_probe is not None:
+                passed = await self._probe_loop(spec, container_id, probe_core.STARTUP, spec.startup_probe,
+                                                started_trio, stop_on_verdict=True)
+                if not passed:
+                    return
+                started_trio = trio.current_time()
+            async with trio.open_nursery() as nursery:
+                if spec.liveness_probe is not None:
+                    nursery.start_soon(self._probe_loop, spec, container_id, probe_core.LIVENESS,
+                                       spec.liveness_probe, started_trio, False)
+                if spec.readiness_probe is not None:
+                    nursery.start_soon(self._probe_loop, spec, container_id, probe_core.READINESS,
+                                       spec.readiness_probe, started_trio, False)
+
+    async def _probe_loop(self, spec: Any, container_id: str, kind: str, probe: Any, started_trio: float,
+                          stop_on_verdict: bool) -> bool:
+        timing = probe_core.ProbeTiming.of(probe)
+        state = probe_core.initial_state(kind, timing, started_at_s=started_trio)
+        while True:
+            await trio.sleep_until(state.next_at_s)
+            ok = await run_probe(self.rt.docker, probe, spec, container_id=container_id, pod_ip=self.infra.ip)
+            before = state.verdict
+            state = probe_core.observe(kind, timing, state, success=ok, now_s=trio.current_time())
+            if state.verdict != before and state.verdict is not None:
+                self.send(ProbeVerdict(spec.name, container_id, kind, state.verdict))
+            if probe_core.is_terminal_failure(kind, state):
+                return False
+            if stop_on_verdict and state.verdict:
+                return True
+
+    def _on_probe(self, msg: ProbeVerdict) -> None:
+        app = self.apps.get(msg.container)
+        if app is None or app.container_id != msg.container_id or app.running_since is None:
+            return  # about an instance that is gone
+        self._log("probe_verdict", container=msg.container, probe=msg.kind, ok=msg.verdict)
+        if msg.kind == probe_core.STARTUP and msg.verdict:
+            app.started = True
+            if app.spec.readiness_probe is None:
+                app.ready = True
+        elif msg.kind == probe_core.READINESS:
+            app.ready = msg.verdict
+        elif not msg.verdict and app.kill_reason is None:  # liveness or startup failed: kill it
+            app.kill_reason = msg.kind
+            app.ready = False
+            self._spawn(self._stop_container, msg.container_id, plans.grace_period_s(self.pod))
+
+    # -- adoption and resync ----------------------------------------------------------------
+
+    async def _adopt_with_retry(self) -> None:
+        listed = self.rt.listed_containers(self.uid)
+        streak = 0
+        while True:
+            try:
+                await self._adopt(listed)
+                return
+            except (DockerUnavailable, DockerApiError) as exc:
+                # Start over from a clean slate with a fresh listing.
+                for app in self.apps.values():
+                    self._cancel_probes(app)
+                self.apps = {c.name: AppState(spec=c) for c in self.pod.spec.containers}
+                self.infra = InfraState()
+                streak += 1
+                delay = max(self.docker_backoff.base_s, delay_for_streak(self.docker_backoff, streak))
+                self._log("adopt_retry", retry_in_s=f"{delay:.2f}", error=repr(str(exc)))
+                await trio.sleep(delay)
+                try:
+                    listed = await self.rt.docker.list_containers([f"{plans.LABEL_NODE}={self.node}",
+                                                                   f"{plans.LABEL_POD_UID}={self.uid}"])
+                except (DockerUnavailable, DockerApiError):
+                    pass
+
+    async def _adopt(self, listed: list[dict[str, Any]]) -> None:
+        """Take over the containers a previous agent left for this Pod."""
+        docker = self.rt.docker
+        infra: list[dict[str, Any]] = []
+        apps: dict[str, list[dict[str, Any]]] = {}
+        for c in listed:
+            labels = c.get("Labels") or {}
+            if labels.get(plans.LABEL_SPEC_HASH) != self.spec_hash:
+                self._spawn(docker.remove_container, c["Id"])
+                continue
+            if labels.get(plans.LABEL_ROLE) == plans.ROLE_INFRA:
+                infra.append(c)
+            elif labels.get(plans.LABEL_CONTAINER) in self.apps:
+                apps.setdefault(labels[plans.LABEL_CONTAINER], []).append(c)
+            else:
+                self._spawn(docker.remove_container, c["Id"])
+        if not infra and not apps:
+            return
+        self.volumes_ready = False  # create is idempotent: make sure they all exist
+        infra_running = [c for c in infra if c.get("State") == "running"]
+        keep_infra = infra_running[0] if infra_running else None
+        for c in infra:
+            if c is not keep_infra:
+                self._spawn(docker.remove_container, c["Id"])
+        if keep_infra is not None:
+            info = await docker.inspect_container(keep_infra["Id"])
+            self.infra = InfraState(container_id=keep_infra["Id"], running=True, ip=container_ip(info))
+        self._log("adopting", infra=bool(keep_infra), containers=sum(len(v) for v in apps.values()))
+        for name, found in apps.items():
+            app = self.apps[name]
+            found.sort(key=lambda c: int((c.get("Labels") or {}).get(plans.LABEL_RESTART_COUNT, "0")), reverse=True)
+            current, older = found[0], found[1:]
+            for stale in older[1:]:
+                self._spawn(docker.remove_container, stale["Id"])
+            labels = current.get("Labels") or {}
+            app.restart_count = int(labels.get(plans.LABEL_RESTART_COUNT, "0"))
+            app.instances = app.restart_count + 1
+            app.history = CrashHistory(int(labels.get(plans.LABEL_CRASH_STREAK, "0")))
+            if older:
+                app.previous_id = older[0]["Id"]
+                app.last = await self._terminated_of(older[0]["Id"])
+            info = await docker.inspect_container(current["Id"])
+            state = info.get("State") or {}
+            app.image_id = info.get("Image")
+            if state.get("Status") == "created":
+                # Created but never started (the agent stopped in between): start that instance afresh.
+                self._spawn(docker.remove_container, current["Id"])
+                app.instances = app.restart_count
+                app.restart_count = max(0, app.restart_count - 1)
+            elif state.get("Running") and keep_infra is not None:
+                app.container_id = current["Id"]
+                app.running_since = parse_docker_time(state.get("StartedAt")) or time.time()
+                app.started_trio = trio.current_time() - max(0.0, time.time() - app.running_since)
+                app.waiting = None
+                self._start_probes(app, current["Id"], started_trio=trio.current_time())
+            elif state.get("Running"):
+                # Its sandbox is gone: it cannot be reached; kill it and let the policy decide.
+                app.container_id = current["Id"]
+                app.running_since = parse_docker_time(state.get("StartedAt")) or time.time()
+                app.kill_reason = "sandbox"
+                self._spawn(self._stop_container, current["Id"], 0)
+            else:
+                app.container_id = current["Id"]
+                await self._on_app_died(app, current["Id"])
+
+    async def _terminated_of(self, container_id: str) -> Terminated | None:
+        try:
+            info = await self.rt.docker.inspect_container(container_id)
+        except NotFound:
+            return None
+        state = info.get("State") or {}
+        code = int(state.get("ExitCode") or 0)
+        return Terminated(code, terminated_reason(code, bool(state.get("OOMKilled"))),
+                          parse_docker_time(state.get("StartedAt")), parse_docker_time(state.get("FinishedAt")),
+                          container_id)
+
+    async def _on_resync(self, msg: Resync) -> None:
+        by_id = {c["Id"]: c for c in msg.containers}
+        if self.infra.running and self.infra.container_id:
+            c = by_id.get(self.infra.container_id)
+            if c is None or c.get("State") in ("exited", "dead"):
+                await self._on_infra_died()
+        for app in self.apps.values():
+            cid = app.container_id
+            if cid is None or app.running_since is None or app.started_trio > msg.listed_at:
+                continue
+            c = by_id.get(cid)
+            if c is None or c.get("State") in ("exited", "dead"):
+                await self._on_app_died(app, cid)
+
+    # -- teardown ---------------------------------------------------------------------------
+
+    async def _teardown(self) -> None:
+        """Stop (grace period, then SIGKILL) and remove every container and volume of the Pod."""
+        docker = self.rt.docker
+        grace = plans.grace_period_s(self.pod)
+        for app in self.apps.values():
+            self._cancel_probes(app)
+        self._log("terminating", grace_s=grace)
+        delay_streak = 0
+        while True:
+            try:
+                running = [a.container_id for a in self.apps.values() if a.container_id]
+                await gather(*[partial(self._stop_container, cid, grace) for cid in running])
+                if self.infra.container_id:
+                    await self._stop_container(self.infra.container_id, 1)
+                listed = await docker.list_containers([f"{plans.LABEL_NODE}={self.node}",
+                                                       f"{plans.LABEL_POD_UID}={self.uid}"])
+                await gather(*[partial(docker.remove_container, c["Id"]) for c in listed])
+                volumes = await docker.list_volumes([f"{plans.LABEL_NODE}={self.node}",
+                                                     f"{plans.LABEL_POD_UID}={self.uid}"])
+                for v in volumes:
+                    await docker.remove_volume(v["Name"])
+                break
+            except (DockerUnavailable, DockerApiError) as exc:
+                delay_streak += 1
+                delay = max(self.docker_backoff.base_s, delay_for_streak(self.docker_backoff, delay_streak))
+                self._log("teardown_retry", retry_in_s=f"{delay:.2f}", error=repr(str(exc)))
+                await trio.sleep(delay)
+        self._log("terminated")
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _spawn(self, fn: Any, *args: Any) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._quietly, fn, *args)
+
+    async def _quietly(self, fn: Any, *args: Any) -> None:
+        try:
+            await fn(*args)
+        except (DockerUnavailable, DockerApiError) as exc:
+            self._log("background_call_failed", call=getattr(fn, "__name__", fn), error=repr(str(exc)))
+
+    # -- status ------------------------------------------------------------------------------
+
+    def build_status(self) -> PodStatus:
+        statuses = []
+        for app in self.apps.values():
+            state: Any
+            if app.container_id is not None and app.running_since is not None:
+                state = Running(app.running_since)
+            elif app.terminated is not None and app.finished:
+                state = app.terminated
+            else:
+                state = app.waiting or Waiting(CONTAINER_CREATING)
+            statuses.append(ContainerStatus(
+                name=app.spec.name, image=app.spec.image, state=state, last_state=app.last,
+                ready=app.ready and isinstance(state, Running), started=app.started and isinstance(state, Running),
+                restart_count=app.restart_count,
+                container_id=app.container_id or (app.terminated.container_id if app.terminated else None),
+                image_id=app.image_id,
+            ))
+        phase = pod_phase(self.pod.spec.restart_policy, statuses)
+        message = self.message
+        if self.rt.docker_lost():
+            message = message or self.rt.docker_message
+            if any(a.container_id for a in self.apps.values()):
+                phase = "Unknown"  # its containers exist but their state cannot be read now
+        ready = containers_ready(statuses) and phase == "Running"
+        now = time.time()
+        if ready != self._ready_since[0]:
+            self._ready_since = (ready, now)
+        since = self._ready_since[1]
+        not_ready_reason = None if ready else ("PodCompleted" if phase in ("Succeeded", "Failed") else "ContainersNotReady")
+        conditions = (
+            PodCondition("PodScheduled", True, self.start_time),
+            PodCondition("Initialized", True, self.start_time),
+            PodCondition("ContainersReady", ready, since, not_ready_reason),
+            PodCondition("Ready", ready, since, not_ready_reason),
+        )
+        meta = self.pod.metadata
+        return PodStatus(
+            uid=self.uid, namespace=meta.namespace, name=meta.name, phase=phase, conditions=conditions,
+            container_statuses=tuple(statuses), pod_ip=self.infra.ip, host_ip=self.rt.host_ip,
+            start_time=self.start_time, message=message,
+        )
+
+    def publish(self) -> None:
+        status = self.build_status()
+        if status != self._last_status:
+            self._last_status = status
+            self.rt.publish(status)
+
+
+__all__ = ["PodWorker", "ContainerDied", "ProbeVerdict", "Resync", "Terminate", "Wake"]

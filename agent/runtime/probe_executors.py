@@ -1,0 +1,91 @@
+"""Running one probe against a container: exec, httpGet, tcpSocket.
+
+Owns: the I/O of a single probe attempt; returns True (success) or False. Rules: every
+attempt is bounded by the probe's timeout; any error (refused, reset, timeout, Docker
+failure) is a failed attempt, never an exception to the caller.
+  exec       docker exec; success is exit code 0;
+  httpGet    HTTP/1.0 GET to <host or pod IP>:<port><path>; success is a 2xx or 3xx status;
+             scheme HTTPS speaks TLS without verifying the certificate, as kubelet does;
+  tcpSocket  a TCP connection that opens.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import trio
+
+from .docker_api import DockerApi
+from .errors import PodRuntimeError
+
+
+def _port(container: Any, port: int | str) -> int | None:
+    if isinstance(port, int):
+        return port
+    if isinstance(port, str) and port.isdigit():
+        return int(port)
+    return container.port_number(port)
+
+
+def _probe_tls_context() -> ssl.SSLContext:
+    # kubelet does not verify the certificate of an HTTPS probe: the probe checks that the
+    # server answers, not who it is.
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+_TLS_CONTEXT = _probe_tls_context()
+
+
+async def _http_get(host: str, port: int, path: str, headers: tuple[tuple[str, str], ...], *,
+                    https: bool = False) -> bool:
+    stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+    if https:
+        stream = trio.SSLStream(stream, _TLS_CONTEXT, server_hostname=host)
+    async with stream:
+        lines = [f"GET {path or '/'} HTTP/1.0", f"Host: {host}:{port}", "User-Agent: agentd-probe", "Connection: close"]
+        lines += [f"{k}: {v}" for k, v in headers]
+        await stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        head = b""
+        while b"\r\n" not in head and len(head) < 4096:
+            chunk = await stream.receive_some(1024)
+            if not chunk:
+                break
+            head += chunk
+    status_line = head.split(b"\r\n", 1)[0].split()
+    if len(status_line) < 2 or not status_line[1].isdigit():
+        return False
+    return 200 <= int(status_line[1]) < 400
+
+
+async def run_probe(docker: DockerApi, probe: Any, container: Any, *, container_id: str, pod_ip: str | None) -> bool:
+    """One attempt of `probe` (a Probe of the Pod model) against a running container."""
+    timeout_s = float(probe.timeout_seconds or 1)
+    try:
+        with trio.fail_after(timeout_s):
+            if probe.exec is not None:
+                return await docker.exec(container_id, list(probe.exec.command)) == 0
+            if probe.http_get is not None:
+                action = probe.http_get
+                port = _port(container, action.port)
+                host = action.host or pod_ip
+                scheme = (action.scheme or "HTTP").upper()
+                if port is None or host is None or scheme not in ("HTTP", "HTTPS"):
+                    return False
+                return await _http_get(host, port, action.path, tuple(action.http_headers),
+                                       https=scheme == "HTTPS")
+            if probe.tcp_socket is not None:
+                action = probe.tcp_socket
+                port = _port(container, action.port)
+                host = action.host or pod_ip
+                if port is None or host is None:
+                    return False
+                stream = await trio.open_tcp_stream(host, port)
+                await stream.aclose()
+                return True
+    except (trio.TooSlowError, OSError, PodRuntimeError, trio.BrokenResourceError, ssl.SSLError):
+        return False
+    return False  # a probe with no handler never succeeds

@@ -1,0 +1,133 @@
+"""Fixtures for the runtime's tests against the real Docker engine.
+
+The engine must be reachable: `docker_client` FAILS the test (it never skips) when it is
+not. Every test gets its own node name; every container and volume labelled with it is
+removed after the test, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable
+
+import docker
+import pytest
+import trio
+
+from agent.runtime import InMemorySource, PodRuntime, PodStatus, quick_profile
+from agent.runtime.containers import LABEL_NODE
+from agent.state.pod import Container, ObjectMeta, Pod, PodSpec
+
+TEST_IMAGE = "busybox:local"
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - turned into a loud failure
+        pytest.fail(f"the Docker engine is unreachable ({exc!r}); these tests need it running", pytrace=False)
+    try:
+        client.images.get(TEST_IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"image {TEST_IMAGE} is missing: build it from busybox-static (see the CI setup)", pytrace=False)
+    return client
+
+
+@pytest.fixture
+def node_name(docker_client: docker.DockerClient) -> Any:
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    yield name
+    cleanup_node(docker_client, name)
+
+
+def cleanup_node(client: docker.DockerClient, node: str) -> None:
+    label = f"{LABEL_NODE}={node}"
+    for c in client.containers.list(all=True, filters={"label": label}):
+        try:
+            c.remove(force=True)
+        except docker.errors.APIError:  # already gone, or its removal is in progress
+            pass
+    for v in client.volumes.list(filters={"label": label}):
+        try:
+            v.remove(force=True)
+        except docker.errors.APIError:
+            pass
+
+
+def make_pod(name: str, *containers: Container, restart_policy: str = "Always", uid: str | None = None,
+             grace_s: int = 2, volumes: tuple = (), namespace: str = "default") -> Pod:
+    return Pod(
+        metadata=ObjectMeta(name=name, namespace=namespace, uid=uid or uuid.uuid4().hex),
+        spec=PodSpec(containers=tuple(containers), restart_policy=restart_policy, volumes=volumes,
+                     termination_grace_period_seconds=grace_s),
+    )
+
+
+def sh(name: str, script: str, **kwargs: Any) -> Container:
+    """A busybox:local container running a shell script."""
+    return Container(name=name, image=TEST_IMAGE, command=("sh", "-c", script), **kwargs)
+
+
+class Harness:
+    """A runtime running in the test's nursery, fed by an InMemorySource."""
+
+    def __init__(self, nursery: trio.Nursery, node_name: str, **config: Any) -> None:
+        self.nursery = nursery
+        self.node_name = node_name
+        self.config = quick_profile(**config)
+        self.source = InMemorySource()
+        self.runtime: PodRuntime | None = None
+        self._scope: trio.CancelScope | None = None
+
+    async def start(self, **kwargs: Any) -> PodRuntime:
+        self.runtime = PodRuntime(node_name=self.node_name, config=self.config, **kwargs)
+        scope = trio.CancelScope()
+        self._scope = scope
+        runtime = self.runtime
+
+        async def run(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            with scope:
+                await runtime.run(self.source, task_status=task_status)
+
+        await self.nursery.start(run)
+        return runtime
+
+    def stop(self) -> None:
+        """Cancel the runtime (as if the agent died): containers are left as they are."""
+        assert self._scope is not None
+        self._scope.cancel()
+
+    def status(self, pod: Pod) -> PodStatus | None:
+        assert self.runtime is not None
+        return self.runtime.statuses().get(pod.metadata.uid)
+
+    async def wait_for(self, pod: Pod, check: Callable[[PodStatus], bool], *, timeout_s: float = 20.0,
+                       what: str = "") -> PodStatus:
+        """Wait until the pod's status satisfies `check`; fail with the last status if it never does."""
+        last = None
+        with trio.move_on_after(timeout_s):
+            while True:
+                last = self.status(pod)
+                if last is not None and check(last):
+                    return last
+                await trio.sleep(0.02)
+        pytest.fail(f"timed out after {timeout_s}s waiting for {what or check}: last status {last!r}")
+
+
+@pytest.fixture
+async def harness(nursery: trio.Nursery, node_name: str) -> Harness:
+    return Harness(nursery, node_name)
+
+
+def container_state(status: PodStatus, name: str) -> Any:
+    cs = status.container(name)
+    assert cs is not None, f"no status for container {name}"
+    return cs.state
+
+
+async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    return await trio.to_thread.run_sync(fn, *args)
+
+
