@@ -58,12 +58,14 @@ echo "== agentctl wait --for condition=Ready ${long_running[*]}"
 sleep 2
 echo "== agentctl get pods -o wide"
 "$CTL" get pods -o wide
-for pod in "${long_running[@]}"; do
-    name=${pod#pod/}
-    first=$("$CTL" get pod "$name" -o json | "$ROOT/.venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["spec"]["containers"][-1]["name"])')
-    echo "== agentctl logs $name -c $first --tail 5"
-    "$CTL" logs "$name" -c "$first" --tail 5 || true
-done
+echo "== agentctl logs web -c fetcher --tail 3"
+"$CTL" logs web -c fetcher --tail 3
+echo "== agentctl wait pod/count-to-five --for phase=Succeeded"
+"$CTL" wait pod/count-to-five --for phase=Succeeded --timeout 60
+echo "== agentctl logs count-to-five"
+"$CTL" logs count-to-five
+echo "== agentctl get pods"
+"$CTL" get pods
 
 if [ "$ONCE" = 1 ]; then
     exit 0

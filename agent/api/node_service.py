@@ -88,8 +88,8 @@ class NodeServicer:
                 yield node_pb2.PodEvent(kind=node_pb2.PodEvent.CURRENT, pod=view)
             async for status in updates:
                 pod = self._runtime.pod(status.uid)
-                if pod is None:
-                    # Gone from the node: the status still names it.
+                if status.deleted or pod is None:
+                    # Gone from the node: the last status still names it.
                     yield node_pb2.PodEvent(
                         kind=node_pb2.PodEvent.DELETED,
                         pod=node_pb2.PodView(uid=status.uid, namespace=status.namespace, name=status.name),
