@@ -48,6 +48,10 @@ def _default_host_ip() -> str | None:
         return None
 
 
+# How many container ids with an "oom" event are remembered: far more than die between two looks.
+_OOM_MEMORY = 1024
+
+
 class PodRuntime:
     def __init__(self, *, node_name: str, config: RuntimeConfig, docker: DockerApi | None = None,
                  host_ip: str | None = None) -> None:
@@ -73,6 +77,7 @@ class PodRuntime:
         self.dropped_status_updates = 0
         self._desired_pods: dict[str, Any] = {}  # the latest runnable desired set
         self.rejected: dict[str, str] = {}  # uid -> why a desired Pod cannot run here
+        self._oom_seen: dict[str, None] = {}  # container ids with an "oom" event, oldest first
 
     # -- public API ------------------------------------------------------------------------
 
@@ -128,6 +133,10 @@ class PodRuntime:
                                    reserved_memory_bytes=self.config.reserved_memory_bytes)
 
     # -- used by pod workers ---------------------------------------------------------------
+
+    def saw_oom(self, container_id: str) -> bool:
+        """Did the engine report an out-of-memory kill in this container?"""
+        return container_id in self._oom_seen
 
     def docker_lost(self) -> bool:
         """Was the engine reachable once and is it unreachable now?"""
@@ -333,9 +342,14 @@ class PodRuntime:
         container_id = actor.get("ID") or event.get("id")
         worker = self._worker_for(attrs.get(plans.LABEL_POD_UID))
         if event.get("Action", event.get("status")) == "oom":
-            # Informational: the death that follows (if any) carries OOMKilled in its inspect.
+            # The death that follows usually carries OOMKilled in its inspect, but the engine
+            # does not always set it (cgroup v2 races): remember the event as a second witness.
             log.warning("%s event=container_oom uid=%s container=%s id=%s", self.node_name,
                         attrs.get(plans.LABEL_POD_UID), attrs.get(plans.LABEL_CONTAINER), (container_id or "")[:12])
+            if container_id:
+                self._oom_seen[container_id] = None
+                while len(self._oom_seen) > _OOM_MEMORY:
+                    self._oom_seen.pop(next(iter(self._oom_seen)))
             return
         if worker is not None and container_id:
             worker.send(ContainerDied(container_id))

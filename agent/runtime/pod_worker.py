@@ -397,7 +397,7 @@ class PodWorker:
             if state.get("Running"):
                 return  # a stale event (it was restarted by someone else): nothing died
             exit_code = int(state.get("ExitCode") or 0)
-            oom = bool(state.get("OOMKilled"))
+            oom = bool(state.get("OOMKilled")) or self.rt.saw_oom(container_id)
             started_at = parse_docker_time(state.get("StartedAt")) or started_at
             finished_at = parse_docker_time(state.get("FinishedAt")) or finished_at
         except (DockerUnavailable, DockerApiError):
