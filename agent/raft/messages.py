@@ -1,0 +1,309 @@
+"""Messages Raft nodes exchange.
+
+Owns: one frozen, slotted dataclass per message kind, their explicit wire numbers
+(`MsgType`, only ever appended), and `validate`, which a node runs on every message
+from outside before acting on it. Rules: messages are plain values (ints, strings,
+bytes, tuples); a message that fails `validate` is counted and dropped by the core,
+never allowed to crash it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import ClassVar, Union
+
+from agent.raft.types import ConfState, Entry, EntryKind, SnapshotMeta
+
+
+class MsgType(enum.IntEnum):
+    """Wire numbers. Only ever append."""
+
+    APPEND = 1
+    APPEND_RESP = 2
+    VOTE = 3
+    VOTE_RESP = 4
+    HEARTBEAT = 5
+    HEARTBEAT_RESP = 6
+    SNAPSHOT = 7
+    SNAPSHOT_RESP = 8
+    TIMEOUT_NOW = 9
+    READ_INDEX = 10
+    READ_INDEX_RESP = 11
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEntries:
+    """Leader -> follower: entries after (prev_index, prev_term), and the leader's commit (Raft §5.3)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.APPEND
+    src: str
+    dst: str
+    term: int
+    prev_index: int
+    prev_term: int
+    entries: tuple[Entry, ...]
+    commit: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResponse:
+    """Follower -> leader. On success `index` is the last index now known to match.
+
+    On rejection `index` is the rejected prev_index, and the hint lets the leader skip a
+    whole term at once: `hint_term` is the follower's term at min(prev_index, its last
+    index) (0 when its log is shorter) and `hint_index` is the first index the follower
+    holds with that term (its last index + 1 when its log is shorter).
+    """
+
+    TYPE: ClassVar[MsgType] = MsgType.APPEND_RESP
+    src: str
+    dst: str
+    term: int
+    index: int
+    reject: bool = False
+    hint_term: int = 0
+    hint_index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class VoteRequest:
+    """Candidate -> voter (Raft §5.2). With `pre_vote` it is a PreVote probe (thesis §9.6):
+    `term` is the term the sender would campaign in, and nobody changes state."""
+
+    TYPE: ClassVar[MsgType] = MsgType.VOTE
+    src: str
+    dst: str
+    term: int
+    last_index: int
+    last_term: int
+    pre_vote: bool = False
+    transfer: bool = False  # sent after TimeoutNow: voters must not ignore it (thesis §3.10)
+
+
+@dataclass(frozen=True, slots=True)
+class VoteResponse:
+    TYPE: ClassVar[MsgType] = MsgType.VOTE_RESP
+    src: str
+    dst: str
+    term: int
+    granted: bool
+    pre_vote: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Leader -> follower: keeps the follower's timer quiet. `commit` never exceeds what
+    the follower is known to match. `context` numbers a ReadIndex round (thesis §6.4)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.HEARTBEAT
+    src: str
+    dst: str
+    term: int
+    commit: int
+    context: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatResponse:
+    TYPE: ClassVar[MsgType] = MsgType.HEARTBEAT_RESP
+    src: str
+    dst: str
+    term: int
+    context: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class InstallSnapshot:
+    """Leader -> follower: one chunk of a snapshot (Raft §7). `done` marks the last chunk."""
+
+    TYPE: ClassVar[MsgType] = MsgType.SNAPSHOT
+    src: str
+    dst: str
+    term: int
+    meta: SnapshotMeta
+    offset: int
+    data: bytes
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotResponse:
+    """Follower -> leader: `next_offset` is the byte the follower wants next; `done` says
+    the whole snapshot at `index` is installed (or was not needed)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.SNAPSHOT_RESP
+    src: str
+    dst: str
+    term: int
+    index: int
+    next_offset: int
+    done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutNow:
+    """Leader -> transfer target: start an election now (thesis §3.10)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.TIMEOUT_NOW
+    src: str
+    dst: str
+    term: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadIndexRequest:
+    """Follower -> leader: please confirm a read point for `context` (thesis §6.4)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.READ_INDEX
+    src: str
+    dst: str
+    term: int
+    context: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReadIndexResponse:
+    """Leader -> follower: the read `context` may be served once applied >= `index`;
+    `reject` means the leader could not serve it (the follower fails the read)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.READ_INDEX_RESP
+    src: str
+    dst: str
+    term: int
+    context: bytes
+    index: int
+    reject: bool = False
+
+
+Message = Union[
+    AppendEntries,
+    AppendResponse,
+    VoteRequest,
+    VoteResponse,
+    Heartbeat,
+    HeartbeatResponse,
+    InstallSnapshot,
+    SnapshotResponse,
+    TimeoutNow,
+    ReadIndexRequest,
+    ReadIndexResponse,
+]
+
+MESSAGE_CLASSES: dict[MsgType, type] = {
+    cls.TYPE: cls
+    for cls in (
+        AppendEntries,
+        AppendResponse,
+        VoteRequest,
+        VoteResponse,
+        Heartbeat,
+        HeartbeatResponse,
+        InstallSnapshot,
+        SnapshotResponse,
+        TimeoutNow,
+        ReadIndexRequest,
+        ReadIndexResponse,
+    )
+}
+
+_INT_FIELDS = (
+    "term",
+    "prev_index",
+    "prev_term",
+    "commit",
+    "index",
+    "hint_term",
+    "hint_index",
+    "last_index",
+    "last_term",
+    "context",
+    "offset",
+    "next_offset",
+)
+
+
+def _is_count(value: object) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _valid_conf(conf: object) -> bool:
+    return (
+        isinstance(conf, ConfState)
+        and isinstance(conf.voters, tuple)
+        and isinstance(conf.learners, tuple)
+        and all(type(n) is str for n in conf.voters + conf.learners)
+    )
+
+
+_index_of = attrgetter("index")
+_term_of = attrgetter("term")
+_kind_of = attrgetter("kind")
+_data_of = attrgetter("data")
+
+
+def _validate_entries(msg: AppendEntries) -> str | None:
+    """Entries must be Entry values numbered prev_index+1, +2, ... with terms between
+    prev_term and the message's term. Checked with C-speed passes: appends carry
+    thousands of entries and this runs on every one of them."""
+    entries = msg.entries
+    if type(entries) is not tuple:
+        return "bad_entries"
+    if not entries:
+        return None
+    if any(type(entry) is not Entry for entry in entries):
+        return "bad_entry"
+    first = msg.prev_index + 1
+    if list(map(_index_of, entries)) != list(range(first, first + len(entries))):
+        return "bad_entry_index"
+    terms = list(map(_term_of, entries))
+    if set(map(type, terms)) != {int} or min(terms) < msg.prev_term or max(terms) > msg.term:
+        return "bad_entry_term"
+    if terms[0] != terms[-1] and terms != sorted(terms):  # terms never decrease along a log
+        return "bad_entry_term"
+    if not set(map(type, map(_kind_of, entries))) <= {EntryKind}:
+        return "bad_entry_kind"
+    if set(map(type, map(_data_of, entries))) != {bytes}:
+        return "bad_entry_data"
+    return None
+
+
+def validate(msg: object) -> str | None:
+    """Return why `msg` is malformed, or None when it is well formed.
+
+    Checks shapes only (types, non-negative numbers, contiguous entries); whether the
+    content makes sense for the receiver's state is the core's business.
+    """
+    cls = type(msg)
+    if MESSAGE_CLASSES.get(getattr(cls, "TYPE", None)) is not cls:
+        return "unknown_type"
+    if type(msg.src) is not str or not msg.src or type(msg.dst) is not str:
+        return "bad_address"
+    for name in _INT_FIELDS:
+        value = getattr(msg, name, 0)
+        if name == "context" and cls in (ReadIndexRequest, ReadIndexResponse):
+            if type(value) is not bytes:
+                return "bad_context"
+            continue
+        if not _is_count(value):
+            return f"bad_{name}"
+    if cls is AppendEntries:
+        problem = _validate_entries(msg)
+        if problem is not None:
+            return problem
+    elif cls is InstallSnapshot:
+        meta = msg.meta
+        if (
+            type(meta) is not SnapshotMeta
+            or not _is_count(meta.index)
+            or not _is_count(meta.term)
+            or not _valid_conf(meta.conf)
+            or type(msg.data) is not bytes
+            or type(msg.done) is not bool
+        ):
+            return "bad_snapshot"
+    for flag in ("reject", "granted", "pre_vote", "transfer", "done"):
+        if type(getattr(msg, flag, False)) is not bool:
+            return f"bad_{flag}"
+    return None

@@ -1,0 +1,30 @@
+"""The state-machine interface Raft applies committed entries to.
+
+Owns: `StateMachine`, the Protocol every replicated state machine implements (the
+test key-value store in kv.py, the cluster state in agent/state). Rules: `apply` is
+deterministic (same entries in the same order give the same results on every node),
+is called once per committed entry in log order (NOOP and CONFIG entries included, so
+the machine can track its applied index), and never raises on a malformed command:
+it returns an error result instead. `snapshot()` captures everything applied so far,
+`restore()` replaces the whole state with a snapshot.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from agent.raft.types import Entry
+
+
+@runtime_checkable
+class StateMachine(Protocol):
+    applied_index: int
+
+    def apply(self, entry: Entry) -> object:
+        """Apply one committed entry; return the result for the proposing client."""
+
+    def snapshot(self) -> bytes:
+        """Serialize the state (including client sessions) as of `applied_index`."""
+
+    def restore(self, data: bytes) -> None:
+        """Replace the state by a snapshot produced by `snapshot()`."""

@@ -1,0 +1,62 @@
+"""The test key-value state machine and its client sessions (thesis §6.3)."""
+
+from __future__ import annotations
+
+import msgpack
+
+from agent.raft.kv import STALE, KvError, KvStore, encode_cas, encode_delete, encode_put
+from agent.raft.statemachine import StateMachine
+from agent.raft.types import Entry, EntryKind
+
+
+def feed(kv: KvStore, *datas: bytes) -> list:
+    results = []
+    for data in datas:
+        results.append(kv.apply(Entry(kv.applied_index + 1, 1, EntryKind.NORMAL, data)))
+    return results
+
+
+def test_kv_implements_state_machine_protocol():
+    assert isinstance(KvStore(), StateMachine)
+
+
+def test_retried_command_applies_once_and_returns_cached_result__thesis_6_3():
+    kv = KvStore()
+    first = feed(kv, encode_cas("c1", 1, "k", None, "v1"))
+    feed(kv, encode_put("c2", 1, "k", "other"))
+    retry = feed(kv, encode_cas("c1", 1, "k", None, "v1"))  # the same command again
+    assert first == [True] and retry == [True]  # cached, not re-executed (would be False)
+    assert kv.get("k") == "other"
+    assert kv.commands_applied == 2
+
+
+def test_older_sequence_is_reported_stale__thesis_6_3():
+    kv = KvStore()
+    feed(kv, encode_put("c", 1, "k", "a"), encode_put("c", 2, "k", "b"))
+    assert feed(kv, encode_put("c", 1, "k", "a")) == [STALE]
+    assert kv.get("k") == "b"
+
+
+def test_noop_and_config_entries_only_advance_applied_index():
+    kv = KvStore()
+    kv.apply(Entry(1, 1, EntryKind.NOOP))
+    kv.apply(Entry(2, 1, EntryKind.CONFIG, b"{}"))
+    assert kv.applied_index == 2 and kv.data == {}
+
+
+def test_malformed_command_returns_error_and_log_goes_on():
+    kv = KvStore()
+    results = feed(kv, b"\xff\x00garbage", msgpack.packb((1, "x", "put")), msgpack.packb(("c", 1, "zap", "k")))
+    assert results == [KvError("malformed"), KvError("bad_session"), KvError("unknown_op")]
+    assert feed(kv, encode_put("c", 2, "k", "v")) == [None]
+    assert kv.get("k") == "v"
+
+
+def test_snapshot_restores_data_and_sessions__thesis_6_3():
+    kv = KvStore()
+    feed(kv, encode_put("c", 1, "k", "v"), encode_delete("d", 1, "missing"), b"junk")
+    copy = KvStore()
+    copy.restore(kv.snapshot())
+    assert copy.data == kv.data and copy.applied_index == kv.applied_index
+    assert feed(copy, encode_delete("d", 1, "missing")) == [False]  # cached result survived
+    assert copy.sessions == kv.sessions | {"d": (1, False)}
