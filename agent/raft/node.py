@@ -1,0 +1,792 @@
+"""The Trio driver of one Raft node: it owns the RaftCore, its storage and its state machine.
+
+Owns: the one task that runs the core (`RaftNode.run`); the clock that ticks it; the
+Ready loop (persist, send, apply, serve reads, advance); taking state-machine snapshots
+and compacting the log; and the async API the rest of agentd calls: `propose`,
+`propose_many`, `read`, `transfer_leadership`, `add_learner`, `promote`, `remove`,
+`status`.
+
+Rules it keeps:
+- Only the run task touches the core. Callers queue requests (proposals, reads,
+  admin calls, peer messages) and wait on their own waiter; the run task drains every
+  queue at each loop turn, at most `max_inputs_per_turn` items, so a flood cannot starve
+  ticks and heartbeats.
+- The Ready contract of core.py, in order: storage first (snapshot, then entries and
+  hard state, one fdatasync), only then messages go to the transport, then apply
+  committed entries, then serve reads, then `advance`. Processing a Ready never awaits,
+  so nothing can interleave with it.
+- Many proposals waiting at one turn become few log entries: with `pack_commands` the
+  commands are packed into batch entries (`encode_batch`), each command keeping its own
+  result; one fsync and one RPC per peer carry them all.
+- A proposal is answered only when its entry is applied with the term it was proposed
+  in. When this node stops leading (or its term moves on), every pending proposal fails
+  with NotLeader: its outcome is unknown and the client retries with its session.
+- Reads are linearizable through ReadIndex (thesis §6.4): served once the state machine
+  has applied the index the leader confirmed with a quorum. Never from local state alone.
+- Storage failures and broken invariants propagate: the node stops rather than lie.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import random
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import msgpack
+import trio
+
+from agent.raft.config import RaftConfig
+from agent.raft.core import ConfChange, ConfChangeKind, RaftCore, Ready, Role
+from agent.raft.errors import NotLeader, RaftError, RaftInvariantError
+from agent.raft.messages import Message
+from agent.raft.statemachine import StateMachine
+from agent.raft.storage import RaftStorage
+from agent.raft.types import ConfState, Entry, EntryKind, SnapshotMeta
+
+__all__ = [
+    "BATCH_MARK",
+    "CommandBatches",
+    "NODE_RAFT_CONFIG",
+    "NodeConfig",
+    "RaftNode",
+    "bootstrap_storage",
+    "decode_batch",
+    "encode_batch",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    # Take a state-machine snapshot after this many applied entries, then compact the
+    # log: bounds disk use and restart time.
+    snapshot_every_entries: int = 10_000
+    # ... or after this many bytes of applied entries, whichever comes first: batch
+    # entries can carry thousands of commands each.
+    snapshot_every_bytes: int = 64 * 1024 * 1024
+    # Entries kept behind a snapshot, so a follower a little behind catches up with
+    # appends instead of a whole snapshot.
+    compaction_retain_entries: int = 2_000
+    # Pack the commands waiting at one turn into batch entries (the state machine is
+    # wrapped in CommandBatches): one entry, one fsync and one append serve them all.
+    pack_commands: bool = True
+    # Bounds of one batch entry: small enough that applying one stays a short pause.
+    max_commands_per_entry: int = 1024
+    max_entry_bytes: int = 128 * 1024
+    # Commands taken from the proposal queue per loop turn (the rest wait a turn): bounds
+    # the work of one turn, and one Ready's write, to a few milliseconds.
+    max_commands_per_turn: int = 16_384
+    # Inputs (peer batches, proposals, reads, admin calls) handled per loop turn: bounds
+    # the work between two clock checks so ticks and heartbeats are never starved.
+    max_inputs_per_turn: int = 256
+    # Peer message batches waiting for the run task; above it the transport's handler
+    # waits, which pushes back on the sender.
+    max_queued_peer_batches: int = 1024
+
+
+# The core's timing for real nodes: 50 ms ticks; a follower campaigns after 6-12 ticks
+# (300-600 ms) of silence, far above a loopback or LAN round trip and a loaded loop
+# turn; heartbeats every tick. Applying at most 128 KiB per Ready (about 10 ms of
+# small commands) keeps every loop turn far below a tick.
+NODE_RAFT_CONFIG = replace(
+    RaftConfig(),
+    tick_interval_ms=50,
+    election_timeout_ticks=6,
+    heartbeat_interval_ticks=1,
+    max_committed_bytes_per_ready=128 * 1024,
+)
+
+
+# --------------------------------------------------------------------------- batches
+
+# 0xc1 is the one byte msgpack never uses, so no msgpack-encoded command starts with it.
+BATCH_MARK = b"\xc1"
+
+
+def encode_batch(commands: Sequence[bytes]) -> bytes:
+    """The data of one log entry carrying many commands."""
+    return BATCH_MARK + msgpack.packb(list(commands), use_bin_type=True)
+
+
+def decode_batch(data: bytes) -> list[bytes] | None:
+    """The commands of a batch entry; None when `data` is not a well-formed batch."""
+    if data[:1] != BATCH_MARK:
+        return None
+    try:
+        commands = msgpack.unpackb(data[1:], raw=False)
+    except Exception:  # noqa: BLE001 - any damage means "not a batch"
+        return None
+    if type(commands) is not list or not set(map(type, commands)) <= {bytes}:
+        return None
+    return commands
+
+
+class CommandBatches:
+    """A StateMachine that unpacks batch entries for the machine it wraps.
+
+    Each command of a batch is applied as if it were a NORMAL entry at the batch's index
+    (the wrapped machine sees its applied index step back before each one), and the
+    batch's result is the list of the commands' results, in order. A machine with its
+    own `apply_batch(entry, commands)` gets the whole batch instead.
+    """
+
+    def __init__(self, inner: StateMachine) -> None:
+        self.inner = inner
+        self._apply_batch = getattr(inner, "apply_batch", None)
+
+    @property
+    def applied_index(self) -> int:
+        return self.inner.applied_index
+
+    def apply(self, entry: Entry) -> object:
+        if entry.kind != EntryKind.NORMAL or entry.data[:1] != BATCH_MARK:
+            return self.inner.apply(entry)
+        commands = decode_batch(entry.data)
+        if commands is None:
+            # Only a leader writes entries, so this is a damaged log, not a peer's fault;
+            # still, the machine must advance past it deterministically.
+            return self.inner.apply(Entry(entry.index, entry.term, EntryKind.NOOP, b""))
+        if self._apply_batch is not None:
+            return self._apply_batch(entry, commands)
+        if not commands:
+            return self.inner.apply(Entry(entry.index, entry.term, EntryKind.NOOP, b""))
+        inner = self.inner
+        apply = inner.apply
+        index, term, normal = entry.index, entry.term, EntryKind.NORMAL
+        before = index - 1
+        results = []
+        append = results.append
+        for command in commands:
+            inner.applied_index = before
+            append(apply(Entry(index, term, normal, command)))
+        return results
+
+    def snapshot(self) -> bytes:
+        return self.inner.snapshot()
+
+    def restore(self, data: bytes) -> None:
+        self.inner.restore(data)
+
+
+# --------------------------------------------------------------------------- waiters
+
+
+class _Waiter:
+    """One caller waiting for the run task: results by slot, or an error."""
+
+    __slots__ = ("event", "results", "remaining", "error")
+
+    def __init__(self, slots: int) -> None:
+        self.event = trio.Event()
+        self.results: list[object] = [None] * slots
+        self.remaining = slots
+        self.error: BaseException | None = None
+
+    def set_result(self, slot: int, value: object) -> None:
+        if self.event.is_set():
+            return
+        self.results[slot] = value
+        self.remaining -= 1
+        if self.remaining <= 0:
+            self.event.set()
+
+    def set_results(self, first_slot: int, values: list[object]) -> None:
+        if self.event.is_set():
+            return
+        self.results[first_slot : first_slot + len(values)] = values
+        self.remaining -= len(values)
+        if self.remaining <= 0:
+            self.event.set()
+
+    def fail(self, error: BaseException) -> None:
+        if not self.event.is_set():
+            self.error = error
+            self.event.set()
+
+    async def wait(self) -> list[object]:
+        await self.event.wait()
+        if self.error is not None:
+            raise self.error
+        return self.results
+
+
+@dataclass(slots=True)
+class _PendingEntry:
+    """A proposed entry of this leader: who waits for it, for which of their slots.
+
+    `owners` holds (waiter, first slot, count) runs, in the entry's command order; a
+    plain (unpacked) entry has one run of one command.
+    """
+
+    term: int
+    batch: bool  # a batch entry: its result is a list, one item per command
+    owners: list[tuple[_Waiter, int, int]]
+
+
+def bootstrap_storage(storage: RaftStorage, voters: Sequence[str], initial_state: bytes) -> bool:
+    """Give a brand-new storage its first configuration: a snapshot at index 0 naming the
+    voters (the state machine's empty state as data). Returns False, doing nothing, when
+    the storage already holds anything (a restart must recover, never re-bootstrap)."""
+    if storage.load_snapshot() is not None or storage.last_index() > 0 or storage.hard_state().term > 0:
+        return False
+    storage.save_snapshot(SnapshotMeta(0, 0, ConfState(voters=tuple(voters))), initial_state)
+    return True
+
+
+# --------------------------------------------------------------------------- the node
+
+
+class RaftNode:
+    """One Raft node driven by Trio. Start it with `await nursery.start(node.run)`."""
+
+    def __init__(
+        self,
+        node_id: str,
+        storage: RaftStorage,
+        state_machine: StateMachine,
+        send: Callable[[list[Message]], None],
+        raft_config: RaftConfig = NODE_RAFT_CONFIG,
+        config: NodeConfig = NodeConfig(),
+        rng: random.Random | None = None,
+    ) -> None:
+        self.id = node_id
+        self.config = config
+        self.raft_config = raft_config
+        self.storage = storage
+        self.state_machine = state_machine  # what reads query
+        self._applier: StateMachine = CommandBatches(state_machine) if config.pack_commands else state_machine
+        self._send = send
+        self.stats: Counter[str] = Counter()
+
+        snapshot = storage.load_snapshot()
+        if snapshot is not None:
+            state_machine.restore(snapshot[1])
+            if state_machine.applied_index != snapshot[0].index:
+                raise RaftInvariantError(
+                    f"{node_id} snapshot at {snapshot[0].index} restored to applied {state_machine.applied_index}"
+                )
+        self._last_snapshot_index = storage.snapshot_meta().index
+        self._bytes_since_snapshot = 0
+        self.core = RaftCore(
+            node_id, storage, raft_config, rng or random.Random(), storage.hard_state(), state_machine.applied_index
+        )
+
+        # Inputs, drained by the run task.
+        self._peer_batches: deque[tuple[list[Message], _Waiter | None]] = deque()
+        self._collectors: dict[str, _Waiter] = {}  # peer -> the RPC waiting for our messages to it
+        self._peer_space = trio.Event()
+        self._proposals: deque[tuple[list[bytes], _Waiter]] = deque()
+        self._reads: deque[tuple[bytes, _Waiter]] = deque()
+        self._admin: deque[tuple[Callable[[RaftCore], Any], _Waiter]] = deque()
+        self._wakeup = trio.Event()
+
+        # Waiting for the core or the state machine.
+        self._pending: dict[int, _PendingEntry] = {}  # entry index -> owners
+        self._proposal_term = 0  # term of the entries in _pending
+        self._read_waiters: dict[bytes, _Waiter] = {}  # read context -> waiter
+        self._forwarded_reads: dict[bytes, str | None] = {}  # read context -> leader asked
+        self._reads_to_apply: list[tuple[int, int, bytes]] = []  # heap of (index, seq, context)
+        self._read_ids = itertools.count(1)
+        self._apply_waiters: list[tuple[int, int, _Waiter]] = []  # heap: wait until applied >= index
+        self._leader_changed = trio.Event()
+
+        self._term = self.core.term
+        self._leader_id: str | None = None
+        self._role = Role.FOLLOWER
+        self.leader_changes = 0  # times a different leader (or none) was seen
+        self._running = False
+
+    # ----------------------------------------------------------------- public: facts
+    @property
+    def leader_id(self) -> str | None:
+        return self._leader_id
+
+    @property
+    def term(self) -> int:
+        return self._term
+
+    @property
+    def role(self) -> Role:
+        return self._role
+
+    def is_leader(self) -> bool:
+        return self._role == Role.LEADER
+
+    def status(self) -> dict[str, Any]:
+        """A consistent-enough picture of this node for status pages and tests."""
+        core = self.core
+        counters = Counter(core.stats)
+        counters.update(self.stats)
+        conf = core.conf_state
+        return {
+            "node_id": self.id,
+            "term": core.term,
+            "role": core.role.name.lower(),
+            "leader_id": core.leader_id,
+            "commit_index": core.commit_index,
+            "applied_index": self._applier.applied_index,
+            "last_index": core.last_index(),
+            "first_index": self.storage.first_index(),
+            "snapshot_index": self.storage.snapshot_meta().index,
+            "voters": list(conf.voters),
+            "learners": list(conf.learners),
+            "counters": dict(counters),
+        }
+
+    # ----------------------------------------------------------------- public: calls
+    async def receive(self, messages: list[Message]) -> None:
+        """Hand messages from peers to the node (replies to our own RPCs, for instance)."""
+        await self._enqueue_peer_batch(messages, None)
+
+    async def exchange(self, messages: list[Message], queued: Callable[[], None] | None = None) -> list[Message]:
+        """Hand messages from one peer to the node and return what the node has for that
+        peer once it processed them: the acks they caused, already made durable (the
+        Ready contract). The transport's servicer answers an RPC with these. `queued`
+        is called as soon as the messages are in the node's queue (order is kept)."""
+        collector = _Waiter(1)
+        collector.results[0] = []
+        await self._enqueue_peer_batch(messages, collector)
+        if queued is not None:
+            queued()
+        await collector.wait()
+        return collector.results[0]  # type: ignore[return-value]
+
+    async def _enqueue_peer_batch(self, messages: list[Message], collector: _Waiter | None) -> None:
+        while len(self._peer_batches) >= self.config.max_queued_peer_batches:
+            self.stats["peer_input_waits"] += 1
+            if self._peer_space.is_set():  # one event shared by every waiting handler
+                self._peer_space = trio.Event()
+            await self._peer_space.wait()
+        self._peer_batches.append((messages, collector))
+        self._wakeup.set()
+
+    async def propose(self, command: bytes) -> object:
+        """Replicate one command; return what the state machine's apply returned for it.
+
+        Raises NotLeader (outcome unknown: retry with the same session) or another
+        RaftError the core refuses with. Cancel the caller to give up waiting.
+        """
+        return (await self.propose_many([command]))[0]
+
+    async def propose_many(self, commands: Sequence[bytes]) -> list[object]:
+        """Replicate several commands together; their results, in order."""
+        if not commands:
+            return []
+        if self._role != Role.LEADER:
+            raise NotLeader(self._leader_id)
+        waiter = _Waiter(len(commands))
+        self._proposals.append((list(commands), waiter))
+        self._wakeup.set()
+        return await waiter.wait()
+
+    async def read(self, query: Callable[[Any], T]) -> T:
+        """Run `query(state_machine)` at a linearizable point (ReadIndex, thesis §6.4).
+
+        Works on followers too (the leader confirms the read index). Raises NotLeader
+        when no leader can confirm it.
+        """
+        context = next(self._read_ids).to_bytes(8, "big")
+        waiter = _Waiter(1)
+        self._read_waiters[context] = waiter
+        self._reads.append((context, waiter))
+        self._wakeup.set()
+        try:
+            await waiter.wait()
+        finally:
+            self._read_waiters.pop(context, None)
+            self._forwarded_reads.pop(context, None)
+        return query(self.state_machine)
+
+    async def transfer_leadership(self, target: str, *, timeout_s: float | None = None) -> bool:
+        """Ask the leader (this node) to hand over to `target` (thesis §3.10); True once
+        `target` is seen leading within `timeout_s` (default: two election timeouts)."""
+        await self._call_core(lambda core: core.transfer_leadership(target))
+        if timeout_s is None:
+            timeout_s = 2 * self._election_timeout_s()
+        with trio.move_on_after(timeout_s):
+            while self._leader_id != target:
+                await self._leader_changed.wait()
+            return True
+        return False
+
+    async def add_learner(self, node_id: str) -> int:
+        """Add a non-voting member; returns the index of the applied CONFIG entry."""
+        return await self._conf_change(ConfChange(ConfChangeKind.ADD_LEARNER, node_id))
+
+    async def promote(self, node_id: str) -> int:
+        """Make a caught-up learner a voter (thesis §4.1)."""
+        return await self._conf_change(ConfChange(ConfChangeKind.PROMOTE, node_id))
+
+    async def remove(self, node_id: str) -> int:
+        """Remove a voter or learner."""
+        return await self._conf_change(ConfChange(ConfChangeKind.REMOVE, node_id))
+
+    async def wait_applied(self, index: int) -> None:
+        """Return once the state machine has applied `index`."""
+        if self._applier.applied_index >= index:
+            return
+        waiter = _Waiter(1)
+        heapq.heappush(self._apply_waiters, (index, id(waiter), waiter))
+        await waiter.wait()
+
+    async def wait_leader(self) -> str:
+        """Return the leader's id once one is known."""
+        while self._leader_id is None:
+            await self._leader_changed.wait()
+        return self._leader_id
+
+    async def _conf_change(self, change: ConfChange) -> int:
+        applied = _Waiter(1)
+
+        def propose(core: RaftCore) -> int:
+            # Runs in the run task: the entry is tracked before it can possibly apply.
+            index = core.propose_conf_change(change)
+            self._proposal_term = core.term
+            self._pending[index] = _PendingEntry(core.term, False, [(applied, 0, 1)])
+            return index
+
+        index = await self._call_core(propose)
+        await applied.wait()
+        return index
+
+    async def _call_core(self, fn: Callable[[RaftCore], T]) -> T:
+        waiter = _Waiter(1)
+        self._admin.append((fn, waiter))
+        self._wakeup.set()
+        return (await waiter.wait())[0]  # type: ignore[return-value]
+
+    def _election_timeout_s(self) -> float:
+        cfg = self.raft_config
+        return cfg.election_timeout_ticks * cfg.tick_interval_ms / 1000
+
+    # ----------------------------------------------------------------- the run task
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Drive the core until cancelled. Only this task touches the core."""
+        if self._running:
+            raise RaftInvariantError("RaftNode.run started twice")
+        self._running = True
+        tick_s = self.raft_config.tick_interval_ms / 1000
+        next_tick = trio.current_time() + tick_s
+        log.info("%s event=raft_node_started term=%d last=%d applied=%d voters=%s", self.id, self.core.term,
+                 self.core.last_index(), self._applier.applied_index, ",".join(self.core.conf_state.voters))
+        task_status.started()
+        try:
+            while True:
+                if not self._has_input() and not self.core.has_ready():
+                    with trio.move_on_at(next_tick):
+                        await self._wakeup.wait()
+                self._wakeup = trio.Event()
+                self._take_inputs()
+                now = trio.current_time()
+                if now >= next_tick:
+                    self.core.tick()
+                    next_tick += tick_s
+                    if next_tick <= now:  # the loop stalled (or the process was stopped)
+                        self.stats["ticks_late"] += 1
+                        next_tick = now + tick_s
+                if self.core.has_ready():
+                    self._handle_ready(self.core.ready())
+                if self._collectors:
+                    self._answer_collectors()
+                await trio.lowlevel.checkpoint()
+        finally:
+            self._fail_everything(NotLeader(None))
+            self._running = False
+
+    def _has_input(self) -> bool:
+        return bool(self._peer_batches or self._proposals or self._reads or self._admin)
+
+    def _take_inputs(self) -> None:
+        budget = self.config.max_inputs_per_turn
+        core = self.core
+        batches = self._peer_batches
+        collectors = self._collectors
+        while batches and budget > 0:
+            budget -= 1
+            messages, collector = batches.popleft()
+            for msg in messages:
+                core.step(msg)
+            if collector is not None:
+                src = messages[0].src
+                earlier = collectors.get(src)
+                if earlier is not None:
+                    earlier.set_result(0, earlier.results[0])  # answer it now, empty-handed
+                collectors[src] = collector
+        if len(batches) < self.config.max_queued_peer_batches:
+            self._peer_space.set()
+        while self._admin and budget > 0:
+            budget -= 1
+            fn, waiter = self._admin.popleft()
+            try:
+                result = fn(core)
+            except RaftError as exc:
+                waiter.fail(exc)
+            else:
+                waiter.set_result(0, result)
+        while self._reads and budget > 0:
+            budget -= 1
+            context, waiter = self._reads.popleft()
+            if waiter.event.is_set() or context not in self._read_waiters:
+                continue  # the caller gave up
+            try:
+                core.read_index(context)
+            except RaftError as exc:
+                self._read_waiters.pop(context, None)
+                waiter.fail(exc)
+            else:
+                if core.role != Role.LEADER:
+                    self._forwarded_reads[context] = core.leader_id
+        if self._proposals:
+            self._propose_waiting()
+
+    def _propose_waiting(self) -> None:
+        """Turn the waiting proposals into as few log entries as the bounds allow."""
+        core = self.core
+        taken: list[tuple[list[bytes], _Waiter]] = []
+        commands = 0
+        while self._proposals and commands < self.config.max_commands_per_turn:
+            request = self._proposals.popleft()
+            if not request[1].event.is_set():  # skip callers that were failed meanwhile
+                taken.append(request)
+                commands += len(request[0])
+        if not taken:
+            return
+        if core.role != Role.LEADER:
+            for _, waiter in taken:
+                waiter.fail(NotLeader(core.leader_id))
+            return
+        datas, owners_per_entry = self._pack(taken)
+        try:
+            first, _last = core.propose_many(datas)
+        except RaftError as exc:
+            for _, waiter in taken:
+                waiter.fail(exc)
+            return
+        term = core.term
+        self._proposal_term = term
+        batch = self.config.pack_commands
+        for offset, owners in enumerate(owners_per_entry):
+            self._pending[first + offset] = _PendingEntry(term, batch, owners)
+        self.stats["commands_proposed"] += commands
+        self.stats["entries_proposed"] += len(datas)
+
+    def _pack(
+        self, taken: list[tuple[list[bytes], _Waiter]]
+    ) -> tuple[list[bytes], list[list[tuple[_Waiter, int, int]]]]:
+        """The entries' data for these requests, and who waits for each entry's commands."""
+        cfg = self.config
+        datas: list[bytes] = []
+        owners_per_entry: list[list[tuple[_Waiter, int, int]]] = []
+        if not cfg.pack_commands:
+            for commands, waiter in taken:
+                for slot, command in enumerate(commands):
+                    datas.append(command)
+                    owners_per_entry.append([(waiter, slot, 1)])
+            return datas, owners_per_entry
+        most, most_bytes = cfg.max_commands_per_entry, cfg.max_entry_bytes
+        chunk: list[bytes] = []
+        owners: list[tuple[_Waiter, int, int]] = []
+        size = 0
+        for commands, waiter in taken:
+            slot = 0
+            while slot < len(commands):
+                if chunk and (len(chunk) >= most or size >= most_bytes):
+                    datas.append(encode_batch(chunk))
+                    owners_per_entry.append(owners)
+                    chunk, owners, size = [], [], 0
+                # Take as many of this request's commands as fit: whole runs, not one by one.
+                end = min(len(commands), slot + most - len(chunk))
+                run = commands[slot:end]
+                run_bytes = sum(map(len, run))
+                while len(run) > 1 and size + run_bytes > most_bytes:
+                    run = run[: len(run) // 2]
+                    run_bytes = sum(map(len, run))
+                chunk.extend(run)
+                owners.append((waiter, slot, len(run)))
+                size += run_bytes
+                slot += len(run)
+        if chunk:
+            datas.append(encode_batch(chunk))
+            owners_per_entry.append(owners)
+        return datas, owners_per_entry
+
+    # ----------------------------------------------------------------- the Ready contract
+    def _handle_ready(self, rd: Ready) -> None:
+        storage = self.storage
+        # 1. Durable first: snapshot, then entries and hard state (one fdatasync).
+        if rd.snapshot is not None:
+            meta, data = rd.snapshot
+            storage.install_snapshot(meta, data)
+            self._last_snapshot_index = meta.index
+            self._bytes_since_snapshot = 0
+        if rd.entries or rd.hard_state is not None:
+            storage.save(rd.hard_state, rd.entries)
+        # 2. Only now may anything that depends on it leave.
+        if rd.messages:
+            self._send_messages(rd.messages)
+        if rd.soft_state is not None:
+            self._on_soft_state(rd.soft_state.term, rd.soft_state.leader_id, rd.soft_state.role)
+        # 3. Apply.
+        if rd.snapshot is not None:
+            self._applier.restore(rd.snapshot[1])
+            self.stats["snapshots_restored"] += 1
+            self._fail_pending_below(rd.snapshot[0].index + 1)
+        for entry in rd.committed_entries:
+            self._apply(entry)
+        # 4. Reads.
+        for read_state in rd.read_states:
+            self._forwarded_reads.pop(read_state.context, None)  # answered: only applying is left
+            heapq.heappush(self._reads_to_apply, (read_state.index, next(self._read_ids), read_state.context))
+        for context in rd.dropped_reads:
+            self._forwarded_reads.pop(context, None)
+            waiter = self._read_waiters.pop(context, None)
+            if waiter is not None:
+                waiter.fail(NotLeader(self.core.leader_id))
+        self._release_waiters()
+        # 5. Done.
+        self.core.advance(rd)
+        self._maybe_snapshot()
+
+    def _send_messages(self, messages: list[Message]) -> None:
+        collectors = self._collectors
+        if not collectors:
+            self._send(messages)
+            return
+        rest = []
+        for msg in messages:
+            collector = collectors.get(msg.dst)
+            if collector is not None:
+                collector.results[0].append(msg)
+            else:
+                rest.append(msg)
+        if rest:
+            self._send(rest)
+        self._answer_collectors()
+
+    def _answer_collectors(self) -> None:
+        for collector in self._collectors.values():
+            collector.set_result(0, collector.results[0])
+        self._collectors.clear()
+
+    def _apply(self, entry: Entry) -> None:
+        result = self._applier.apply(entry)
+        self._bytes_since_snapshot += len(entry.data)
+        pending = self._pending.pop(entry.index, None) if self._pending else None
+        if pending is None:
+            return
+        if pending.term != entry.term:
+            # Another leader's entry replaced ours at this index: our outcome is unknown.
+            for waiter, _, _ in pending.owners:
+                waiter.fail(NotLeader(self.core.leader_id))
+            return
+        if pending.batch and type(result) is list:
+            position = 0
+            for waiter, first_slot, count in pending.owners:
+                waiter.set_results(first_slot, result[position : position + count])
+                position += count
+        else:
+            for waiter, first_slot, count in pending.owners:
+                waiter.set_results(first_slot, [result] * count)
+
+    def _release_waiters(self) -> None:
+        applied = self._applier.applied_index
+        reads = self._reads_to_apply
+        while reads and reads[0][0] <= applied:
+            _, _, context = heapq.heappop(reads)
+            self._forwarded_reads.pop(context, None)
+            waiter = self._read_waiters.pop(context, None)
+            if waiter is not None:
+                waiter.set_result(0, None)
+        waits = self._apply_waiters
+        while waits and waits[0][0] <= applied:
+            heapq.heappop(waits)[2].set_result(0, None)
+
+    def _on_soft_state(self, term: int, leader_id: str | None, role: Role) -> None:
+        if leader_id != self._leader_id:
+            self.leader_changes += 1
+            self._fail_forwarded_reads(leader_id)
+            log.info("%s event=raft_leader_changed term=%d leader=%s role=%s", self.id, term, leader_id,
+                     role.name.lower())
+            self._leader_changed.set()
+            self._leader_changed = trio.Event()
+        if role in (Role.PRE_CANDIDATE, Role.CANDIDATE) and role != self._role:
+            self.stats["campaigns_started"] += 1  # PreVote rounds included: most end at once
+        if role == Role.LEADER and self._role != Role.LEADER:
+            self.stats["became_leader"] += 1
+        deposed = self._pending and (role != Role.LEADER or term != self._proposal_term)
+        self._term, self._leader_id, self._role = term, leader_id, role
+        if deposed:
+            self.stats["proposals_failed_deposed"] += len(self._pending)
+            self._fail_pending_below(None, NotLeader(leader_id))
+
+    def _fail_forwarded_reads(self, new_leader: str | None) -> None:
+        """Reads a follower forwarded to a leader that is no longer the leader will never
+        be answered: fail them now (NotLeader: the caller retries) instead of at its timeout."""
+        for context, asked in list(self._forwarded_reads.items()):
+            if asked == new_leader:
+                continue  # forwarded to the new leader itself (in this very turn)
+            del self._forwarded_reads[context]
+            waiter = self._read_waiters.pop(context, None)
+            if waiter is not None:
+                waiter.fail(NotLeader(new_leader))
+
+    def _fail_pending_below(self, bound: int | None, error: BaseException | None = None) -> None:
+        """Fail pending proposals (all, or those below `bound`, which a snapshot covered)."""
+        error = error or NotLeader(self.core.leader_id)
+        if bound is None:
+            pending, self._pending = self._pending, {}
+        else:
+            pending = {i: p for i, p in self._pending.items() if i < bound}
+            for index in pending:
+                del self._pending[index]
+        for entry in pending.values():
+            for waiter, _, _ in entry.owners:
+                waiter.fail(error)
+
+    def _fail_everything(self, error: BaseException) -> None:
+        self._answer_collectors()
+        self._fail_pending_below(None, error)
+        for waiter in list(self._read_waiters.values()):
+            waiter.fail(error)
+        self._read_waiters.clear()
+        for _, waiter in self._proposals:
+            waiter.fail(error)
+        self._proposals.clear()
+        for _, waiter in self._admin:
+            waiter.fail(error)
+        self._admin.clear()
+        for _, _, waiter in self._apply_waiters:
+            waiter.fail(error)
+        self._apply_waiters.clear()
+
+    # ----------------------------------------------------------------- snapshots (Raft §7)
+    def _maybe_snapshot(self) -> None:
+        applied = self._applier.applied_index
+        if (
+            applied - self._last_snapshot_index < self.config.snapshot_every_entries
+            and self._bytes_since_snapshot < self.config.snapshot_every_bytes
+        ) or applied <= self._last_snapshot_index:
+            return
+        core = self.core
+        if applied > core.applied_index:
+            return  # the core learns about it at advance; try again next turn
+        meta = core.snapshot_meta_for(applied)
+        data = self._applier.snapshot()
+        self.storage.save_snapshot(meta, data)
+        self._last_snapshot_index = applied
+        self._bytes_since_snapshot = 0
+        compact_to = applied - self.config.compaction_retain_entries
+        if compact_to >= self.storage.first_index():
+            self.storage.compact(compact_to)
+        self.stats["snapshots_taken"] += 1
+        log.info("%s event=raft_snapshot index=%d term=%d bytes=%d first_index=%d", self.id, meta.index, meta.term,
+                 len(data), self.storage.first_index())
