@@ -9,7 +9,8 @@ How it works:
   whose deadline is the client's remaining time. When the call ends early (client
   cancelled, deadline passed, server stopping) grpc's termination callback cancels that
   scope. Server-streaming handlers run as one Trio task feeding a bounded channel; the
-  pool thread takes messages from it in batches and hands them to grpc.
+  pool thread takes messages from it in batches and hands them to grpc. A bidi call's
+  requests are read ahead by a thread of their own and handed to Trio one by one.
 - Client: `multicallable.future(...)` with a done-callback that wakes a `trio.Event`
   through the Trio token; streams are read by a cached worker thread that hands messages
   to Trio with `run_sync_soon`. A Trio cancellation of the waiting task cancels the call.
@@ -142,6 +143,72 @@ class _RequestStream:
         )
         if item is self._END:
             raise StopAsyncIteration
+        return item
+
+
+class _PrefetchedRequests:
+    """The request iterator of a bidi call, read ahead by its own thread.
+
+    Cheaper per message than `_RequestStream` (one hand-over to Trio with `run_sync_soon`
+    instead of a worker-thread round trip per request), which matters for long-lived
+    calls that carry many small requests. At most `buffer_messages` requests wait unread;
+    the thread ends with the call (grpc's iterator stops or raises then).
+    """
+
+    _END = object()
+
+    def __init__(self, requests: Iterator[Any], token: trio.lowlevel.TrioToken, buffer_messages: int) -> None:
+        self._items: collections.deque[Any] = collections.deque()
+        self._space = threading.Semaphore(buffer_messages)
+        self._closed = threading.Event()
+        self._wakeup: trio.Event | None = None
+        reader = functools.partial(self._read, requests, token)
+        trio.lowlevel.start_thread_soon(reader, lambda _outcome: None, name="grpc-request-reader")
+
+    def _read(self, requests: Iterator[Any], token: trio.lowlevel.TrioToken) -> None:
+        """Worker thread: move requests from grpc to Trio until the call ends."""
+        end: Any = self._END
+        try:
+            for request in requests:
+                self._space.acquire()
+                if self._closed.is_set():
+                    return
+                token.run_sync_soon(self._deliver, request)
+        except trio.RunFinishedError:
+            return
+        except BaseException as exc:  # noqa: BLE001 - handed to the handler in Trio
+            end = exc
+        try:
+            token.run_sync_soon(self._deliver, end)
+        except trio.RunFinishedError:
+            pass
+
+    def _deliver(self, item: Any) -> None:
+        self._items.append(item)
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
+
+    def close(self) -> None:
+        """Stop reading (thread-safe): unblock the reader if it waits for room."""
+        self._closed.set()
+        self._space.release()
+
+    def __aiter__(self) -> _PrefetchedRequests:
+        return self
+
+    async def __anext__(self) -> Any:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while not self._items:
+            self._wakeup = wakeup = trio.Event()
+            await wakeup.wait()
+        item = self._items[0]
+        if item is self._END:
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            raise item
+        self._items.popleft()
+        self._space.release()
         return item
 
 
@@ -356,7 +423,7 @@ class TrioGrpcServer:
             return
         token = guard.token
         if streamed_request:
-            request = _RequestStream(request, self._reader_limiter)
+            request = _PrefetchedRequests(request, token, cfg.stream_buffer_messages)
         try:
             trio.from_thread.run_sync(
                 trio.lowlevel.spawn_system_task,
@@ -376,6 +443,8 @@ class TrioGrpcServer:
             self._abort(context, method, exc)
         finally:
             _cancel_soon(token, pump.scope)
+            if streamed_request:
+                request.close()
 
     async def _run_stream(
         self, pump: _StreamPump, remaining_s: float | None, behavior: Callable[..., Any], request: Any, context: Any

@@ -53,13 +53,26 @@ class KvStore:
         return self.data.get(key)
 
     def apply(self, entry: Entry) -> object:
-        if entry.index != self.applied_index + 1:
-            raise ValueError(f"apply {entry.index} after {self.applied_index}: entries out of order")
-        self.applied_index = entry.index
+        self._advance_to(entry.index)
         if entry.kind != EntryKind.NORMAL:
             return None
+        return self._apply_command(entry.data)
+
+    def apply_batch(self, entry: Entry, commands: list[bytes]) -> list[object]:
+        """Apply the commands packed in one batch entry (node.CommandBatches), in order;
+        each keeps its own session check and result."""
+        self._advance_to(entry.index)
+        apply_command = self._apply_command
+        return [apply_command(command) for command in commands]
+
+    def _advance_to(self, index: int) -> None:
+        if index != self.applied_index + 1:
+            raise ValueError(f"apply {index} after {self.applied_index}: entries out of order")
+        self.applied_index = index
+
+    def _apply_command(self, data: bytes) -> object:
         try:
-            command = msgpack.unpackb(entry.data)
+            command = msgpack.unpackb(data)
             client_id, seq, op = command[0], command[1], command[2]
             if type(client_id) is not str or type(seq) is not int:
                 return KvError("bad_session")

@@ -1,8 +1,10 @@
 """Raft messages between nodes over gRPC (RaftService in proto/agent/rpc/raft.proto).
 
 Owns: one send loop per peer, each with a bounded queue; batching every queued message
-for a peer into one `Send` RPC; backoff to a peer that does not answer; message size
-limits; and the `RaftServicer`, which decodes what peers send and hands it to the node.
+for a peer into one `MessageBatch`; carrying the batches on one long-lived `Stream` call
+per peer (or one unary `Send` RPC each, for a peer without `Stream` or when configured);
+backoff to a peer that does not answer; message size limits; and the `RaftServicer`,
+which decodes what peers send and hands it to the node.
 
 Rules it keeps:
 - `send()` never blocks and never raises for a network reason: Raft tolerates lost
@@ -17,6 +19,10 @@ Rules it keeps:
   behind the notice's round trip.
 - The receiver answers once it has processed a batch, with the messages it produced
   for us meanwhile (its acks); those replies go to `deliver` like any received message.
+  On a stream it answers each batch in turn, in order, one `BatchAck` per batch.
+- A stream that fails or whose answer is late (`rpc_timeout_s`) is cancelled: its
+  unanswered batches count as failed sends (dropped, backoff) and the next batch opens a
+  new stream. A peer answering UNIMPLEMENTED gets unary `Send`s from then on.
 - Nothing a peer sends crashes the node: a malformed, misaddressed or unknown message
   is counted (`stats`) and dropped; the rest of its batch is still delivered.
 - Every counter lives in `stats` (a Counter); log lines are `<node> key=value`.
@@ -29,10 +35,12 @@ import random
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from queue import SimpleQueue
 
+import grpc
 import trio
 
-from agent.api.bridge import Channel, unary
+from agent.api.bridge import Channel, ServerStream, server_stream, unary
 from agent.api.errors import RpcError
 from agent.raft.messages import AppendEntries, InstallSnapshot, Message
 from agent.raft.wire import WireError, decode_message, encode_message
@@ -62,6 +70,11 @@ class TransportConfig:
     # healthy peer answers in milliseconds; a stopped or partitioned one must not hold
     # a send slot longer than this.
     rpc_timeout_s: float = 1.0
+    # Carry batches on one long-lived bidi `Stream` call per peer: it saves the setup of
+    # a call per batch (about 0.4 ms of a 1 ms loopback round trip, measured). The
+    # receiver then handles that peer's batches one at a time, in order; False sends a
+    # unary `Send` per batch, whose batches a receiver may process concurrently.
+    stream: bool = True
     # Batches in flight to one peer. On loopback and a LAN one is best measured here:
     # each extra RPC costs CPU on both sides and batches only grow while one is out.
     # More pays off on links whose round trip dwarfs that cost.
@@ -111,7 +124,7 @@ class _Peer:
 
     __slots__ = (
         "node_id", "address", "queue", "queued_bytes", "wakeup", "failures", "down", "cancel_scope",
-        "next_seq", "slots", "resume_at",
+        "next_seq", "slots", "resume_at", "stream", "use_stream",
     )
 
     def __init__(self, node_id: str, address: str, in_flight: int) -> None:
@@ -126,6 +139,8 @@ class _Peer:
         self.next_seq = 1
         self.slots = trio.Semaphore(in_flight)
         self.resume_at = 0.0  # backing off: no new batch before this (trio clock)
+        self.stream: _BatchStream | None = None  # the open Stream call, if any
+        self.use_stream = True  # False once the peer answered Stream with UNIMPLEMENTED
 
 
 class RaftTransport:
@@ -260,26 +275,80 @@ class RaftTransport:
                         slots = request.messages
                         for msg in batch:
                             encode_message(msg, slots.add())
-                        calls.start_soon(self._send_batch, peer, stub, request, len(batch))
+                        if self.config.stream and peer.use_stream:
+                            if peer.stream is None:
+                                peer.stream = _BatchStream(stub)
+                                calls.start_soon(self._read_acks, peer, peer.stream)
+                            peer.stream.submit(request, len(batch))
+                        else:
+                            calls.start_soon(self._send_batch, peer, stub, request, len(batch))
             finally:
+                if peer.stream is not None:
+                    peer.stream.close()
+                    peer.stream = None
                 channel.close()
 
     async def _send_batch(self, peer: _Peer, stub, request: raft_pb2.MessageBatch, count: int) -> None:
         try:
             ack = await unary(stub.Send, request, timeout=self.config.rpc_timeout_s)
         except RpcError as exc:
-            self.stats["send_failures"] += 1
-            self.stats["dropped_send_failed"] += count
-            peer.failures += 1
-            if not peer.down:
-                peer.down = True
-                log.info("%s event=raft_peer_unreachable peer=%s address=%s code=%s", self.node_id,
-                         peer.node_id, peer.address, exc.code.name)
-            peer.resume_at = max(peer.resume_at, trio.current_time() + self._backoff_s(peer.failures))
+            self._on_send_failed(peer, exc.code, count)
             return
         finally:
             peer.slots.release()
-        self.stats["rpcs_sent"] += 1
+        await self._on_ack(peer, ack, count)
+
+    async def _read_acks(self, peer: _Peer, stream: _BatchStream) -> None:
+        """Match the acks of one Stream call to its batches, in order, until it fails."""
+        code = grpc.StatusCode.DEADLINE_EXCEEDED
+        try:
+            while True:
+                while not stream.unanswered:
+                    stream.submitted = trio.Event()
+                    await stream.submitted.wait()
+                ack = None
+                with trio.move_on_at(stream.unanswered[0][1] + self.config.rpc_timeout_s):
+                    ack = await anext(stream.replies)
+                if ack is None:
+                    break  # late: code stays DEADLINE_EXCEEDED
+                count, _ = stream.unanswered.popleft()
+                peer.slots.release()
+                await self._on_ack(peer, ack, count)
+        except StopAsyncIteration:
+            code = grpc.StatusCode.UNAVAILABLE  # the receiver ended the call
+        except RpcError as exc:
+            code = exc.code
+        finally:
+            stream.close()
+            if peer.stream is stream:
+                peer.stream = None
+        self.stats["streams_failed"] += 1
+        # A peer that lacks Stream is not down: its next batches go by Send, at once.
+        lacks_stream = code == grpc.StatusCode.UNIMPLEMENTED
+        if lacks_stream:
+            peer.use_stream = False
+            log.info("%s event=raft_stream_unsupported peer=%s fallback=send", self.node_id, peer.node_id)
+        unanswered = stream.unanswered
+        while unanswered:
+            count, _ = unanswered.popleft()
+            peer.slots.release()
+            if lacks_stream:
+                self.stats["dropped_send_failed"] += count
+            else:
+                self._on_send_failed(peer, code, count)
+
+    def _on_send_failed(self, peer: _Peer, code: grpc.StatusCode, count: int) -> None:
+        self.stats["send_failures"] += 1
+        self.stats["dropped_send_failed"] += count
+        peer.failures += 1
+        if not peer.down:
+            peer.down = True
+            log.info("%s event=raft_peer_unreachable peer=%s address=%s code=%s", self.node_id,
+                     peer.node_id, peer.address, code.name)
+        peer.resume_at = max(peer.resume_at, trio.current_time() + self._backoff_s(peer.failures))
+
+    async def _on_ack(self, peer: _Peer, ack: raft_pb2.BatchAck, count: int) -> None:
+        self.stats["rpcs_sent"] += 1  # batches answered, by Send or on a Stream
         self.stats["messages_sent"] += count
         if peer.down:
             log.info("%s event=raft_peer_reachable peer=%s after_failures=%d", self.node_id, peer.node_id,
@@ -307,6 +376,32 @@ class RaftTransport:
         cfg = self.config
         base = min(cfg.backoff_max_s, cfg.backoff_initial_s * (2 ** min(failures - 1, 16)))
         return base * self._rng.uniform(0.8, 1.2)
+
+
+class _BatchStream:
+    """One open `Stream` call to a peer: batches go in through a queue that grpc's own
+    thread drains; `unanswered` holds (message count, trio time sent) per batch, oldest
+    first, which its acks answer in order."""
+
+    __slots__ = ("requests", "replies", "unanswered", "submitted")
+
+    _END = None
+
+    def __init__(self, stub) -> None:
+        self.requests: SimpleQueue[raft_pb2.MessageBatch | None] = SimpleQueue()
+        self.replies: ServerStream = server_stream(stub.Stream, iter(self.requests.get, self._END), timeout=None)
+        self.unanswered: deque[tuple[int, float]] = deque()
+        self.submitted = trio.Event()
+
+    def submit(self, request: raft_pb2.MessageBatch, count: int) -> None:
+        self.unanswered.append((count, trio.current_time()))
+        self.requests.put(request)
+        self.submitted.set()
+
+    def close(self) -> None:
+        """Cancel the call and end its request iterator (frees grpc's thread); idempotent."""
+        self.replies.cancel()
+        self.requests.put(self._END)
 
 
 def _only_commit_notices(queue: deque[tuple[Message, int]]) -> bool:
@@ -398,6 +493,14 @@ class RaftServicer:
         return order
 
     async def Send(self, request: raft_pb2.MessageBatch, context) -> raft_pb2.BatchAck:  # noqa: N802 - gRPC name
+        return await self._handle_batch(request)
+
+    async def Stream(self, requests, context):  # noqa: N802 - gRPC name
+        """One sender's batches on one call: each handled in turn, each answered in order."""
+        async for request in requests:
+            yield await self._handle_batch(request)
+
+    async def _handle_batch(self, request: raft_pb2.MessageBatch) -> raft_pb2.BatchAck:
         if len(request.messages) > self.config.max_messages_per_rpc:
             self.stats["rejected_batch_too_long"] += 1
             return raft_pb2.BatchAck(rejected=len(request.messages))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+import queue
 
 import grpc
 import pytest
@@ -265,6 +266,30 @@ async def test_bidi_streaming(stub):
     async with server_stream(stub.Chat, requests, timeout=5) as replies:
         texts = [reply.text async for reply in replies]
     assert texts == ["A", "B", "C"]
+
+
+async def test_bidi_ping_pong_answers_each_request_before_the_next_is_sent(stub):
+    """A long-lived bidi call used as a request/reply channel (as Raft's Stream is)."""
+    requests: queue.SimpleQueue = queue.SimpleQueue()
+    async with server_stream(stub.Chat, iter(requests.get, None), timeout=10) as replies:
+        for k in range(200):
+            requests.put(pb.EchoRequest(text=f"m{k}"))
+            with trio.fail_after(3):
+                reply = await anext(replies)
+            assert reply.text == f"M{k}"
+        requests.put(None)  # half-close: the handler's loop ends, and so does the call
+        with trio.fail_after(3):
+            assert [reply async for reply in replies] == []
+
+
+async def test_bidi_handler_error_after_replies_reaches_the_client(stub):
+    requests = iter([pb.EchoRequest(text="a"), pb.EchoRequest(text="b", fail_with="not_found")])
+    got = []
+    with pytest.raises(errors.NotFound):
+        async with server_stream(stub.Chat, requests, timeout=5) as replies:
+            async for reply in replies:
+                got.append(reply.text)
+    assert got == ["A"]
 
 
 async def test_unreachable_server_is_unavailable():
