@@ -5,7 +5,9 @@ Prints ONE JSON line:
                               Pod at a time (20 Pods, or 5 with --quick)
   burst_all_running_s         N Pods desired at once -> all Running
   restart_p50_s               app container killed (docker kill) -> Running again, backoff base 0
-  agent_rss_mb                RSS of this process (which runs the runtime) after the runs
+  agent_rss_mb                RSS of a real agentd process (runtime + NodeService) running the
+                              same number of Pods from a manifest directory, all Running
+  runtime_rss_mb              RSS of this process, which runs the runtime alone, after the runs
   sdk_floor_p50_s             the bare SDK calls for one Pod, measured in the same run (engine load)
 
 The runtime runs in this process, fed by an InMemorySource; every container it made is
@@ -17,8 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
+import time
 import uuid
 from typing import Any
 
@@ -159,11 +166,66 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "burst_all_running_s": round(burst_s, 4),
         "restart_p50_s": round(statistics.median(restarts), 4),
         "restart_max_s": round(max(restarts), 4),
-        "agent_rss_mb": round(rss_mb, 1),
+        "agent_rss_mb": agentd_rss_mb(client, args.image, args.pods),
+        "runtime_rss_mb": round(rss_mb, 1),
         "docker_threads": args.threads,
         "sdk_floor_p50_s": round(floor_s, 4),
         "load_avg_1m": round(psutil.getloadavg()[0], 2),
     }
+
+
+def _manifest(image: str, pods: int) -> str:
+    docs = []
+    for i in range(pods):
+        docs.append(
+            "apiVersion: v1\nkind: Pod\n"
+            f"metadata: {{name: rss-{i}, namespace: bench}}\n"
+            "spec:\n  terminationGracePeriodSeconds: 1\n  containers:\n"
+            f"  - {{name: main, image: \"{image}\", imagePullPolicy: Never, command: [sleep, \"100000\"]}}\n"
+        )
+    return "---\n".join(docs)
+
+
+def agentd_rss_mb(client: docker.DockerClient, image: str, pods: int) -> float:
+    """RSS of a real agentd process once it runs `pods` Pods from its manifest directory."""
+    node = f"bench-agentd-{uuid.uuid4().hex[:8]}"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = f"127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as manifests:
+        with open(os.path.join(manifests, "pods.yaml"), "w") as f:
+            f.write(_manifest(image, pods))
+        agentd = subprocess.Popen(
+            [sys.executable, "-m", "agent.daemon", "--node-name", node, "--manifest-dir", manifests,
+             "--api-addr", server, "--log-level", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+        def running_pods() -> int:
+            out = subprocess.run([sys.executable, "-m", "agent.cli.main", "--server", server, "get", "pods", "-A",
+                                  "-o", "json"], capture_output=True, text=True, timeout=30)
+            if out.returncode != 0:
+                return -1
+            return sum(1 for p in json.loads(out.stdout)["items"] if p["status"].get("phase") == "Running")
+
+        try:
+            deadline = time.monotonic() + 120
+            while running_pods() < pods:
+                if time.monotonic() > deadline or agentd.poll() is not None:
+                    raise RuntimeError("agentd did not bring its Pods to Running")
+                time.sleep(0.5)
+            time.sleep(2.0)  # let probes, the status watchers and the gRPC server settle
+            rss = psutil.Process(agentd.pid).memory_info().rss / (1024 * 1024)
+        finally:
+            agentd.terminate()
+            agentd.wait(timeout=30)
+            label = f"{LABEL_NODE}={node}"
+            for c in client.containers.list(all=True, filters={"label": label}):
+                c.remove(force=True)
+            for v in client.volumes.list(filters={"label": label}):
+                v.remove(force=True)
+    return round(rss, 1)
 
 
 def main(argv: list[str] | None = None) -> int:
