@@ -23,65 +23,23 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PY = sys.executable
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.integration.gossip_member import GossipMember  # noqa: E402
+
 PORT = 7946
 META = '{"grpc":"%s:9000","cpu_milli":4000,"mem_mb":8192,"labels":{"zone":"a"},"version":"0.1.0"}'
 
 
-class Member:
-    def __init__(self, ns: str, name: str, host: str, seeds: list[str]) -> None:
-        self.name = name
-        self.host = host
-        cmd = ["ip", "netns", "exec", ns, PY, "-m", "agent.gossip", "--name", name, "--bind", f"{host}:{PORT}",
-               "--profile", "lan", "--meta", META % host]
-        for s in seeds:
-            cmd += ["--join", s]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL)
-        self.lines: list[dict] = []
-        self.cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for raw in self.proc.stdout:
-            try:
-                obj = json.loads(raw)
-            except ValueError:
-                continue
-            with self.cond:
-                self.lines.append(obj)
-                self.cond.notify_all()
-
-    def wait_for(self, pred, timeout: float, start: int = 0) -> dict | None:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for obj in self.lines[start:]:
-                    if pred(obj):
-                        return obj
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self.cond.wait(left)
-
-    def stats(self) -> dict:
-        mark = len(self.lines)
-        self.proc.stdin.write(b'{"cmd":"stats"}\n')
-        self.proc.stdin.flush()
-        got = self.wait_for(lambda o: o.get("event") == "stats", 10, start=mark)
-        return got or {}
-
-    def kill(self, sig=signal.SIGKILL) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        if sig == signal.SIGKILL:
-            self.proc.wait(5)
+def start_member(ns: str, name: str, host: str, seeds: list[str]) -> GossipMember:
+    """A LAN-profile member inside the bench's namespace, announcing agent-like metadata."""
+    return GossipMember(name, host, PORT, seeds, profile="lan", meta=META % host, netns=ns)
 
 
 def sh(*cmd: str) -> None:
@@ -93,13 +51,13 @@ def pct(xs: list[float], p: float) -> float:
     return s[min(len(s) - 1, max(0, round(p / 100 * len(s) + 0.5) - 1))]
 
 
-def knows_all(m: Member, names: set[str], since: int = 0) -> bool:
+def knows_all(m: GossipMember, names: set[str], since: int = 0) -> bool:
     with m.cond:
         seen = {o["name"] for o in m.lines[since:] if o.get("event") == "joined"}
     return names - {m.name} <= seen
 
 
-def gossip_traffic(members: list[Member]) -> tuple[int, int]:
+def gossip_traffic(members: list[GossipMember]) -> tuple[int, int]:
     """(payload bytes sent over UDP and TCP, UDP packets sent) summed over the members."""
     total = packets = 0
     for m in members:
@@ -112,7 +70,7 @@ def gossip_traffic(members: list[Member]) -> tuple[int, int]:
 def run_size(n: int, trials: int, soak_s: float, idle_s: float) -> dict:
     ns = f"swimb-{uuid.uuid4().hex[:6]}"
     sh("ip", "netns", "add", ns)
-    members: list[Member] = []
+    members: list[GossipMember] = []
     rng = random.Random(n)
     try:
         sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
@@ -120,7 +78,7 @@ def run_size(n: int, trials: int, soak_s: float, idle_s: float) -> dict:
         seeds = [f"{hosts[0]}:{PORT}", f"{hosts[1]}:{PORT}"]
         names = {f"m{i}" for i in range(n)}
         for i, host in enumerate(hosts):
-            members.append(Member(ns, f"m{i}", host, seeds if i else []))
+            members.append(start_member(ns, f"m{i}", host, seeds if i else []))
         for m in members:
             if not m.wait_for(lambda o: o.get("event") == "ready", 60):
                 raise RuntimeError(f"{m.name} did not start")
@@ -146,7 +104,7 @@ def run_size(n: int, trials: int, soak_s: float, idle_s: float) -> dict:
             victim = members[vi]
             marks = {m.name: len(m.lines) for m in members}
             t_kill = time.monotonic()
-            victim.kill()
+            victim.stop()
             worst = 0.0
             for m in members:
                 if m is victim:
@@ -155,7 +113,7 @@ def run_size(n: int, trials: int, soak_s: float, idle_s: float) -> dict:
                                  start=marks[m.name])
                 worst = max(worst, (got["mono"] - t_kill) if got else float("inf"))
             detect.append(worst)
-            members[vi] = Member(ns, victim.name, victim.host, seeds)
+            members[vi] = start_member(ns, victim.name, victim.host, seeds)
             for m in members:
                 if m is not members[vi]:
                     m.wait_for(lambda o: o.get("event") == "joined" and o.get("name") == victim.name, 30,
@@ -210,7 +168,7 @@ def run_size(n: int, trials: int, soak_s: float, idle_s: float) -> dict:
         }
     finally:
         for m in members:
-            m.kill()
+            m.stop()
         subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
 
 

@@ -8,121 +8,42 @@ with iptables inside a private network namespace.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import random
 import signal
 import socket
 import subprocess
-import sys
-import threading
 import time
 import uuid
-from pathlib import Path
 
 import msgpack
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PY = sys.executable
+from tests.integration.gossip_member import GossipMember, free_port
+
 # TEST profile: probe 0.1 s, suspicion 0.5..1.5 s; detection bound ~3.8 s (config.detection_bound_s).
 DETECT_WAIT_S = 8.0
 
 
-def free_port(host: str) -> int:
-    """A port free for both UDP and TCP on `host`."""
-    for _ in range(50):
-        port = random.randint(20000, 60000)
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
-                u.bind((host, port))
-                t.bind((host, port))
-                return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port")
-
-
-class Member:
-    def __init__(self, name: str, host: str, port: int, join: list[str], *, profile: str = "test",
-                 meta: str = "", keys: list[bytes] = (), netns: str | None = None) -> None:
-        self.name = name
-        self.addr = f"{host}:{port}"
-        cmd = [PY, "-m", "agent.gossip", "--name", name, "--bind", self.addr, "--profile", profile, "--meta", meta]
-        for j in join:
-            cmd += ["--join", j]
-        for k in keys:
-            cmd += ["--key", base64.b64encode(k).decode()]
-        if netns:
-            cmd = ["ip", "netns", "exec", netns, *cmd]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL)
-        self.lines: list[dict] = []
-        self._cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for raw in self.proc.stdout:
-            try:
-                obj = json.loads(raw)
-            except ValueError:
-                continue
-            with self._cond:
-                self.lines.append(obj)
-                self._cond.notify_all()
-
-    def wait_for(self, pred, timeout: float) -> dict | None:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for obj in self.lines:
-                    if pred(obj):
-                        return obj
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._cond.wait(left)
-
-    def events(self, kind: str, about: str) -> list[dict]:
-        with self._cond:
-            return [o for o in self.lines if o.get("event") == kind and o.get("name") == about]
-
-    def send(self, **cmd) -> None:
-        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
-        self.proc.stdin.flush()
-
-    def stats(self) -> dict:
-        mark = len(self.lines)
-        self.send(cmd="stats")
-        got = self.wait_for(lambda o: o.get("event") == "stats" and self.lines.index(o) >= mark, 5)
-        assert got is not None, f"{self.name} did not answer stats"
-        return got
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(5)
-
-
 @pytest.fixture
 def cluster():
-    members: list[Member] = []
+    members: list[GossipMember] = []
     yield members
     for m in members:
         m.stop()
 
 
-def start_cluster(members: list[Member], names_hosts: list[tuple[str, str]], **kw) -> list[Member]:
+def start_cluster(members: list[GossipMember], names_hosts: list[tuple[str, str]], **kw) -> list[GossipMember]:
     port = free_port(names_hosts[0][1])
     seed = f"{names_hosts[0][1]}:{port}"
     for name, host in names_hosts:
-        members.append(Member(name, host, port, [seed] if members else [], **kw))
+        members.append(GossipMember(name, host, port, [seed] if members else [], **kw))
     for m in members:
         assert m.wait_for(lambda o: o.get("event") == "ready", 10), f"{m.name} did not start"
     return members
 
 
-def wait_all_joined(members: list[Member], timeout: float = 10.0) -> None:
+def wait_all_joined(members: list[GossipMember], timeout: float = 10.0) -> None:
     for m in members:
         for other in members:
             if other is not m:
@@ -164,7 +85,7 @@ def test_restarted_member_rejoins_under_the_same_name(cluster):
     ms[2].proc.send_signal(signal.SIGKILL)
     assert ms[0].wait_for(lambda o: o.get("event") == "dead" and o.get("name") == "r2", DETECT_WAIT_S)
     host, port = ms[2].addr.rsplit(":", 1)
-    back = Member("r2", host, int(port), [ms[0].addr], meta="second-life")
+    back = GossipMember("r2", host, int(port), [ms[0].addr], meta="second-life")
     cluster.append(back)
     for m in ms[:2]:
         got = m.wait_for(lambda o: o.get("event") == "joined" and o.get("name") == "r2"
@@ -214,8 +135,8 @@ def test_encrypted_cluster_rejects_a_member_without_the_key(cluster):
     ms = start_cluster(cluster, [(f"e{i}", f"127.0.0.{51 + i}") for i in range(3)], keys=[key])
     wait_all_joined(ms)
     port = ms[0].addr.rsplit(":", 1)[1]
-    intruder = Member("intruder", "127.0.0.59", int(port), [ms[0].addr], keys=[other])
-    plain = Member("plain", "127.0.0.58", int(port), [ms[0].addr])
+    intruder = GossipMember("intruder", "127.0.0.59", int(port), [ms[0].addr], keys=[other])
+    plain = GossipMember("plain", "127.0.0.58", int(port), [ms[0].addr])
     cluster += [intruder, plain]
     time.sleep(4.0)
     for m in ms:
