@@ -154,7 +154,9 @@ class ManifestDirSource:
     async def desired_sets(self) -> AsyncIterator[DesiredPods]:
         last: dict[str, object] | None = None
         while True:
-            desired = self.scan()
+            # Reading and parsing YAML is file I/O and pure-Python parsing: keep it off the
+            # Trio thread so a large or slow manifest never stalls the runtime's other tasks.
+            desired = await trio.to_thread.run_sync(self.scan)
             if last is None or desired != last:
                 last = desired
                 yield dict(desired)
