@@ -4,7 +4,6 @@ manifest directory, status, logs, waiting, restart-and-adopt, bad manifests, bad
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
