@@ -12,6 +12,11 @@ Rules this module keeps:
 - Input: `step(msg)` for messages from peers, `tick()`, `propose*()`, `read_index()`,
   `transfer_leadership()`. Output: a `Ready` batch the caller collects with `ready()`.
 - THE READY CONTRACT. For each Ready, in this order, the caller must:
+    0. send `early_messages` whenever it likes, even before step 1: they are a
+       leader's appends, heartbeats and snapshot chunks under a term and vote that
+       are already durable. A leader may write its log in parallel with replicating
+       it (thesis §10.2.1) because it counts itself toward commitment only for entries
+       the caller has made durable (entries of Readies already advanced);
     1. make durable: `snapshot` (replacing the whole log), then `entries` (first
        dropping every stored entry whose index >= entries[0].index), then `hard_state`
        (term, vote, commit) -- and fsync them;
@@ -144,6 +149,7 @@ class Ready:
     entries: tuple[Entry, ...] = ()
     snapshot: tuple[SnapshotMeta, bytes] | None = None
     messages: list = field(default_factory=list)
+    early_messages: list = field(default_factory=list)  # may leave before step 1
     committed_entries: list[Entry] = field(default_factory=list)
     read_states: list[ReadState] = field(default_factory=list)
     dropped_reads: list[bytes] = field(default_factory=list)
@@ -210,6 +216,10 @@ class _RaftLog:
 
     def last_index(self) -> int:
         return self.offset + len(self.unstable) - 1
+
+    def durable_index(self) -> int:
+        """The last index the caller has made durable (0 while a snapshot is pending)."""
+        return 0 if self.pending_snapshot is not None else self.offset - 1
 
     def first_index(self) -> int:
         if self.pending_snapshot is not None:
@@ -590,6 +600,7 @@ class RaftCore:
         self._flush()
         rd = Ready()
         hard = self._hard_state()
+        durable_vote = (hard.term, hard.voted_for) == (self._prev_hard.term, self._prev_hard.voted_for)
         if hard != self._prev_hard:
             rd.hard_state = hard
             self._prev_hard = hard
@@ -606,7 +617,16 @@ class RaftCore:
                 self._applying + 1, self.commit_index + 1, self.config.max_committed_bytes_per_ready
             )
             self._applying = rd.committed_entries[-1].index
-        rd.messages, self._msgs = self._msgs, []
+        messages, self._msgs = self._msgs, []
+        if self.role == Role.LEADER and durable_vote:
+            # Leading all along under a durable term and vote (a leader never changes
+            # either without stepping down): its replication may overlap its own write.
+            rd.early_messages = [m for m in messages if type(m) in _LEADER_MESSAGES]
+            if len(rd.early_messages) < len(messages):
+                messages = [m for m in messages if type(m) not in _LEADER_MESSAGES]
+            else:
+                messages = []
+        rd.messages = messages
         rd.read_states, self._read_states = self._read_states, []
         rd.dropped_reads, self._dropped_reads = self._dropped_reads, []
         self._outstanding = rd
@@ -624,6 +644,11 @@ class RaftCore:
         if rd.entries:
             last = rd.entries[-1]
             self._log.stable_to(last.index, last.term)
+            if self.role == Role.LEADER and self._maybe_commit():
+                # Our own entries just became durable and may complete a quorum.
+                self._on_commit_advanced()
+                if self.role == Role.LEADER:
+                    self._commit_bcast_needed = True
         if rd.committed_entries:
             self.applied_index = max(self.applied_index, rd.committed_entries[-1].index)
 
@@ -769,9 +794,11 @@ class RaftCore:
         current term (Raft §5.4.2: older entries commit only indirectly). O(voters)."""
         if not self._voter_list:
             return False
-        last = self._log.last_index()
+        # This leader counts only what it has made durable (thesis §10.2.1): entries
+        # still unstable may be lost by a crash of this node alone.
+        durable = self._log.durable_index()
         progress = self._progress
-        matches = [last if v == self.id else progress[v].match for v in self._voter_list]
+        matches = [durable if v == self.id else progress[v].match for v in self._voter_list]
         matches.sort(reverse=True)
         candidate = matches[self._quorum - 1]
         if candidate > self.commit_index and self._log.term_at(candidate) == self.term:

@@ -11,10 +11,11 @@ Rules it keeps:
   admin calls, peer messages) and wait on their own waiter; the run task drains every
   queue at each loop turn, at most `max_inputs_per_turn` items, so a flood cannot starve
   ticks and heartbeats.
-- The Ready contract of core.py, in order: storage first (snapshot, then entries and
-  hard state, one fdatasync), only then messages go to the transport, then apply
-  committed entries, then serve reads, then `advance`. Processing a Ready never awaits,
-  so nothing can interleave with it.
+- The Ready contract of core.py, in order: a leader's early messages (its appends) go
+  to the transport first, so the followers' writes overlap ours; then storage
+  (snapshot, then entries and hard state, one fdatasync); only then the other
+  messages; then apply committed entries, serve reads, `advance`. Processing a Ready
+  never awaits, so nothing can interleave with it.
 - Many proposals waiting at one turn become few log entries: with `pack_commands` the
   commands are packed into batch entries (`encode_batch`), each command keeping its own
   result; one fsync and one RPC per peer carry them all.
@@ -622,6 +623,9 @@ class RaftNode:
     # ----------------------------------------------------------------- the Ready contract
     def _handle_ready(self, rd: Ready) -> None:
         storage = self.storage
+        # 0. A leader's appends leave now, so followers write while we do (thesis §10.2.1).
+        if rd.early_messages:
+            self._send(rd.early_messages)
         # 1. Durable first: snapshot, then entries and hard state (one fdatasync).
         if rd.snapshot is not None:
             meta, data = rd.snapshot

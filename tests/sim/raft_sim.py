@@ -16,8 +16,8 @@ operation must complete.
 
 Each seed picks one fault regime (partitions, crashes, lossy, membership, mixed,
 delays; see `params_for_seed`). Durability is modelled honestly: a Ready may sit
-unpersisted for a step (a slow disk) and a crash loses it, together with everything
-in memory; a node restarts from its MemLog (hard state, entries, snapshot) alone. A
+unpersisted for a few steps (a slow disk) and a crash loses it, together with everything
+in memory, though a leader's early messages (its appends) left as it took the Ready; a node restarts from its MemLog (hard state, entries, snapshot) alone. A
 client that gives up on a write records it as indeterminate ("info") for the checker.
 """
 
@@ -58,7 +58,8 @@ class SimParams:
     partition_rate: float = 0.02
     conf_change_rate: float = 0.02
     transfer_rate: float = 0.01
-    slow_disk_rate: float = 0.15  # chance a Ready waits a step before being persisted
+    slow_disk_rate: float = 0.15  # chance a Ready waits before being persisted ...
+    slow_disk_max_steps: int = 4  # ... for 1..this many steps (while acks come and go)
     snapshot_every: int = 12  # entries applied between local snapshots
     client_timeout_ticks: int = 30
     give_up_after_attempts: int = 6  # then a write is recorded as indeterminate ("info")
@@ -194,6 +195,7 @@ class _Node:
     core: RaftCore | None = None
     kv: KvStore | None = None
     held_ready: Ready | None = None  # taken from the core, not yet persisted
+    held_until: int = 0  # the step at which the slow disk finishes writing it
     proposals: dict[int, tuple[int, str]] = field(default_factory=dict)  # index -> (term, client)
     reads: dict[bytes, str] = field(default_factory=dict)  # context -> client
     read_waits: list[tuple[int, bytes]] = field(default_factory=list)  # (index, context)
@@ -293,8 +295,13 @@ class Simulation:
         leader = self._some_leader()
         if rng.random() < p.crash_rate:
             # Half the crashes hit the leader: leadership churn is where Raft's subtle
-            # cases live (Raft §5.4.2 Figure 8).
-            node = leader if leader is not None and rng.random() < 0.5 else self.nodes[rng.choice(ids)]
+            # cases live (Raft §5.4.2 Figure 8). A leader in the middle of a write is
+            # the sharpest case (thesis §10.2.1: its appends are already out).
+            writing = [n for n in self.nodes.values() if n.held_ready is not None and n is leader]
+            if writing and rng.random() < 0.5:
+                node = writing[0]
+            else:
+                node = leader if leader is not None and rng.random() < 0.5 else self.nodes[rng.choice(ids)]
             if node.core is not None:
                 self._crash(node)
         for node in self.nodes.values():
@@ -450,6 +457,8 @@ class Simulation:
     # ------------------------------------------------------------------ node processing
     def _process_node(self, node: _Node) -> None:
         if node.held_ready is not None:
+            if self.now < node.held_until and self.faults_on:
+                return  # still being written; the core keeps stepping meanwhile
             rd, node.held_ready = node.held_ready, None
             if not self._handle_ready(node, rd):
                 return
@@ -458,8 +467,11 @@ class Simulation:
                 return
             rd = node.core.ready()
             self._check_new_entries(node, rd)
+            for msg in rd.early_messages:  # a leader's appends overlap its write (thesis §10.2.1)
+                self._send(msg)
             if self.faults_on and self.rng.random() < self.p.slow_disk_rate:
                 node.held_ready = rd
+                node.held_until = self.now + self.rng.randint(1, self.p.slow_disk_max_steps)
                 return
             if not self._handle_ready(node, rd):
                 return

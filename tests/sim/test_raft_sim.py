@@ -79,3 +79,13 @@ def test_simulator_catches_double_voting(monkeypatch):
     monkeypatch.setattr(RaftCore, "_handle_vote_request", vote_for_anyone)
     failures = _run_seeds(range(60))
     assert failures and any("Election Safety" in f or "Leader Completeness" in f or "Safety" in f for f in failures)
+
+
+def test_simulator_catches_a_leader_counting_its_unwritten_entries(monkeypatch):
+    """Mutation check: a leader that counts entries it has not yet made durable toward
+    commitment loses acknowledged writes when it crashes (thesis §10.2.1)."""
+    from agent.raft import core as core_module
+
+    monkeypatch.setattr(core_module._RaftLog, "durable_index", core_module._RaftLog.last_index)
+    failures = _run_seeds(range(300))  # rare by nature: a few seeds of these catch it
+    assert any("Leader Completeness" in f or "State Machine Safety" in f for f in failures), failures[:1]

@@ -47,6 +47,7 @@ def drain(core, storage):
     sent, applied = [], []
     while core.has_ready():
         rd = core.ready()
+        sent.extend(rd.early_messages)  # a leader's appends may leave before its write
         storage.persist(rd)
         sent.extend(rd.messages)
         applied.extend(rd.committed_entries)
@@ -403,6 +404,54 @@ def test_unpersisted_entries_are_not_in_storage_until_ready_is_processed():
     assert storage.last_index() == 2
 
 
+
+def test_leader_replicates_before_its_own_write_but_counts_only_durable__thesis_10_2_1():
+    cluster = Cluster()
+    leader = cluster.elect("a")
+    storage = cluster.nodes["a"][1]
+    index = leader.propose(b"x")
+    rd = leader.ready()
+    appends = [m for m in rd.early_messages if isinstance(m, AppendEntries)]
+    assert sorted(m.dst for m in appends) == ["b", "c"] and all(m.entries[-1].index == index for m in appends)
+    assert not any(isinstance(m, AppendEntries) for m in rd.messages)
+    # One follower made it durable; the leader has not yet: one copy of three is no quorum.
+    leader.step(AppendResponse("b", "a", leader.term, index))
+    assert leader.commit_index < index
+    storage.persist(rd)
+    leader.advance(rd)  # now durable here too: two copies of three
+    assert leader.commit_index == index
+
+
+def test_followers_alone_can_commit_what_the_leader_has_not_yet_written__thesis_10_2_1():
+    cluster = Cluster()
+    leader = cluster.elect("a")
+    index = leader.propose(b"x")
+    rd = leader.ready()
+    leader.step(AppendResponse("b", "a", leader.term, index))
+    leader.step(AppendResponse("c", "a", leader.term, index))
+    assert leader.commit_index == index  # b and c hold it durably: a quorum without a
+    cluster.nodes["a"][1].persist(rd)
+    leader.advance(rd)
+    _, applied = drain(leader, cluster.nodes["a"][1])
+    assert applied[-1].index == index  # applied only after the leader's own write
+
+
+def test_no_early_messages_while_the_term_or_vote_is_not_yet_durable__thesis_10_2_1():
+    core, storage = make_core("a", voters=("a",), learners=("l",))
+    core.campaign()  # a lone voter wins at once: the new term is in this very Ready
+    rd = core.ready()
+    assert core.role == Role.LEADER and rd.hard_state is not None
+    assert rd.early_messages == []
+    assert any(isinstance(m, AppendEntries) and m.dst == "l" for m in rd.messages)
+    storage.persist(rd)
+    core.advance(rd)
+    core.step(AppendResponse("l", "a", core.term, core.last_index()))
+    drain(core, storage)
+    core.propose(b"x")
+    rd = core.ready()  # the term and vote are durable now
+    assert any(isinstance(m, AppendEntries) and m.dst == "l" for m in rd.early_messages)
+
+
 # ---------------------------------------------------------------- snapshots (Raft §7)
 
 
@@ -579,7 +628,7 @@ def test_read_index_needs_quorum_heartbeat_round__thesis_6_4():
     drain(core, storage)
     core.read_index(b"r1")
     rd = core.ready()
-    beats = [m for m in rd.messages if isinstance(m, Heartbeat)]
+    beats = [m for m in rd.early_messages if isinstance(m, Heartbeat)]
     assert rd.read_states == [] and len(beats) == 2
     core.advance(rd)
     core.step(HeartbeatResponse("b", "a", 1, beats[0].context - 1))  # an older round does not count
