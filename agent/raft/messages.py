@@ -280,14 +280,13 @@ def validate(msg: object) -> str | None:
         return "unknown_type"
     if type(msg.src) is not str or not msg.src or type(msg.dst) is not str:
         return "bad_address"
-    for name in _INT_FIELDS:
-        value = getattr(msg, name, 0)
-        if name == "context" and cls in (ReadIndexRequest, ReadIndexResponse):
-            if type(value) is not bytes:
-                return "bad_context"
-            continue
-        if not _is_count(value):
+    int_fields, flag_fields = _FIELDS_OF[cls]
+    for name in int_fields:
+        value = getattr(msg, name)
+        if type(value) is not int or value < 0:
             return f"bad_{name}"
+    if cls in (ReadIndexRequest, ReadIndexResponse) and type(msg.context) is not bytes:
+        return "bad_context"
     if cls is AppendEntries:
         problem = _validate_entries(msg)
         if problem is not None:
@@ -303,7 +302,23 @@ def validate(msg: object) -> str | None:
             or type(msg.done) is not bool
         ):
             return "bad_snapshot"
-    for flag in ("reject", "granted", "pre_vote", "transfer", "done"):
-        if type(getattr(msg, flag, False)) is not bool:
+    for flag in flag_fields:
+        if type(getattr(msg, flag)) is not bool:
             return f"bad_{flag}"
     return None
+
+
+_FLAG_FIELDS = ("reject", "granted", "pre_vote", "transfer", "done")
+# Per class: its count fields (ints >= 0; a read context is bytes instead) and its flags.
+_FIELDS_OF = {
+    cls: (
+        tuple(
+            name
+            for name in _INT_FIELDS
+            if name in cls.__dataclass_fields__
+            and not (name == "context" and cls in (ReadIndexRequest, ReadIndexResponse))
+        ),
+        tuple(name for name in _FLAG_FIELDS if name in cls.__dataclass_fields__),
+    )
+    for cls in MESSAGE_CLASSES.values()
+}
