@@ -10,7 +10,9 @@ How it works:
   cancelled, deadline passed, server stopping) grpc's termination callback cancels that
   scope. Server-streaming handlers run as one Trio task feeding a bounded channel; the
   pool thread takes messages from it in batches and hands them to grpc. A bidi call's
-  requests are read ahead by a thread of their own and handed to Trio one by one.
+  requests are read ahead by a thread of their own and handed to Trio one by one. A
+  bidi handler marked `@lockstep` answers each request with one reply: its pool thread
+  reads each request itself and hands it to the call's Trio task (no reader thread).
 - Client: `multicallable.future(...)` with a done-callback that wakes a `trio.Event`
   through the Trio token; streams are read by a cached worker thread that hands messages
   to Trio with `run_sync_soon`. A Trio cancellation of the waiting task cancels the call.
@@ -34,6 +36,7 @@ import dataclasses
 import functools
 import inspect
 import logging
+import queue
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -45,7 +48,16 @@ import trio
 
 from agent.api.errors import ApiError, RpcError
 
-__all__ = ["Channel", "GrpcServerConfig", "ServerStream", "TrioGrpcServer", "server_stream", "status_for", "unary"]
+__all__ = [
+    "Channel",
+    "GrpcServerConfig",
+    "ServerStream",
+    "TrioGrpcServer",
+    "lockstep",
+    "server_stream",
+    "status_for",
+    "unary",
+]
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +118,54 @@ def _cancel_soon(token: trio.lowlevel.TrioToken, scope: trio.CancelScope) -> Non
         token.run_sync_soon(scope.cancel)
     except trio.RunFinishedError:
         pass
+
+
+def lockstep(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a bidi handler that answers each request with exactly one reply, in order.
+
+    Write it as `async def Method(self, request, context) -> reply`: it is awaited once
+    per request of the call. The call's pool thread reads each request and enters Trio
+    with it itself, so a request reaches its handler with one thread hop instead of two
+    (for request/reply channels on one long-lived call, such as Raft's Stream). Requests
+    of one call are handled one at a time; a failure ends the call with its status.
+    """
+    handler.grpc_lockstep = True  # type: ignore[attr-defined]
+    return handler
+
+
+class _LockstepCall:
+    """One lockstep call: the pool thread hands each request to a Trio task that lives
+    as long as the call, and waits for its reply. A request costs one `run_sync_soon`
+    each way, with no task to spawn."""
+
+    __slots__ = ("token", "requests", "request_ready", "replies", "scope")
+
+    _END = object()
+
+    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
+        self.token = token
+        self.requests: collections.deque[Any] = collections.deque()  # touched in Trio only
+        self.request_ready: trio.Event | None = None
+        self.replies: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()  # (ok, reply or error)
+        self.scope = trio.CancelScope()
+
+    def submit(self, request: Any) -> None:
+        """From the pool thread: hand over a request (or `_END`)."""
+        self.token.run_sync_soon(self._deliver, request)
+
+    def _deliver(self, request: Any) -> None:
+        self.requests.append(request)
+        if self.request_ready is not None:
+            self.request_ready.set()
+
+    async def next_request(self) -> Any:
+        while not self.requests:
+            self.request_ready = trio.Event()
+            await self.request_ready.wait()
+        return self.requests.popleft()
+
+    def on_call_terminated(self) -> None:
+        _cancel_soon(self.token, self.scope)  # a no-op once the task has ended
 
 
 class _CallGuard:
@@ -299,14 +359,21 @@ class TrioGrpcServer:
         if _is_generated_stub(behavior):
             # Not overridden: the generated base class answers UNIMPLEMENTED by itself.
             return handler
-        wanted = inspect.isasyncgenfunction if handler.response_streaming else inspect.iscoroutinefunction
-        if not wanted(behavior):
-            kind = "an async generator" if handler.response_streaming else "an async def"
-            raise ApiError(f"handler for {method} must be {kind}, got {behavior!r}")
         codecs = {
             "request_deserializer": handler.request_deserializer,
             "response_serializer": handler.response_serializer,
         }
+        if getattr(behavior, "grpc_lockstep", False):
+            if not (handler.request_streaming and handler.response_streaming):
+                raise ApiError(f"@lockstep handler for {method}: the method must stream both ways")
+            if not inspect.iscoroutinefunction(behavior):
+                raise ApiError(f"@lockstep handler for {method} must be an async def, got {behavior!r}")
+            serve = functools.partial(self._serve_lockstep, method, behavior)
+            return grpc.stream_stream_rpc_method_handler(serve, **codecs)
+        wanted = inspect.isasyncgenfunction if handler.response_streaming else inspect.iscoroutinefunction
+        if not wanted(behavior):
+            kind = "an async generator" if handler.response_streaming else "an async def"
+            raise ApiError(f"handler for {method} must be {kind}, got {behavior!r}")
         if not handler.request_streaming and not handler.response_streaming:
             serve = functools.partial(self._serve_unary, method, handler.unary_unary, False)
             return grpc.unary_unary_rpc_method_handler(serve, **codecs)
@@ -445,6 +512,60 @@ class TrioGrpcServer:
             _cancel_soon(token, pump.scope)
             if streamed_request:
                 request.close()
+
+    def _serve_lockstep(self, method: str, behavior: Callable[..., Any], requests: Any, context: Any) -> Iterator[Any]:
+        token = self._token
+        if token is None:
+            return
+        call = _LockstepCall(token)
+        if not context.add_callback(call.on_call_terminated):
+            return
+        try:
+            trio.from_thread.run_sync(
+                trio.lowlevel.spawn_system_task,
+                self._run_lockstep,
+                call,
+                context.time_remaining(),
+                behavior,
+                context,
+                trio_token=token,
+            )
+        except trio.RunFinishedError:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "server stopping")
+        try:
+            for request in requests:
+                call.submit(request)
+                ok, reply = call.replies.get()
+                if not ok:
+                    raise reply
+                yield reply
+        except GeneratorExit:
+            raise  # grpc stopped reading: the call is over; finally ends the task
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes a status
+            self._abort(context, method, exc)
+        finally:
+            try:
+                call.submit(_LockstepCall._END)
+            except trio.RunFinishedError:
+                pass
+
+    async def _run_lockstep(
+        self, call: _LockstepCall, remaining_s: float | None, behavior: Callable[..., Any], context: Any
+    ) -> None:
+        """In Trio (a system task): answer the requests of one lockstep call in turn."""
+        if remaining_s is not None:
+            call.scope.deadline = trio.current_time() + remaining_s
+        try:
+            with call.scope:
+                while (request := await call.next_request()) is not _LockstepCall._END:
+                    call.replies.put((True, await behavior(request, context)))
+                return
+            call.replies.put((False, _ended_status(call.scope)))
+        except trio.Cancelled as exc:  # Trio itself is shutting down
+            call.replies.put((False, exc))
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported to the client by the pool thread
+            call.replies.put((False, exc))
 
     async def _run_stream(
         self, pump: _StreamPump, remaining_s: float | None, behavior: Callable[..., Any], request: Any, context: Any

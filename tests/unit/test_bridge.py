@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from agent.api import errors
-from agent.api.bridge import Channel, TrioGrpcServer, server_stream, status_for, unary
+from agent.api.bridge import Channel, TrioGrpcServer, lockstep, server_stream, status_for, unary
 from agent.rpc import bridge_test_pb2 as pb
 from agent.rpc import bridge_test_pb2_grpc as pb_grpc
 
@@ -376,3 +376,103 @@ def test_rpc_errors_round_trip_to_their_most_specific_type():
     assert type(other) is errors.RpcError and other.code == grpc.StatusCode.DATA_LOSS
     with pytest.raises(TypeError):
         errors.RpcError("not a code", "details")
+
+
+# ---------------------------------------------------------------- lockstep bidi calls
+
+
+class LockstepServicer(Servicer):
+    """Chat as a lockstep handler: one reply per request, numbered by arrival."""
+
+    @lockstep
+    async def Chat(self, request, context):
+        self.calls += 1
+        self.started.set()
+        if request.delay_s:
+            await self._sleep_noting_cancel(request.delay_s)
+        await self._maybe_fail(request, context)
+        return pb.EchoReply(text=request.text.upper(), index=self.calls)
+
+
+@pytest.fixture
+async def lockstep_servicer():
+    return LockstepServicer()
+
+
+@pytest.fixture
+async def lockstep_stub(nursery, lockstep_servicer):
+    server = TrioGrpcServer(node_id="test", stop_grace_s=0.1)
+    server.add_service(pb_grpc.add_BridgeTestServicer_to_server, lockstep_servicer)
+    port = await nursery.start(server.run)
+    async with Channel(f"127.0.0.1:{port}") as channel:
+        await channel.wait_ready(timeout=5)
+        yield channel.stub(pb_grpc.BridgeTestStub)
+
+
+async def test_lockstep_answers_each_request_in_order(lockstep_stub, lockstep_servicer):
+    requests: queue.SimpleQueue = queue.SimpleQueue()
+    async with server_stream(lockstep_stub.Chat, iter(requests.get, None), timeout=10) as replies:
+        for k in range(300):
+            requests.put(pb.EchoRequest(text=f"m{k}"))
+            if k % 3 == 0:  # sometimes several requests wait at once
+                continue
+            with trio.fail_after(3):
+                while lockstep_servicer.calls <= k:
+                    reply = await anext(replies)
+                    assert (reply.text, reply.index) == (f"M{reply.index - 1}", reply.index)
+        requests.put(None)  # half-close ends the call
+        with trio.fail_after(3):
+            rest = [reply async for reply in replies]
+    assert lockstep_servicer.calls == 300
+    assert [r.index for r in rest] == list(range(300 - len(rest) + 1, 301))
+
+
+async def test_lockstep_handler_error_ends_the_call_with_its_status(lockstep_stub, lockstep_servicer):
+    requests = iter([pb.EchoRequest(text="a"), pb.EchoRequest(fail_with="not_found"), pb.EchoRequest(text="c")])
+    got = []
+    with pytest.raises(errors.NotFound, match="no such pod"):
+        async with server_stream(lockstep_stub.Chat, requests, timeout=5) as replies:
+            async for reply in replies:
+                got.append(reply.text)
+    assert got == ["A"]
+    assert lockstep_servicer.calls == 2  # nothing after the failure was handled
+
+
+async def test_lockstep_client_cancel_cancels_the_running_handler(lockstep_stub, lockstep_servicer):
+    requests: queue.SimpleQueue = queue.SimpleQueue()
+    replies = server_stream(lockstep_stub.Chat, iter(requests.get, None), timeout=None)
+    requests.put(pb.EchoRequest(text="slow", delay_s=30))
+    with trio.fail_after(5):
+        await lockstep_servicer.started.wait()
+    await replies.aclose()
+    requests.put(None)
+    with trio.fail_after(5):
+        await lockstep_servicer.cancelled.wait()
+
+
+async def test_lockstep_deadline_cancels_the_handler(lockstep_stub, lockstep_servicer):
+    requests = iter([pb.EchoRequest(text="a"), pb.EchoRequest(text="slow", delay_s=30)])
+    with pytest.raises(errors.DeadlineExceeded):
+        async with server_stream(lockstep_stub.Chat, requests, timeout=0.5) as replies:
+            with trio.fail_after(5):
+                async for _ in replies:
+                    pass
+    with trio.fail_after(5):
+        await lockstep_servicer.cancelled.wait()
+
+
+def test_lockstep_is_refused_on_a_generator_or_a_method_that_does_not_stream_both_ways():
+    class GeneratorChat(Servicer):
+        @lockstep
+        async def Chat(self, requests, context):
+            yield pb.EchoReply()
+
+    class UnaryEcho(Servicer):
+        @lockstep
+        async def Echo(self, request, context):
+            return pb.EchoReply()
+
+    for servicer_class, problem in ((GeneratorChat, "async def"), (UnaryEcho, "stream both ways")):
+        server = TrioGrpcServer(node_id="test")
+        with pytest.raises(errors.ApiError, match=problem):
+            server.add_service(pb_grpc.add_BridgeTestServicer_to_server, servicer_class())
