@@ -7,10 +7,15 @@ and compacting the log; and the async API the rest of agentd calls: `propose`,
 `status`.
 
 Rules it keeps:
-- Only the run task touches the core. Callers queue requests (proposals, reads,
-  admin calls, peer messages) and wait on their own waiter; the run task drains every
-  queue at each loop turn, at most `max_inputs_per_turn` items, so a flood cannot starve
-  ticks and heartbeats.
+- The core is touched only in `_turn`, which never awaits, so turns never interleave.
+  Callers queue requests (proposals, reads, admin calls, peer messages) and wait on
+  their own waiter. The run task ticks the clock and takes a turn whenever woken, so
+  proposals and reads queued meanwhile share one turn (one entry, one heartbeat
+  round). Peer messages, which arrive one batch per RPC, and a proposal to an idle
+  leader take a turn at once in the caller's own task: that saves a switch to the run
+  task (about 0.1 ms, measured) on every write's path when there is nothing to batch. A
+  turn drains at most `max_inputs_per_turn` queued items and leaves the rest to the
+  run task, so a flood cannot starve ticks and heartbeats.
 - The Ready contract of core.py, in order: a leader's early messages (its appends) go
   to the transport first, so the followers' writes overlap ours; then storage
   (snapshot, then entries and hard state, one fdatasync); only then the other
@@ -347,6 +352,7 @@ class RaftNode:
     async def receive(self, messages: list[Message]) -> None:
         """Hand messages from peers to the node (replies to our own RPCs, for instance)."""
         await self._enqueue_peer_batch(messages, None)
+        self._turn_now()
 
     async def exchange(self, messages: list[Message], queued: Callable[[], None] | None = None) -> list[Message]:
         """Hand messages from one peer to the node and return what the node has for that
@@ -358,6 +364,7 @@ class RaftNode:
         await self._enqueue_peer_batch(messages, collector)
         if queued is not None:
             queued()
+        self._turn_now()
         await collector.wait()
         return collector.results[0]  # type: ignore[return-value]
 
@@ -368,7 +375,6 @@ class RaftNode:
                 self._peer_space = trio.Event()
             await self._peer_space.wait()
         self._peer_batches.append((messages, collector))
-        self._wakeup.set()
 
     async def propose(self, command: bytes) -> object:
         """Replicate one command; return what the state machine's apply returned for it.
@@ -386,7 +392,10 @@ class RaftNode:
             raise NotLeader(self._leader_id)
         waiter = _Waiter(len(commands))
         self._proposals.append((list(commands), waiter))
-        self._wakeup.set()
+        if not self._pending and len(self._proposals) == 1:
+            self._turn_now()  # an idle leader: no batch to wait for, go at once
+        else:
+            self._wakeup.set()  # under load the run task packs all waiting proposals together
         return await waiter.wait()
 
     async def read(self, query: Callable[[Any], T]) -> T:
@@ -486,7 +495,6 @@ class RaftNode:
                     with trio.move_on_at(next_tick):
                         await self._wakeup.wait()
                 self._wakeup = trio.Event()
-                self._take_inputs()
                 now = trio.current_time()
                 if now >= next_tick:
                     self.core.tick()
@@ -494,14 +502,31 @@ class RaftNode:
                     if next_tick <= now:  # the loop stalled (or the process was stopped)
                         self.stats["ticks_late"] += 1
                         next_tick = now + tick_s
-                if self.core.has_ready():
-                    self._handle_ready(self.core.ready())
-                if self._collectors:
-                    self._answer_collectors()
+                self._turn()
                 await trio.lowlevel.checkpoint()
         finally:
             self._fail_everything(NotLeader(None))
             self._running = False
+
+    def _turn(self) -> None:
+        """One turn of the core: take the queued inputs, process the Ready they caused,
+        answer the RPCs waiting for our messages. Never awaits, so it is atomic."""
+        self._take_inputs()
+        if self.core.has_ready():
+            self._handle_ready(self.core.ready())
+        if self._collectors:
+            self._answer_collectors()
+        if self._has_input() or self.core.has_ready():
+            self._wakeup.set()  # over this turn's budget: the run task goes on with it
+
+    def _turn_now(self) -> None:
+        """Take a turn in the caller's task, right after it queued its input: saves a
+        switch to the run task on the path of every write (the run task still ticks and
+        takes whatever is left over). Only while the run task runs."""
+        if self._running:
+            self._turn()
+        else:
+            self._wakeup.set()
 
     def _has_input(self) -> bool:
         return bool(self._peer_batches or self._proposals or self._reads or self._admin)

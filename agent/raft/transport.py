@@ -17,6 +17,9 @@ Rules it keeps:
 - A batch of nothing but commit notices (empty appends) lingers up to `linger_s` for
   the append that usually follows, so both share one RPC and the append does not wait
   behind the notice's round trip.
+- `send()` itself hands the queue to a peer's open stream when that stream is idle (a
+  free send slot, no backoff, not a lone commit notice): the batch is on its way before
+  the caller's next await, and the send loop (which does everything else) is skipped.
 - The receiver answers once it has processed a batch, with the messages it produced
   for us meanwhile (its acks); those replies go to `deliver` like any received message.
   On a stream it answers each batch in turn, in order, one `BatchAck` per batch.
@@ -31,6 +34,7 @@ Rules it keeps:
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -40,7 +44,7 @@ from queue import SimpleQueue
 import grpc
 import trio
 
-from agent.api.bridge import Channel, ServerStream, server_stream, unary
+from agent.api.bridge import Channel, ServerStream, lockstep, server_stream, unary
 from agent.api.errors import RpcError
 from agent.raft.messages import AppendEntries, InstallSnapshot, Message
 from agent.raft.wire import WireError, decode_message, encode_message
@@ -221,7 +225,21 @@ class RaftTransport:
                 _, size = peer.queue.popleft()
                 peer.queued_bytes -= size
                 self.stats["dropped_queue_full"] += 1
+            if self._can_submit_now(peer):
+                self._submit(peer)  # an idle stream: no trip through the send loop
+                self.stats["batches_sent_directly"] += 1
             peer.wakeup.set()
+
+    def _can_submit_now(self, peer: _Peer) -> bool:
+        """True when `send` may hand this peer's queue to its open stream itself: a free
+        send slot, no backoff, and not a lone commit notice (those linger in the loop)."""
+        return (
+            peer.stream is not None
+            and peer.slots.value > 0
+            and bool(peer.queue)
+            and trio.current_time() >= peer.resume_at
+            and not (self.config.linger_s > 0 and _only_commit_notices(peer.queue))
+        )
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Run the send loops until cancelled."""
@@ -259,34 +277,49 @@ class RaftTransport:
                 stub = channel.stub(raft_pb2_grpc.RaftServiceStub)
                 async with trio.open_nursery() as calls:
                     while True:
-                        await peer.slots.acquire()
-                        if trio.current_time() < peer.resume_at:
-                            await trio.sleep_until(peer.resume_at)
                         while not peer.queue:
                             peer.wakeup = trio.Event()
                             await peer.wakeup.wait()
                         if self.config.linger_s > 0 and _only_commit_notices(peer.queue):
-                            await self._linger(peer)
-                        batch = self._take_batch(peer)
-                        request = raft_pb2.MessageBatch(
-                            src=self.node_id, dst=peer.node_id, epoch=self.epoch, seq=peer.next_seq
-                        )
-                        peer.next_seq += 1
-                        slots = request.messages
-                        for msg in batch:
-                            encode_message(msg, slots.add())
+                            await self._linger(peer)  # holding no slot: `send` may go meanwhile
+                        await peer.slots.acquire()
+                        if trio.current_time() < peer.resume_at:
+                            await trio.sleep_until(peer.resume_at)
+                        if not peer.queue:  # `send` handed it to the stream meanwhile
+                            peer.slots.release()
+                            continue
                         if self.config.stream and peer.use_stream:
                             if peer.stream is None:
                                 peer.stream = _BatchStream(stub)
                                 calls.start_soon(self._read_acks, peer, peer.stream)
-                            peer.stream.submit(request, len(batch))
+                            self._submit(peer, acquired=True)
                         else:
-                            calls.start_soon(self._send_batch, peer, stub, request, len(batch))
+                            request, count = self._next_request(peer)
+                            calls.start_soon(self._send_batch, peer, stub, request, count)
             finally:
                 if peer.stream is not None:
                     peer.stream.close()
                     peer.stream = None
                 channel.close()
+
+    def _next_request(self, peer: _Peer) -> tuple[raft_pb2.MessageBatch, int]:
+        """The next numbered batch for `peer`, encoded from the head of its queue."""
+        batch = self._take_batch(peer)
+        request = raft_pb2.MessageBatch(src=self.node_id, dst=peer.node_id, epoch=self.epoch, seq=peer.next_seq)
+        peer.next_seq += 1
+        slots = request.messages
+        for msg in batch:
+            encode_message(msg, slots.add())
+        return request, len(batch)
+
+    def _submit(self, peer: _Peer, *, acquired: bool = False) -> None:
+        """Put the next batch on the peer's open stream, taking a send slot unless the
+        caller holds one (never blocks: grpc's own thread writes it)."""
+        assert peer.stream is not None
+        if not acquired:
+            peer.slots.acquire_nowait()
+        request, count = self._next_request(peer)
+        peer.stream.submit(request, count)
 
     async def _send_batch(self, peer: _Peer, stub, request: raft_pb2.MessageBatch, count: int) -> None:
         try:
@@ -301,19 +334,22 @@ class RaftTransport:
     async def _read_acks(self, peer: _Peer, stream: _BatchStream) -> None:
         """Match the acks of one Stream call to its batches, in order, until it fails."""
         code = grpc.StatusCode.DEADLINE_EXCEEDED
+        timeout = self.config.rpc_timeout_s
         try:
-            while True:
-                while not stream.unanswered:
-                    stream.submitted = trio.Event()
-                    await stream.submitted.wait()
-                ack = None
-                with trio.move_on_at(stream.unanswered[0][1] + self.config.rpc_timeout_s):
+            # One scope for the whole call; its deadline follows the oldest unanswered batch.
+            with trio.CancelScope() as late:
+                while True:
+                    late.deadline = math.inf
+                    while not stream.unanswered:
+                        stream.submitted = trio.Event()
+                        await stream.submitted.wait()
+                    late.deadline = stream.unanswered[0][1] + timeout
                     ack = await anext(stream.replies)
-                if ack is None:
-                    break  # late: code stays DEADLINE_EXCEEDED
-                count, _ = stream.unanswered.popleft()
-                peer.slots.release()
-                await self._on_ack(peer, ack, count)
+                    count, _ = stream.unanswered.popleft()
+                    peer.slots.release()
+                    late.deadline = math.inf  # handing the replies to the node may wait
+                    await self._on_ack(peer, ack, count)
+            # Only a late answer gets here: code stays DEADLINE_EXCEEDED.
         except StopAsyncIteration:
             code = grpc.StatusCode.UNAVAILABLE  # the receiver ended the call
         except RpcError as exc:
@@ -364,7 +400,7 @@ class RaftTransport:
     async def _linger(self, peer: _Peer) -> None:
         """Give the append that usually follows a commit notice a moment to join it."""
         deadline = trio.current_time() + self.config.linger_s
-        while _only_commit_notices(peer.queue):
+        while peer.queue and _only_commit_notices(peer.queue):
             peer.wakeup = trio.Event()
             with trio.move_on_at(deadline):
                 await peer.wakeup.wait()
@@ -495,10 +531,10 @@ class RaftServicer:
     async def Send(self, request: raft_pb2.MessageBatch, context) -> raft_pb2.BatchAck:  # noqa: N802 - gRPC name
         return await self._handle_batch(request)
 
-    async def Stream(self, requests, context):  # noqa: N802 - gRPC name
+    @lockstep
+    async def Stream(self, request: raft_pb2.MessageBatch, context) -> raft_pb2.BatchAck:  # noqa: N802 - gRPC name
         """One sender's batches on one call: each handled in turn, each answered in order."""
-        async for request in requests:
-            yield await self._handle_batch(request)
+        return await self._handle_batch(request)
 
     async def _handle_batch(self, request: raft_pb2.MessageBatch) -> raft_pb2.BatchAck:
         if len(request.messages) > self.config.max_messages_per_rpc:

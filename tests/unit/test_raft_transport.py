@@ -115,6 +115,31 @@ async def test_a_commit_notice_waits_briefly_for_the_next_append_and_shares_its_
     assert trio.current_time() - started < 0.04
 
 
+
+async def test_send_hands_a_batch_to_an_idle_open_stream_itself(nursery):
+    receiver = FakeNode("n2")
+    port, _ = await serve(nursery, "n2", receiver.exchange)
+    sender = FakeNode("n1")
+    transport = RaftTransport("n1", {"n2": f"127.0.0.1:{port}"}, FAST, deliver=sender.receive)
+    await nursery.start(transport.run)
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=1)])  # opens the stream, via the loop
+    await wait_for(lambda: len(sender.received) == 1)
+    assert transport.stats["batches_sent_directly"] == 0
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=2)])
+    assert transport.stats["batches_sent_directly"] == 1  # gone before any await
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=3)])  # the stream is busy: the loop takes it
+    assert transport.stats["batches_sent_directly"] == 1
+    await wait_for(lambda: len(receiver.received) == 3 and len(sender.received) == 3)
+    assert [m.context for m in receiver.received] == [1, 2, 3]
+    # A lone commit notice is never sent directly: it lingers for the append that follows.
+    rpcs = transport.stats["rpcs_sent"]
+    transport.send([AppendEntries("n1", "n2", 1, 1, 1, (), 1)])
+    assert transport.stats["batches_sent_directly"] == 1
+    transport.send([AppendEntries("n1", "n2", 1, 1, 1, (Entry(2, 1, EntryKind.NORMAL, b"x"),), 1)])
+    assert transport.stats["batches_sent_directly"] == 2  # the append takes the notice along
+    await wait_for(lambda: len(receiver.received) == 5)
+    assert transport.stats["rpcs_sent"] == rpcs + 1
+
 async def test_pipelined_batches_reach_the_node_in_the_order_sent(nursery):
     receiver = FakeNode("n2")
     active = 0
@@ -492,6 +517,34 @@ async def test_packed_proposals_from_many_callers_each_get_their_own_results(nur
     assert leader.stats["entries_proposed"] > 25  # 148 commands, at most 5 per entry
     assert cluster.stores[leader.id].get("k7-29") == "v"
 
+
+
+async def test_a_lone_proposal_goes_at_once_and_concurrent_ones_are_packed(nursery, tmp_path):
+    cluster = Cluster(nursery, tmp_path)
+    await cluster.start_all()
+    leader = await cluster.leader()
+    await leader.propose(encode_put("warm", 1, "k", "v"))
+    before = leader.stats["entries_proposed"]
+    last = leader.core.last_index()
+    outcome = []
+
+    async def one():
+        outcome.append(await leader.propose(encode_put("lone", 1, "k", "v")))
+
+    nursery.start_soon(one)
+    await wait_for(lambda: leader.core.last_index() > last)
+    assert leader.stats["entries_proposed"] == before + 1
+    await wait_for(lambda: outcome == [None])
+    before = leader.stats["entries_proposed"]
+
+    async def caller(number: int) -> None:
+        assert await leader.propose(encode_put(f"c{number}", 1, f"k{number}", "v")) is None
+
+    async with trio.open_nursery() as callers:
+        for number in range(60):
+            callers.start_soon(caller, number)
+    # The first finds the leader idle and goes alone; the rest wait one turn, together.
+    assert leader.stats["entries_proposed"] - before <= 4
 
 async def test_reads_are_linearizable_on_leader_and_followers(nursery, tmp_path):
     """Thesis §6.4: a read after an acknowledged write sees it, on any node."""
