@@ -19,6 +19,7 @@ from dataclasses import replace
 import trio
 
 from agent import __version__
+from agent.affinity import parse_cpu, pin_to_cpu
 from agent.api.bridge import TrioGrpcServer
 from agent.api.node_service import NodeServicer
 from agent.logsetup import configure_logging
@@ -67,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backoff-base-s", type=float, default=None, help="CrashLoopBackOff base delay (default 10)")
     p.add_argument("--backoff-cap-s", type=float, default=None, help="CrashLoopBackOff maximum delay (default 300)")
     p.add_argument("--manifest-poll-s", type=float, default=None, help="how often the manifest directory is read (default 1)")
+    p.add_argument("--cpu", type=parse_cpu, default=None,
+                   help="run every thread of agentd on this one CPU (see agent/affinity.py)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--version", action="version", version=f"agentd {__version__}")
     return p
@@ -107,6 +110,8 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.cpu is not None:
+        pin_to_cpu(args.cpu)
     configure_logging(args.node_name, args.log_level)
     try:
         trio.run(serve, args)

@@ -6,6 +6,7 @@ Figures:
   to one propose_many call, so many commands are in flight;
 - latency_p50_ms / latency_p99_ms: one write at a time, propose -> applied, measured in
   the leader's process (client_put_p50_ms adds a client's gRPC round trip);
+  latency_unpinned_*: the same with every node's threads let loose on every CPU;
 - failover_p50_s / failover_p99_s: over N trials, SIGKILL of the leader -> the first
   write a client gets acknowledged by the survivors (the killed node is restarted and
   caught up between trials);
@@ -15,6 +16,9 @@ Figures:
 
     .venv/bin/python bench/raft_bench.py            # full: 20 failover trials, 60 s steady load
     .venv/bin/python bench/raft_bench.py --quick    # under a minute
+
+Each node runs pinned to one CPU (`--cpu`, round-robin over the CPUs), as several nodes
+sharing one machine should (see agent/affinity.py); `--no-pin` leaves them unpinned.
 """
 
 from __future__ import annotations
@@ -80,6 +84,23 @@ def measure_latency(cluster: RaftCluster, count: int) -> dict:
         "latency_p99_ms": round(reply.latency_p99_ms, 3),
         "client_put_p50_ms": round(1000 * percentile(client, 0.5), 3),
         "client_put_p99_ms": round(1000 * percentile(client, 0.99), 3),
+    }
+
+
+def measure_latency_unpinned(cluster: RaftCluster, count: int) -> dict:
+    """Latency again with every node free to use every CPU; the nodes are pinned back after."""
+    pinned = {node_id: os.sched_getaffinity(node.process.pid) for node_id, node in cluster.nodes.items()}
+    everywhere = set(os.sched_getaffinity(0))
+    for node_id in cluster.nodes:
+        cluster.set_cpus(node_id, everywhere)
+    try:
+        reply = bench_rpc(cluster, count, 1, 1, "lat-free-")
+    finally:
+        for node_id, cpus in pinned.items():
+            cluster.set_cpus(node_id, cpus)
+    return {
+        "latency_unpinned_p50_ms": round(reply.latency_p50_ms, 3),
+        "latency_unpinned_p99_ms": round(reply.latency_p99_ms, 3),
     }
 
 
@@ -167,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steady-s", type=float, default=None)
     parser.add_argument("--failover-trials", type=int, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the data directories and logs")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin each node to one CPU")
     args = parser.parse_args(argv)
     quick = args.quick
     commands = args.commands or (200_000 if quick else 1_000_000)
@@ -177,12 +199,15 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="raft-bench-"))
     result: dict = {"bench": "raft", "mode": "quick" if quick else "full", "nodes": 3, "cpus": os.cpu_count()}
     started = time.monotonic()
-    with RaftCluster(root, 3) as cluster:
+    result["pinned"] = not args.no_pin
+    with RaftCluster(root, 3, pin_cpus=not args.no_pin) as cluster:
         cluster.start()
         cluster.wait_ready()
         cluster.wait_leader()
         result.update(measure_throughput(cluster, commands, args.window, args.per_call))
         result.update(measure_latency(cluster, latency_writes))
+        if not args.no_pin:
+            result.update(measure_latency_unpinned(cluster, latency_writes))
         result.update(measure_steady(cluster, steady_s, args.window, args.per_call))
         result.update(measure_failover(cluster, trials))
     result["window"] = args.window

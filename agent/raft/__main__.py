@@ -24,6 +24,7 @@ from dataclasses import replace
 
 import trio
 
+from agent.affinity import parse_cpu, pin_to_cpu
 from agent.api.bridge import TrioGrpcServer
 from agent.api.errors import InvalidArgument
 from agent.logsetup import configure_logging
@@ -251,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retain", type=int, default=NodeConfig().compaction_retain_entries,
                         help="entries kept behind a snapshot when compacting")
     parser.add_argument("--no-pack", action="store_true", help="one log entry per command (no batch entries)")
+    parser.add_argument("--cpu", type=parse_cpu, default=None,
+                        help="run every thread of this process on this one CPU (see agent/affinity.py)")
     parser.add_argument("--log-level", default="info")
     return parser
 
@@ -297,6 +300,8 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.cpu is not None:
+        pin_to_cpu(args.cpu)
     configure_logging(args.id, args.log_level)
     trio.run(serve, args)
     return 0

@@ -7,6 +7,7 @@ leader hints. Every process is killed when the cluster is closed, whatever happe
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import grpc
 
+from agent.affinity import available_cpus
 from agent.rpc import raft_pb2 as pb
 from agent.rpc import raft_pb2_grpc as pb_grpc
 
@@ -61,6 +63,8 @@ class RaftCluster:
     root: Path
     size: int = 3
     extra_args: tuple[str, ...] = ()
+    # Pin node k to one CPU (`--cpu`), round-robin over the CPUs this process may use.
+    pin_cpus: bool = False
     nodes: dict[str, NodeProcess] = field(default_factory=dict)
     _channels: dict[str, grpc.Channel] = field(default_factory=dict)
 
@@ -78,6 +82,7 @@ class RaftCluster:
         return ",".join(f"{n.node_id}={n.address}" for n in self.nodes.values())
 
     def start(self, *node_ids: str) -> None:
+        cpus = available_cpus()
         for node_id in node_ids or tuple(self.nodes):
             node = self.nodes[node_id]
             if node.alive:
@@ -86,6 +91,9 @@ class RaftCluster:
                 sys.executable, "-m", "agent.raft", "--id", node_id, "--data-dir", str(node.data_dir),
                 "--listen", node.address, "--peers", self.peers_arg, *self.extra_args,
             ]
+            if self.pin_cpus:
+                position = list(self.nodes).index(node_id)
+                command += ["--cpu", str(cpus[position % len(cpus)])]
             log_file = open(node.log_path, "ab")
             node.process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
             log_file.close()
@@ -102,6 +110,15 @@ class RaftCluster:
         node.stopped = False
         # The client channel stays open (another thread may be using it); grpc reconnects
         # to the restarted process by itself.
+
+    def set_cpus(self, node_id: str, cpus: set[int]) -> None:
+        """Let every thread of a running node use exactly `cpus` (undoes or changes `--cpu`)."""
+        task_dir = Path(f"/proc/{self.nodes[node_id].process.pid}/task")
+        for thread_id in task_dir.iterdir():
+            try:
+                os.sched_setaffinity(int(thread_id.name), cpus)
+            except ProcessLookupError:
+                pass  # the thread ended meanwhile
 
     def pause(self, node_id: str) -> None:
         self.nodes[node_id].process.send_signal(signal.SIGSTOP)

@@ -7,6 +7,7 @@ leader must never answer from stale state.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -21,10 +22,24 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 def cluster3(tmp_path):
-    with RaftCluster(tmp_path, 3) as cluster:
+    # Pinned as several nodes on one machine should run (agent/affinity.py).
+    with RaftCluster(tmp_path, 3, pin_cpus=True) as cluster:
         cluster.start()
         cluster.wait_ready()
         yield cluster
+
+
+def test_each_pinned_node_runs_all_its_threads_on_one_cpu(cluster3):
+    cpus = sorted(os.sched_getaffinity(0))
+    for position, node in enumerate(cluster3.nodes.values()):
+        expected = {cpus[position % len(cpus)]}
+        threads = os.listdir(f"/proc/{node.process.pid}/task")
+        assert len(threads) > 3  # grpc's threads are there too
+        for thread_id in threads:
+            try:
+                assert os.sched_getaffinity(int(thread_id)) == expected, (node.node_id, thread_id)
+            except ProcessLookupError:
+                pass  # a short-lived thread ended meanwhile
 
 
 class Writer:
