@@ -29,6 +29,10 @@ Rules it keeps:
   with NotLeader: its outcome is unknown and the client retries with its session.
 - Reads are linearizable through ReadIndex (thesis §6.4): served once the state machine
   has applied the index the leader confirmed with a quorum. Never from local state alone.
+- Snapshots (Raft §7): the state machine's bytes are taken in a turn, at an applied
+  index; writing and fsyncing them runs on a worker thread (storage.prepare_snapshot),
+  one at a time; back on the node's task they are published and only then is the log
+  compacted. A leader's snapshot installed meanwhile supersedes ours.
 - Storage failures and broken invariants propagate: the node stops rather than lie.
 """
 
@@ -282,6 +286,8 @@ class RaftNode:
                 )
         self._last_snapshot_index = storage.snapshot_meta().index
         self._bytes_since_snapshot = 0
+        self._snapshot_writing = False  # a snapshot file is being written on a worker thread
+        self._background: trio.Nursery | None = None
         self.core = RaftCore(
             node_id, storage, raft_config, rng or random.Random(), storage.hard_state(), state_machine.applied_index
         )
@@ -480,33 +486,40 @@ class RaftNode:
 
     # ----------------------------------------------------------------- the run task
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Drive the core until cancelled. Only this task touches the core."""
+        """Drive the core until cancelled (with its snapshot writers, in a nursery of its own)."""
         if self._running:
             raise RaftInvariantError("RaftNode.run started twice")
         self._running = True
         tick_s = self.raft_config.tick_interval_ms / 1000
-        next_tick = trio.current_time() + tick_s
         log.info("%s event=raft_node_started term=%d last=%d applied=%d voters=%s", self.id, self.core.term,
                  self.core.last_index(), self._applier.applied_index, ",".join(self.core.conf_state.voters))
-        task_status.started()
         try:
-            while True:
-                if not self._has_input() and not self.core.has_ready():
-                    with trio.move_on_at(next_tick):
-                        await self._wakeup.wait()
-                self._wakeup = trio.Event()
-                now = trio.current_time()
-                if now >= next_tick:
-                    self.core.tick()
-                    next_tick += tick_s
-                    if next_tick <= now:  # the loop stalled (or the process was stopped)
-                        self.stats["ticks_late"] += 1
-                        next_tick = now + tick_s
-                self._turn()
-                await trio.lowlevel.checkpoint()
+            async with trio.open_nursery() as background:
+                self._background = background
+                task_status.started()
+                await self._loop(tick_s)
         finally:
+            self._background = None
             self._fail_everything(NotLeader(None))
             self._running = False
+
+    async def _loop(self, tick_s: float) -> None:
+        """Tick the clock and take a turn whenever woken, until cancelled."""
+        next_tick = trio.current_time() + tick_s
+        while True:
+            if not self._has_input() and not self.core.has_ready():
+                with trio.move_on_at(next_tick):
+                    await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            now = trio.current_time()
+            if now >= next_tick:
+                self.core.tick()
+                next_tick += tick_s
+                if next_tick <= now:  # the loop stalled (or the process was stopped)
+                    self.stats["ticks_late"] += 1
+                    next_tick = now + tick_s
+            self._turn()
+            await trio.lowlevel.checkpoint()
 
     def _turn(self) -> None:
         """One turn of the core: take the queued inputs, process the Ready they caused,
@@ -799,23 +812,51 @@ class RaftNode:
 
     # ----------------------------------------------------------------- snapshots (Raft §7)
     def _maybe_snapshot(self) -> None:
+        """Start a snapshot of the state machine once enough was applied since the last one.
+
+        The state machine's bytes are taken here, between two applies, so they are exactly
+        the state at `applied`; writing and fsyncing them (the slow part: hundreds of ms
+        for tens of MB) happens on a worker thread, so ticks, heartbeats and writes go on.
+        """
         applied = self._applier.applied_index
         if (
-            applied - self._last_snapshot_index < self.config.snapshot_every_entries
-            and self._bytes_since_snapshot < self.config.snapshot_every_bytes
-        ) or applied <= self._last_snapshot_index:
+            self._snapshot_writing
+            or self._background is None
+            or applied <= self._last_snapshot_index
+            or (
+                applied - self._last_snapshot_index < self.config.snapshot_every_entries
+                and self._bytes_since_snapshot < self.config.snapshot_every_bytes
+            )
+        ):
             return
         core = self.core
         if applied > core.applied_index:
             return  # the core learns about it at advance; try again next turn
         meta = core.snapshot_meta_for(applied)
         data = self._applier.snapshot()
-        self.storage.save_snapshot(meta, data)
-        self._last_snapshot_index = applied
+        self._snapshot_writing = True
         self._bytes_since_snapshot = 0
-        compact_to = applied - self.config.compaction_retain_entries
-        if compact_to >= self.storage.first_index():
-            self.storage.compact(compact_to)
-        self.stats["snapshots_taken"] += 1
-        log.info("%s event=raft_snapshot index=%d term=%d bytes=%d first_index=%d", self.id, meta.index, meta.term,
-                 len(data), self.storage.first_index())
+        self._background.start_soon(self._write_snapshot, meta, data)
+
+    async def _write_snapshot(self, meta: SnapshotMeta, data: bytes) -> None:
+        try:
+            try:
+                prepared = await trio.to_thread.run_sync(self.storage.prepare_snapshot, meta, data)
+            except OSError as exc:
+                # The log is untouched; the next turn past the threshold tries again.
+                self.stats["snapshot_write_failures"] += 1
+                log.error("%s event=raft_snapshot_write_failed index=%d error=%r", self.id, meta.index, exc)
+                return
+            # Back on the node's task: a leader's snapshot may have been installed meanwhile.
+            if not self.storage.publish_snapshot(prepared):
+                self.stats["snapshots_superseded"] += 1
+                return
+            self._last_snapshot_index = max(self._last_snapshot_index, meta.index)
+            compact_to = meta.index - self.config.compaction_retain_entries
+            if compact_to >= self.storage.first_index():
+                self.storage.compact(compact_to)
+            self.stats["snapshots_taken"] += 1
+            log.info("%s event=raft_snapshot index=%d term=%d bytes=%d first_index=%d", self.id, meta.index,
+                     meta.term, len(data), self.storage.first_index())
+        finally:
+            self._snapshot_writing = False

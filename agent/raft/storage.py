@@ -8,6 +8,7 @@ Layout of the directory:
                      preallocated (zeros); a new one is started once the data in the
                      current one passes `segment_max_bytes`
     snapshot         the latest snapshot, replaced whole (write temp, fsync, rename, fsync dir)
+    snapshot.*.tmp   a snapshot being written; removed at open (it never became the snapshot)
     lock             held with flock while open: one process per directory
 
 Rules it keeps:
@@ -31,13 +32,17 @@ Rules it keeps:
   of `save_snapshot` leaves a directory that recovers correctly if the node dies there.
 - A failed write or fsync leaves the storage unusable (StorageFailed on every later call):
   after a failed fsync the kernel may have dropped the data, so retrying would lie.
-- Not thread-safe: one task owns it.
+- Not thread-safe: one task owns it. The one exception is `prepare_snapshot`, the slow
+  half of saving a snapshot (writing and fsyncing its own temporary file), which touches
+  nothing else and may run on a worker thread while the owner goes on with the log;
+  `publish_snapshot` then makes it the snapshot, from the owner's task.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import logging
 import os
 from array import array
@@ -55,6 +60,15 @@ from agent.raft.wal_codec import LogState
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedSnapshot:
+    """A snapshot written and fsynced to its own temporary file, not yet the snapshot."""
+
+    meta: SnapshotMeta
+    data: bytes
+    path: Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +105,7 @@ class StorageFailed(StorageError):
 _MAX_ENTRY_DATA_BYTES = wal_codec.MAX_RECORD_BYTES - wal_codec.ENTRY_HEADER_BYTES
 _READ_GAP_BYTES = 64 * 1024  # records further apart than this are read with separate preads
 _SNAPSHOT_NAME = "snapshot"
-_SNAPSHOT_TEMP_NAME = "snapshot.tmp"
+_snapshot_temp_numbers = itertools.count(1)  # each prepared snapshot gets a file of its own
 
 
 @dataclass(slots=True)
@@ -178,9 +192,10 @@ class RaftStorage:
         )
 
     def _recover_snapshot(self) -> None:
-        temp = self._dir / _SNAPSHOT_TEMP_NAME
-        if temp.exists():  # a save_snapshot that died before its rename: never became the snapshot
-            temp.unlink()
+        temps = [p for p in self._dir.iterdir() if p.name.startswith(_SNAPSHOT_NAME + ".") and p.name.endswith(".tmp")]
+        if temps:  # snapshots that died before their rename: none of them became the snapshot
+            for temp in temps:
+                temp.unlink()
             fsync_dir(self._dir)
         path = self._dir / _SNAPSHOT_NAME
         if not path.exists():
@@ -552,7 +567,16 @@ class RaftStorage:
         self._check_usable()
         if self._has_snapshot and meta.index < self._snapshot_meta.index:
             raise RaftInvariantError(f"snapshot at {meta.index} older than the one kept at {self._snapshot_meta.index}")
-        temp, final = self._dir / _SNAPSHOT_TEMP_NAME, self._dir / _SNAPSHOT_NAME
+        self.publish_snapshot(self.prepare_snapshot(meta, data))
+
+    def prepare_snapshot(self, meta: SnapshotMeta, data: bytes) -> PreparedSnapshot:
+        """Write `meta` + `data` to a temporary file of their own and fsync it.
+
+        The slow half of saving a snapshot, and the only method that may run on another
+        thread while the owner keeps using the storage: it reads no state of this object
+        and writes only its own file. Nothing changes until `publish_snapshot`.
+        """
+        temp = self._dir / f"{_SNAPSHOT_NAME}.{meta.index}.{next(_snapshot_temp_numbers)}.tmp"
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
@@ -560,15 +584,34 @@ class RaftStorage:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(temp, final)
+        except OSError:
+            temp.unlink(missing_ok=True)
+            raise  # the log is untouched: the caller may try again later
+        return PreparedSnapshot(meta, bytes(data), temp)
+
+    def publish_snapshot(self, prepared: PreparedSnapshot) -> bool:
+        """Make a prepared snapshot the durable one (rename over it, fsync the directory).
+
+        Returns False, dropping the prepared file, when the snapshot kept meanwhile is at
+        least as new (a leader's snapshot installed while this one was being written).
+        """
+        self._check_usable()
+        meta = prepared.meta
+        if self._has_snapshot and meta.index <= self._snapshot_meta.index and meta != self._snapshot_meta:
+            prepared.path.unlink(missing_ok=True)
+            return False
+        try:
+            os.replace(prepared.path, self._dir / _SNAPSHOT_NAME)
             fsync_dir(self._dir)
         except OSError as exc:
             self._fail(exc)
             raise
-        self._snapshot_meta, self._has_snapshot, self._snapshot_data = meta, True, bytes(data)
+        self._snapshot_meta, self._has_snapshot, self._snapshot_data = meta, True, prepared.data
         log.info(
-            "%s raft_storage=snapshot index=%d term=%d bytes=%d", self._config.node_id, meta.index, meta.term, len(data)
+            "%s raft_storage=snapshot index=%d term=%d bytes=%d", self._config.node_id, meta.index, meta.term,
+            len(prepared.data),
         )
+        return True
 
     def load_snapshot(self) -> tuple[SnapshotMeta, bytes] | None:
         """The durable snapshot, or None if there is none yet."""

@@ -724,3 +724,32 @@ def test_the_core_runs_on_this_storage_across_a_restart_raft_fig2(tmp_path: Path
     assert core.is_leader() and core.term > store.term_at(before[-1].index)
     assert all_entries(store)[: len(before)] == before and store.last_index() > before[-1].index
     store.close()
+
+
+def test_a_prepared_snapshot_changes_nothing_until_published(tmp_path):
+    storage = RaftStorage.open(tmp_path, StorageConfig(node_id="n"))
+    storage.save(HardState(1, None, 0), [Entry(i, 1, EntryKind.NORMAL, b"x") for i in range(1, 11)])
+    storage.save_snapshot(SnapshotMeta(4, 1, ConfState(("n",))), b"at-4")
+    prepared = storage.prepare_snapshot(SnapshotMeta(8, 1, ConfState(("n",))), b"at-8")
+    assert storage.snapshot_meta().index == 4 and storage.snapshot_data() == b"at-4"
+    # A crash now: the prepared file is not the snapshot and is cleared at open.
+    storage.close()
+    reopened = RaftStorage.open(tmp_path, StorageConfig(node_id="n"))
+    assert reopened.load_snapshot() == (SnapshotMeta(4, 1, ConfState(("n",))), b"at-4")
+    assert not list(tmp_path.glob("snapshot.*.tmp"))
+    assert not prepared.path.exists()
+    prepared = reopened.prepare_snapshot(SnapshotMeta(8, 1, ConfState(("n",))), b"at-8")
+    assert reopened.publish_snapshot(prepared)
+    assert reopened.load_snapshot() == (SnapshotMeta(8, 1, ConfState(("n",))), b"at-8")
+    reopened.close()
+
+
+def test_publishing_a_snapshot_older_than_the_kept_one_is_a_no_op(tmp_path):
+    storage = RaftStorage.open(tmp_path, StorageConfig(node_id="n"))
+    storage.save(HardState(1, None, 0), [Entry(i, 1, EntryKind.NORMAL, b"x") for i in range(1, 11)])
+    older = storage.prepare_snapshot(SnapshotMeta(5, 1, ConfState(("n",))), b"local")
+    storage.install_snapshot(SnapshotMeta(9, 1, ConfState(("n",))), b"from-leader")  # meanwhile
+    assert storage.publish_snapshot(older) is False
+    assert not older.path.exists()
+    assert storage.load_snapshot() == (SnapshotMeta(9, 1, ConfState(("n",))), b"from-leader")
+    storage.close()

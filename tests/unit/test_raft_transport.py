@@ -9,6 +9,7 @@ membership changes, leadership transfer, snapshots and restarts.
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from dataclasses import replace
 
@@ -647,6 +648,40 @@ async def test_snapshots_compact_the_log_and_a_lagging_node_installs_one(nursery
     assert cluster.stores[lagging].data == cluster.stores[leader.id].data
     assert len(cluster.stores[lagging].data) == 100
 
+
+
+async def test_a_slow_snapshot_write_does_not_stall_the_node(nursery, tmp_path, monkeypatch):
+    """The snapshot file is written on a worker thread: writes keep committing meanwhile."""
+    config = replace(NodeConfig(), snapshot_every_entries=10, compaction_retain_entries=2, pack_commands=False)
+    cluster = Cluster(nursery, tmp_path, node_config=config)
+    await cluster.start_all()
+    leader = await cluster.leader()
+    writing = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+    original = RaftStorage.prepare_snapshot
+
+    def slow_prepare(storage, meta, data):
+        if storage is leader.storage:
+            trio.from_thread.run_sync(writing.set, trio_token=token)
+            time.sleep(1.0)  # a large state on a slow disk
+        return original(storage, meta, data)
+
+    monkeypatch.setattr(RaftStorage, "prepare_snapshot", slow_prepare)
+    leader_changes = leader.leader_changes
+    seq = 0
+    while not writing.is_set():
+        seq += 1
+        await leader.propose(encode_put("c", seq, f"k{seq}", "v"))
+    started = trio.current_time()
+    first_index = leader.storage.first_index()
+    while trio.current_time() - started < 0.8:  # all within the write
+        seq += 1
+        with trio.fail_after(0.3):
+            await leader.propose(encode_put("c", seq, f"k{seq}", "v"))
+    assert leader.storage.first_index() == first_index  # not compacted before it is durable
+    await wait_for(lambda: leader.stats["snapshots_taken"] >= 1)
+    assert leader.storage.first_index() > first_index
+    assert leader.is_leader() and leader.leader_changes == leader_changes
 
 async def test_kv_errors_come_back_as_results_not_exceptions(nursery, tmp_path):
     cluster = Cluster(nursery, tmp_path, ids=("n1",))
