@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import logging
@@ -90,8 +91,9 @@ async def servicer():
     return Servicer()
 
 
-@pytest.fixture
-async def stub(nursery, servicer):
+@contextlib.asynccontextmanager
+async def serving(nursery, servicer):
+    """A stub of a TrioGrpcServer serving `servicer` on loopback."""
     server = TrioGrpcServer(node_id="test", stop_grace_s=0.1)
     server.add_service(pb_grpc.add_BridgeTestServicer_to_server, servicer)
     port = await nursery.start(server.run)
@@ -99,6 +101,12 @@ async def stub(nursery, servicer):
     async with Channel(f"127.0.0.1:{port}", max_send_message_bytes=16 * MIB) as channel:
         await channel.wait_ready(timeout=5)
         yield channel.stub(pb_grpc.BridgeTestStub)
+
+
+@pytest.fixture
+async def stub(nursery, servicer):
+    async with serving(nursery, servicer) as stub:
+        yield stub
 
 
 async def test_unary_ok(stub, servicer):
@@ -401,12 +409,8 @@ async def lockstep_servicer():
 
 @pytest.fixture
 async def lockstep_stub(nursery, lockstep_servicer):
-    server = TrioGrpcServer(node_id="test", stop_grace_s=0.1)
-    server.add_service(pb_grpc.add_BridgeTestServicer_to_server, lockstep_servicer)
-    port = await nursery.start(server.run)
-    async with Channel(f"127.0.0.1:{port}") as channel:
-        await channel.wait_ready(timeout=5)
-        yield channel.stub(pb_grpc.BridgeTestStub)
+    async with serving(nursery, lockstep_servicer) as stub:
+        yield stub
 
 
 async def test_lockstep_answers_each_request_in_order(lockstep_stub, lockstep_servicer):
