@@ -1,0 +1,83 @@
+"""Every benchmark in bench/ runs on this machine in a short form and prints its JSON line.
+
+The figures are the benchmarks' business (they are not timed tests): here each must run
+to the end, print exactly one JSON line, and carry every figure its docstring promises
+as a finite, non-negative number. So a benchmark cannot rot between the runs that
+produce the figures of a closing note.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def run_bench(script: str, *args: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / script), *args],
+        capture_output=True, text=True, timeout=240, cwd=REPO_ROOT,
+    )
+    assert out.returncode == 0, f"{script} failed:\n{out.stderr[-3000:]}"
+    lines = [line for line in out.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, f"{script} printed {len(lines)} lines:\n{out.stdout[-3000:]}"
+    return json.loads(lines[0])
+
+
+def assert_figures(result: dict, *names: str) -> None:
+    for name in names:
+        value = result.get(name)
+        assert isinstance(value, int | float) and not isinstance(value, bool), (name, value)
+        assert math.isfinite(value) and value >= 0, (name, value)
+
+
+def test_raft_bench():
+    result = run_bench(
+        "raft_bench.py", "--commands", "20000", "--latency-writes", "100", "--steady-s", "1",
+        "--failover-trials", "2",
+    )
+    assert result["bench"] == "raft" and result["pinned"] is True
+    assert_figures(
+        result, "throughput_ops_s", "latency_p50_ms", "latency_p99_ms", "latency_unpinned_p50_ms",
+        "failover_p50_s", "failover_p99_s", "spurious_elections",
+    )
+    assert result["throughput_commands"] == 20000 and result["throughput_failed"] == 0
+    assert result["failover_trials"] == 2
+
+
+def test_raft_storage_bench():
+    result = run_bench("raft_storage_bench.py", "--seconds-per-case", "0.1")
+    assert_figures(result, "fdatasync_p50_ms", "recover_200k_entries_s")
+    for case in ("segments_batch_1", "sqlite_batch_1", "segments_batch_1024", "sqlite_batch_1024"):
+        assert_figures(result[case], "appends_per_s", "save_p50_ms", "save_p99_ms")
+
+
+def test_swim_bench():
+    result = run_bench("swim_bench.py", "--sizes", "5", "--trials", "1", "--soak-s", "3", "--idle-s", "2")
+    assert result["n"] == 5 and result["detect_trials"] == 1
+    assert_figures(
+        result, "join_converge_s", "detect_all_p50_s", "detect_all_p99_s", "false_positives",
+        "bytes_per_s_per_member",
+    )
+
+
+def test_grpc_bridge_bench():
+    result = run_bench("grpc_bridge_bench.py", "--calls", "200", "--stream-messages", "1000")
+    assert_figures(result, "unary_p50_ms", "unary_p99_ms", "unary_calls_per_s_1_caller", "stream_msgs_per_s")
+
+
+def test_pod_start_bench(docker_client):
+    result = run_bench("pod_start.py", "--quick", "--pods", "3", "--restarts", "2")
+    assert result["pods"] == 3
+    assert_figures(
+        result, "start_p50_s", "start_p99_s", "burst_all_running_s", "restart_p50_s", "agent_rss_mb",
+        "runtime_rss_mb",
+    )
