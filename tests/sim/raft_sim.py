@@ -15,7 +15,7 @@ must be linearizable, and once faults stop a leader must be elected and every cl
 operation must complete.
 
 Each seed picks one fault regime (partitions, crashes, lossy, membership, mixed,
-delays; see `params_for_seed`). Durability is modelled honestly: a Ready may sit
+delays, leader churn; see `params_for_seed`). Durability is modelled honestly: a Ready may sit
 unpersisted for a few steps (a slow disk) and a crash loses it, together with everything
 in memory, though a leader's early messages (its appends) left as it took the Ready; a node restarts from its MemLog (hard state, entries, snapshot) alone. A
 client that gives up on a write records it as indeterminate ("info") for the checker.
@@ -55,6 +55,11 @@ class SimParams:
     drop_rate: float = 0.05
     duplicate_rate: float = 0.03
     crash_rate: float = 0.01
+    # Chance per step that a leader crashes while it holds entries not yet committed or
+    # a write in progress: short reigns leave entries of many terms scattered over the
+    # logs (Raft §5.4.2 Figure 8), and writes lost after their appends left (§10.2.1).
+    leader_churn_rate: float = 0.0
+    restart_rate: float = 0.05  # chance per step that a crashed node restarts
     partition_rate: float = 0.02
     conf_change_rate: float = 0.02
     transfer_rate: float = 0.01
@@ -67,7 +72,7 @@ class SimParams:
     config: RaftConfig = TEST_PROFILE
 
 
-REGIMES = ("partitions", "crashes", "lossy", "membership", "mixed", "delays")
+REGIMES = ("partitions", "crashes", "lossy", "membership", "mixed", "delays", "churn")
 
 
 def params_for_seed(seed: int, long: bool = False) -> SimParams:
@@ -139,6 +144,24 @@ def params_for_seed(seed: int, long: bool = False) -> SimParams:
             drop_rate=rng.choice((0.05, 0.1)),
             duplicate_rate=0.1,
             crash_rate=rng.choice((0.0, 0.01)),
+            config=config,
+        )
+    elif regime == "churn":
+        # Leaders die with entries only partly replicated, and their successors do too:
+        # a leader of a later term may then find an older term's entry on a majority,
+        # which it must not count as committed by itself (Raft §5.4.2 Figure 8). Entries
+        # travel one per message, so that older entry can arrive before the new term's.
+        config = replace(config, max_entries_per_msg=1, max_inflight_msgs=1)
+        params = replace(
+            params,
+            leader_churn_rate=rng.choice((0.1, 0.2, 0.3)),
+            restart_rate=rng.choice((0.2, 0.5)),
+            drop_rate=rng.choice((0.0, 0.1, 0.3)),
+            max_delay_ticks=rng.choice((0, 1, 2)),
+            slow_disk_rate=rng.choice((0.15, 0.5)),
+            # Churn leaves hundreds of uncommitted entries of as many terms; once calm,
+            # bringing a follower up to date one entry per message takes that long.
+            settle_steps=4000,
             config=config,
         )
     else:
@@ -304,8 +327,11 @@ class Simulation:
                 node = leader if leader is not None and rng.random() < 0.5 else self.nodes[rng.choice(ids)]
             if node.core is not None:
                 self._crash(node)
+        if leader is not None and leader.core is not None and rng.random() < p.leader_churn_rate:
+            if leader.core.last_index() > leader.core.commit_index or leader.held_ready is not None:
+                self._crash(leader)
         for node in self.nodes.values():
-            if node.core is None and rng.random() < 0.05:
+            if node.core is None and rng.random() < p.restart_rate:
                 self._start(node)
                 self._trace(f"restart {node.id}")
         if self.blocked and self.now >= self.partition_until:

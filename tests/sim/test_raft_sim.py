@@ -37,7 +37,11 @@ def test_short_seeds_keep_raft_invariants_and_linearizability(first):
     assert not failures, f"{len(failures)} failing seeds; first:\n{failures[0]}"
 
 
-@pytest.mark.parametrize("seed", range(100_000, 100_006))  # one per fault regime
+# One per fault regime, and more of leader churn, whose subtle cases need long runs.
+LONG_SEEDS = [*range(100_000, 100_007), 100_008, 100_015, 100_022, 100_029, 100_036]
+
+
+@pytest.mark.parametrize("seed", LONG_SEEDS)
 def test_long_seeds(seed):
     """10,000 fault steps per run: long enough for many elections, compactions and changes."""
     failures = _run_seeds([seed], long=True)
@@ -87,5 +91,29 @@ def test_simulator_catches_a_leader_counting_its_unwritten_entries(monkeypatch):
     from agent.raft import core as core_module
 
     monkeypatch.setattr(core_module._RaftLog, "durable_index", core_module._RaftLog.last_index)
-    failures = _run_seeds(range(300))  # rare by nature: a few seeds of these catch it
+    failures = _run_seeds(_churn_seeds(), long=True)  # rare by nature: a few of these catch it
     assert any("Leader Completeness" in f or "State Machine Safety" in f for f in failures), failures[:1]
+
+
+def test_simulator_catches_a_leader_committing_an_older_terms_entry_by_counting(monkeypatch):
+    """Mutation check: without Raft §5.4.2's rule (commit only an entry of the current
+    term by counting replicas) a new leader commits an older term's entry that a later
+    leader then overwrites (Figure 8). Leader churn over long runs reaches it."""
+
+    def commit_by_counting_alone(self):
+        durable = self._log.durable_index()
+        matches = sorted((durable if v == self.id else self._progress[v].match for v in self._voter_list),
+                         reverse=True)
+        candidate = matches[self._quorum - 1]
+        if candidate > self.commit_index:  # the term check of §5.4.2 left out
+            self.commit_index = candidate
+            return True
+        return False
+
+    monkeypatch.setattr(RaftCore, "_maybe_commit", commit_by_counting_alone)
+    failures = _run_seeds(_churn_seeds(), long=True)
+    assert any("Leader Completeness" in f or "State Machine Safety" in f for f in failures), failures[:1]
+
+
+def _churn_seeds() -> list[int]:
+    return [seed for seed in LONG_SEEDS if params_for_seed(seed).leader_churn_rate > 0]
