@@ -30,8 +30,8 @@ def _port(container: Any, port: int | str) -> int | None:
 
 def _probe_tls_context() -> ssl.SSLContext:
     # kubelet does not verify the certificate of an HTTPS probe: the probe checks that the
-    # server answers, not who it is.
-    context = ssl.create_default_context()
+    # server answers, not who it is. So no CA store is loaded either (2.3 MB of agentd's RSS).
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
