@@ -29,9 +29,10 @@ Rules it keeps:
   with NotLeader: its outcome is unknown and the client retries with its session.
 - Reads are linearizable through ReadIndex (thesis §6.4): served once the state machine
   has applied the index the leader confirmed with a quorum. Never from local state alone.
-- Snapshots (Raft §7): the state machine's bytes are taken in a turn, at an applied
-  index; writing and fsyncing them runs on a worker thread (storage.prepare_snapshot),
-  one at a time; back on the node's task they are published and only then is the log
+- Snapshots (Raft §7): the state is captured in a turn, at an applied index (a cheap
+  copy when the machine has `snapshot_builder`, its bytes otherwise); serializing,
+  writing and fsyncing run on a worker thread (storage.prepare_snapshot), one snapshot
+  at a time; back on the node's task it is published and only then is the log
   compacted. A leader's snapshot installed meanwhile supersedes ours.
 - Storage failures and broken invariants propagate: the node stops rather than lie.
 """
@@ -183,8 +184,22 @@ class CommandBatches:
     def snapshot(self) -> bytes:
         return self.inner.snapshot()
 
+    def snapshot_builder(self) -> Callable[[], bytes]:
+        return capture_snapshot(self.inner)
+
     def restore(self, data: bytes) -> None:
         self.inner.restore(data)
+
+
+def capture_snapshot(machine: StateMachine) -> Callable[[], bytes]:
+    """The machine's state as of now, serialized by the function returned: with its
+    `snapshot_builder` when it has one (a cheap capture now, the work later), else its
+    bytes taken now."""
+    builder = getattr(machine, "snapshot_builder", None)
+    if builder is not None:
+        return builder()
+    data = machine.snapshot()
+    return lambda: data
 
 
 # --------------------------------------------------------------------------- waiters
@@ -814,9 +829,9 @@ class RaftNode:
     def _maybe_snapshot(self) -> None:
         """Start a snapshot of the state machine once enough was applied since the last one.
 
-        The state machine's bytes are taken here, between two applies, so they are exactly
-        the state at `applied`; writing and fsyncing them (the slow part: hundreds of ms
-        for tens of MB) happens on a worker thread, so ticks, heartbeats and writes go on.
+        The state is captured here, between two applies, so it is exactly the state at
+        `applied`; serializing, writing and fsyncing it (the slow part: hundreds of ms for
+        tens of MB) happen on a worker thread, so ticks, heartbeats and writes go on.
         """
         applied = self._applier.applied_index
         if (
@@ -833,15 +848,16 @@ class RaftNode:
         if applied > core.applied_index:
             return  # the core learns about it at advance; try again next turn
         meta = core.snapshot_meta_for(applied)
-        data = self._applier.snapshot()
+        build = capture_snapshot(self._applier)
         self._snapshot_writing = True
         self._bytes_since_snapshot = 0
-        self._background.start_soon(self._write_snapshot, meta, data)
+        self._background.start_soon(self._write_snapshot, meta, build)
 
-    async def _write_snapshot(self, meta: SnapshotMeta, data: bytes) -> None:
+    async def _write_snapshot(self, meta: SnapshotMeta, build: Callable[[], bytes]) -> None:
+        storage = self.storage
         try:
             try:
-                prepared = await trio.to_thread.run_sync(self.storage.prepare_snapshot, meta, data)
+                prepared = await trio.to_thread.run_sync(lambda: storage.prepare_snapshot(meta, build()))
             except OSError as exc:
                 # The log is untouched; the next turn past the threshold tries again.
                 self.stats["snapshot_write_failures"] += 1
@@ -857,6 +873,6 @@ class RaftNode:
                 self.storage.compact(compact_to)
             self.stats["snapshots_taken"] += 1
             log.info("%s event=raft_snapshot index=%d term=%d bytes=%d first_index=%d", self.id, meta.index,
-                     meta.term, len(data), self.storage.first_index())
+                     meta.term, len(prepared.data), self.storage.first_index())
         finally:
             self._snapshot_writing = False

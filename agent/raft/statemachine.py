@@ -7,6 +7,11 @@ is called once per committed entry in log order (NOOP and CONFIG entries include
 the machine can track its applied index), and never raises on a malformed command:
 it returns an error result instead. `snapshot()` captures everything applied so far,
 `restore()` replaces the whole state with a snapshot.
+
+A machine whose state is large may also offer `snapshot_builder()`: capture the state
+now, cheaply (copies of its containers, say), and return a function that serializes that
+capture later. The node calls the function on a worker thread, so applying goes on
+meanwhile; what it returns must equal what `snapshot()` would have returned.
 """
 
 from __future__ import annotations

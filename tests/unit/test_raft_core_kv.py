@@ -60,3 +60,15 @@ def test_snapshot_restores_data_and_sessions__thesis_6_3():
     assert copy.data == kv.data and copy.applied_index == kv.applied_index
     assert feed(copy, encode_delete("d", 1, "missing")) == [False]  # cached result survived
     assert copy.sessions == kv.sessions | {"d": (1, False)}
+
+
+def test_a_snapshot_builder_captures_the_state_when_called_not_when_run():
+    kv = KvStore()
+    feed(kv, encode_put("c", 1, "k", "before"))
+    build = kv.snapshot_builder()
+    expected = kv.snapshot()
+    feed(kv, encode_put("c", 2, "k", "after"), encode_put("d", 1, "new", "x"))
+    assert build() == expected  # what was applied later is not in it
+    restored = KvStore()
+    restored.restore(build())
+    assert (restored.data, restored.applied_index) == ({"k": "before"}, 1)
