@@ -22,7 +22,7 @@ Rules it keeps:
   messages; then apply committed entries, serve reads, `advance`. Processing a Ready
   never awaits, so nothing can interleave with it.
 - Many proposals waiting at one turn become few log entries: with `pack_commands` the
-  commands are packed into batch entries (`encode_batch`), each command keeping its own
+  commands are packed into batch entries (batches.py), each command keeping its own
   result; one fsync and one RPC per peer carry them all.
 - A proposal is answered only when its entry is applied with the term it was proposed
   in. When this node stops leading (or its term moves on), every pending proposal fails
@@ -48,27 +48,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-import msgpack
 import trio
 
+from agent.raft.batches import CommandBatches, capture_snapshot, encode_batch
 from agent.raft.config import RaftConfig
 from agent.raft.core import ConfChange, ConfChangeKind, RaftCore, Ready, Role
 from agent.raft.errors import NotLeader, RaftError, RaftInvariantError
 from agent.raft.messages import Message
 from agent.raft.statemachine import StateMachine
 from agent.raft.storage import RaftStorage
-from agent.raft.types import ConfState, Entry, EntryKind, SnapshotMeta
+from agent.raft.types import ConfState, Entry, SnapshotMeta
 
-__all__ = [
-    "BATCH_MARK",
-    "CommandBatches",
-    "NODE_RAFT_CONFIG",
-    "NodeConfig",
-    "RaftNode",
-    "bootstrap_storage",
-    "decode_batch",
-    "encode_batch",
-]
+__all__ = ["NODE_RAFT_CONFIG", "NodeConfig", "RaftNode", "bootstrap_storage"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -115,91 +106,6 @@ NODE_RAFT_CONFIG = replace(
     heartbeat_interval_ticks=1,
     max_committed_bytes_per_ready=128 * 1024,
 )
-
-
-# --------------------------------------------------------------------------- batches
-
-# 0xc1 is the one byte msgpack never uses, so no msgpack-encoded command starts with it.
-BATCH_MARK = b"\xc1"
-
-
-def encode_batch(commands: Sequence[bytes]) -> bytes:
-    """The data of one log entry carrying many commands."""
-    return BATCH_MARK + msgpack.packb(list(commands), use_bin_type=True)
-
-
-def decode_batch(data: bytes) -> list[bytes] | None:
-    """The commands of a batch entry; None when `data` is not a well-formed batch."""
-    if data[:1] != BATCH_MARK:
-        return None
-    try:
-        commands = msgpack.unpackb(data[1:], raw=False)
-    except Exception:  # noqa: BLE001 - any damage means "not a batch"
-        return None
-    if type(commands) is not list or not set(map(type, commands)) <= {bytes}:
-        return None
-    return commands
-
-
-class CommandBatches:
-    """A StateMachine that unpacks batch entries for the machine it wraps.
-
-    Each command of a batch is applied as if it were a NORMAL entry at the batch's index
-    (the wrapped machine sees its applied index step back before each one), and the
-    batch's result is the list of the commands' results, in order. A machine with its
-    own `apply_batch(entry, commands)` gets the whole batch instead.
-    """
-
-    def __init__(self, inner: StateMachine) -> None:
-        self.inner = inner
-        self._apply_batch = getattr(inner, "apply_batch", None)
-
-    @property
-    def applied_index(self) -> int:
-        return self.inner.applied_index
-
-    def apply(self, entry: Entry) -> object:
-        if entry.kind != EntryKind.NORMAL or entry.data[:1] != BATCH_MARK:
-            return self.inner.apply(entry)
-        commands = decode_batch(entry.data)
-        if commands is None:
-            # Only a leader writes entries, so this is a damaged log, not a peer's fault;
-            # still, the machine must advance past it deterministically.
-            return self.inner.apply(Entry(entry.index, entry.term, EntryKind.NOOP, b""))
-        if self._apply_batch is not None:
-            return self._apply_batch(entry, commands)
-        if not commands:
-            return self.inner.apply(Entry(entry.index, entry.term, EntryKind.NOOP, b""))
-        inner = self.inner
-        apply = inner.apply
-        index, term, normal = entry.index, entry.term, EntryKind.NORMAL
-        before = index - 1
-        results = []
-        append = results.append
-        for command in commands:
-            inner.applied_index = before
-            append(apply(Entry(index, term, normal, command)))
-        return results
-
-    def snapshot(self) -> bytes:
-        return self.inner.snapshot()
-
-    def snapshot_builder(self) -> Callable[[], bytes]:
-        return capture_snapshot(self.inner)
-
-    def restore(self, data: bytes) -> None:
-        self.inner.restore(data)
-
-
-def capture_snapshot(machine: StateMachine) -> Callable[[], bytes]:
-    """The machine's state as of now, serialized by the function returned: with its
-    `snapshot_builder` when it has one (a cheap capture now, the work later), else its
-    bytes taken now."""
-    builder = getattr(machine, "snapshot_builder", None)
-    if builder is not None:
-        return builder()
-    data = machine.snapshot()
-    return lambda: data
 
 
 # --------------------------------------------------------------------------- waiters

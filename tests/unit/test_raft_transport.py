@@ -20,15 +20,8 @@ from agent.api.bridge import Channel, TrioGrpcServer, unary
 from agent.raft.errors import ConfChangeRejected, NotLeader
 from agent.raft.kv import KvError, KvStore, encode_put
 from agent.raft.messages import AppendEntries, Heartbeat, HeartbeatResponse, InstallSnapshot, MsgType
-from agent.raft.node import (
-    NODE_RAFT_CONFIG,
-    CommandBatches,
-    NodeConfig,
-    RaftNode,
-    bootstrap_storage,
-    decode_batch,
-    encode_batch,
-)
+from agent.raft.batches import CommandBatches, decode_batch, encode_batch
+from agent.raft.node import NODE_RAFT_CONFIG, NodeConfig, RaftNode, bootstrap_storage
 from agent.raft.storage import RaftStorage, StorageConfig
 from agent.raft.transport import RaftServicer, RaftTransport, TransportConfig, message_size
 from agent.raft.types import Entry, EntryKind, SnapshotMeta
