@@ -20,7 +20,7 @@ import trio
 
 from agent import __version__
 from agent.affinity import parse_cpu, pin_to_cpu
-from agent.api.bridge import TrioGrpcServer
+from agent.grpcbridge import TrioGrpcServer
 from agent.api.node_service import NodeServicer
 from agent.logsetup import configure_logging
 from agent.rpc import node_pb2_grpc

@@ -20,7 +20,7 @@ import time
 
 import trio
 
-from agent.api.bridge import Channel, TrioGrpcServer, server_stream, unary
+from agent.grpcbridge import Channel, TrioGrpcServer, server_stream, unary
 from agent.rpc import bridge_test_pb2 as pb
 from agent.rpc import bridge_test_pb2_grpc as pb_grpc
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import trio
 
 from agent import __version__
-from agent.api.errors import InvalidArgument, NotFound
+from agent.grpcbridge.errors import InvalidArgument, NotFound
 from agent.rpc import node_pb2
 from agent.runtime import PodRuntime
 from agent.state.pod import Pod, pod_to_dict
@@ -35,7 +35,7 @@ def pod_view(pod: Pod, status_doc: dict) -> node_pb2.PodView:
 
 
 class NodeServicer:
-    """Async implementation of agent.rpc.NodeService, served through agent.api.bridge."""
+    """Async implementation of agent.rpc.NodeService, served through agent.grpcbridge."""
 
     def __init__(self, runtime: PodRuntime, *, node_labels: dict[str, str] | None = None) -> None:
         self._runtime = runtime

@@ -17,8 +17,8 @@ import grpc
 import trio
 import yaml
 
-from agent.api import bridge
-from agent.api.errors import RpcError
+from agent import grpcbridge as bridge
+from agent.grpcbridge.errors import RpcError
 from agent.cli import render
 from agent.rpc import node_pb2, node_pb2_grpc
 

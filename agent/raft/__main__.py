@@ -25,8 +25,8 @@ from dataclasses import replace
 import trio
 
 from agent.affinity import parse_cpu, pin_to_cpu
-from agent.api.bridge import TrioGrpcServer
-from agent.api.errors import InvalidArgument
+from agent.grpcbridge import TrioGrpcServer
+from agent.grpcbridge.errors import InvalidArgument
 from agent.logsetup import configure_logging
 from agent.raft.errors import NotLeader, RaftError, TransferInProgress
 from agent.raft.kv import KvError, KvStore, encode_put

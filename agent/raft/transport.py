@@ -44,8 +44,8 @@ from queue import SimpleQueue
 import grpc
 import trio
 
-from agent.api.bridge import Channel, ServerStream, lockstep, server_stream, unary
-from agent.api.errors import RpcError
+from agent.grpcbridge import Channel, ServerStream, lockstep, server_stream, unary
+from agent.grpcbridge.errors import RpcError
 from agent.raft.messages import AppendEntries, InstallSnapshot, Message
 from agent.raft.wire import WireError, decode_message, encode_message
 from agent.rpc import raft_pb2, raft_pb2_grpc

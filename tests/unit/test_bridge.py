@@ -1,4 +1,4 @@
-"""The Trio <-> grpcio bridge (agent/api/bridge.py) over real gRPC on 127.0.0.1."""
+"""The Trio <-> grpcio bridge (agent/grpcbridge/) over real gRPC on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import grpc
 import pytest
 import trio
 
-from agent.api import errors
-from agent.api.bridge import Channel, TrioGrpcServer, lockstep, server_stream, status_for, unary
+from agent.grpcbridge import errors
+from agent.grpcbridge import Channel, TrioGrpcServer, lockstep, server_stream, status_for, unary
 from agent.rpc import bridge_test_pb2 as pb
 from agent.rpc import bridge_test_pb2_grpc as pb_grpc
 
@@ -139,7 +139,7 @@ async def test_error_details_reach_the_client(stub):
 
 
 async def test_unexpected_exception_is_internal_logged_and_server_keeps_serving(stub, caplog):
-    caplog.set_level(logging.ERROR, logger="agent.api.bridge")
+    caplog.set_level(logging.ERROR, logger="agent.grpcbridge.server")
     with pytest.raises(errors.Internal) as caught:
         await unary(stub.Echo, pb.EchoRequest(fail_with="crash"), timeout=5)
     assert caught.value.details == "internal error (KeyError)"
@@ -344,7 +344,7 @@ async def test_binding_a_taken_port_fails_loudly(nursery):
     taken = TrioGrpcServer()
     first_port = await nursery.start(taken.run)
     second = TrioGrpcServer()
-    with pytest.raises(errors.ApiError):
+    with pytest.raises(errors.BridgeError):
         await nursery.start(second.run, f"127.0.0.1:{first_port}")
 
 
@@ -370,7 +370,7 @@ def test_a_sync_handler_is_refused_at_registration():
         def Echo(self, request, context):
             return pb.EchoReply()
 
-    with pytest.raises(errors.ApiError, match="async def"):
+    with pytest.raises(errors.BridgeError, match="async def"):
         TrioGrpcServer().add_service(pb_grpc.add_BridgeTestServicer_to_server, SyncServicer())
 
 
@@ -478,5 +478,5 @@ def test_lockstep_is_refused_on_a_generator_or_a_method_that_does_not_stream_bot
 
     for servicer_class, problem in ((GeneratorChat, "async def"), (UnaryEcho, "stream both ways")):
         server = TrioGrpcServer(node_id="test")
-        with pytest.raises(errors.ApiError, match=problem):
+        with pytest.raises(errors.BridgeError, match=problem):
             server.add_service(pb_grpc.add_BridgeTestServicer_to_server, servicer_class())

@@ -16,7 +16,7 @@ from dataclasses import replace
 import pytest
 import trio
 
-from agent.api.bridge import Channel, TrioGrpcServer, unary
+from agent.grpcbridge import Channel, TrioGrpcServer, unary
 from agent.raft.errors import ConfChangeRejected, NotLeader
 from agent.raft.kv import KvError, KvStore, encode_put
 from agent.raft.messages import AppendEntries, Heartbeat, HeartbeatResponse, InstallSnapshot, MsgType

@@ -8,7 +8,7 @@ Rules it keeps:
   `except NotFound:` works on both ends of a call.
 - `RpcError.from_status(code, details)` picks the most specific subclass for a code,
   so a NOT_FOUND from the wire comes back as `NotFound`.
-- Everything here derives from `ApiError`, the base exception of the `agent.api` package.
+- Everything here derives from `BridgeError`, the base exception of `agent.grpcbridge`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import ClassVar
 import grpc
 
 
-class ApiError(Exception):
-    """Base of every exception raised by the agent.api package."""
+class BridgeError(Exception):
+    """Base of every exception raised by the agent.grpcbridge package."""
 
 
-class RpcError(ApiError):
+class RpcError(BridgeError):
     """A call ended with a non-OK gRPC status (raised by handlers and by clients)."""
 
     default_code: ClassVar[grpc.StatusCode] = grpc.StatusCode.UNKNOWN
