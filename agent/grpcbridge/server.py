@@ -59,8 +59,13 @@ MIB = 1024 * 1024
 class GrpcServerConfig:
     """Settings of one TrioGrpcServer."""
 
-    # Each in-flight call holds one pool thread; 64 covers a node's Raft peers, clients and streams.
-    max_workers: int = 64
+    # A streaming call holds one pool thread for as long as it lasts: at most this many run at
+    # once, and one more is refused with RESOURCE_EXHAUSTED. 256 covers a server's Raft peers
+    # plus the watches of a hundred-odd workers and a few people with `agentctl get -w`.
+    max_concurrent_streams: int = 256
+    # Pool threads kept for unary calls beyond the streams' share, so that however many
+    # streams sit idle a unary call is still answered; 64 covers a node's Raft callers and clients.
+    unary_workers: int = 64
     # grpc's own default; a larger request is refused with RESOURCE_EXHAUSTED before any handler runs.
     max_receive_message_bytes: int = 4 * MIB
     # Symmetric with receive, so a reply we send is one our own clients accept.
@@ -326,7 +331,10 @@ class TrioGrpcServer:
         self.port: int | None = None
         self._services: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
         self._token: trio.lowlevel.TrioToken | None = None
-        self._reader_limiter = trio.CapacityLimiter(self.config.max_workers)
+        self._reader_limiter = trio.CapacityLimiter(self.config.unary_workers)
+        self._streams_lock = threading.Lock()
+        self._streams = 0  # streaming calls holding a pool thread now
+        self.streams_refused = 0
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -360,7 +368,7 @@ class TrioGrpcServer:
             if not inspect.iscoroutinefunction(behavior):
                 raise BridgeError(f"@lockstep handler for {method} must be an async def, got {behavior!r}")
             serve = functools.partial(self._serve_lockstep, method, behavior)
-            return grpc.stream_stream_rpc_method_handler(serve, **codecs)
+            return grpc.stream_stream_rpc_method_handler(self._bounded_stream(method, serve), **codecs)
         wanted = inspect.isasyncgenfunction if handler.response_streaming else inspect.iscoroutinefunction
         if not wanted(behavior):
             kind = "an async generator" if handler.response_streaming else "an async def"
@@ -370,12 +378,36 @@ class TrioGrpcServer:
             return grpc.unary_unary_rpc_method_handler(serve, **codecs)
         if not handler.request_streaming:
             serve = functools.partial(self._serve_stream, method, handler.unary_stream, False)
-            return grpc.unary_stream_rpc_method_handler(serve, **codecs)
+            return grpc.unary_stream_rpc_method_handler(self._bounded_stream(method, serve), **codecs)
         if not handler.response_streaming:
             serve = functools.partial(self._serve_unary, method, handler.stream_unary, True)
-            return grpc.stream_unary_rpc_method_handler(serve, **codecs)
+            return grpc.stream_unary_rpc_method_handler(self._bounded_call(method, serve), **codecs)
         serve = functools.partial(self._serve_stream, method, handler.stream_stream, True)
-        return grpc.stream_stream_rpc_method_handler(serve, **codecs)
+        return grpc.stream_stream_rpc_method_handler(self._bounded_stream(method, serve), **codecs)
+
+    def _bounded_stream(self, method: str, serve: Callable[[Any, Any], Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+        """`serve` holding one of the streams' slots for as long as its call lasts."""
+
+        def bounded(request: Any, context: Any) -> Iterator[Any]:
+            self._take_stream_slot(context, method)
+            try:
+                yield from serve(request, context)
+            finally:
+                self._release_stream_slot()
+
+        return bounded
+
+    def _bounded_call(self, method: str, serve: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        """A client-streaming `serve`: it reads requests for as long as the client sends them."""
+
+        def bounded(request: Any, context: Any) -> Any:
+            self._take_stream_slot(context, method)
+            try:
+                return serve(request, context)
+            finally:
+                self._release_stream_slot()
+
+        return bounded
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -384,7 +416,9 @@ class TrioGrpcServer:
         self._token = trio.lowlevel.current_trio_token()
         cfg = self.config
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=cfg.max_workers, thread_name_prefix="grpc-handler"),
+            futures.ThreadPoolExecutor(
+                max_workers=cfg.max_concurrent_streams + cfg.unary_workers, thread_name_prefix="grpc-handler"
+            ),
             options=[
                 ("grpc.max_receive_message_length", cfg.max_receive_message_bytes),
                 ("grpc.max_send_message_length", cfg.max_send_message_bytes),
@@ -415,6 +449,29 @@ class TrioGrpcServer:
             log.info("%s event=grpc_server_stopped port=%d", self.node_id, port)
 
     # -- per-call machinery (runs on grpc pool threads unless marked "in Trio") ------------
+
+    @property
+    def streams_open(self) -> int:
+        return self._streams
+
+    def _take_stream_slot(self, context: grpc.ServicerContext, method: str) -> None:
+        """Count a streaming call in, or end it with RESOURCE_EXHAUSTED when the streams'
+        share of the pool is taken (so unary calls always find a thread)."""
+        limit = self.config.max_concurrent_streams
+        with self._streams_lock:
+            if self._streams < limit:
+                self._streams += 1
+                return
+            self.streams_refused += 1
+        log.warning("%s event=rpc_stream_refused method=%s open_streams=%d", self.node_id, method, limit)
+        context.abort(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"too many open streams on this server ({limit}); close one or retry later",
+        )
+
+    def _release_stream_slot(self) -> None:
+        with self._streams_lock:
+            self._streams -= 1
 
     def _start_call(self, context: grpc.ServicerContext, scope: trio.CancelScope) -> _CallGuard | None:
         """Tie scope to the call's lifetime; None if the call is already over."""

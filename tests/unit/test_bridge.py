@@ -480,3 +480,39 @@ def test_lockstep_is_refused_on_a_generator_or_a_method_that_does_not_stream_bot
         server = TrioGrpcServer(node_id="test")
         with pytest.raises(errors.BridgeError, match=problem):
             server.add_service(pb_grpc.add_BridgeTestServicer_to_server, servicer_class())
+
+
+async def test_idle_streams_are_bounded_and_never_starve_unary_calls(nursery, servicer):
+    """Each stream holds a pool thread; past max_concurrent_streams a new one is refused with a
+    clear RESOURCE_EXHAUSTED, while unary calls keep their own threads and are answered."""
+    server = TrioGrpcServer(node_id="test", stop_grace_s=0.1, max_concurrent_streams=6, unary_workers=2)
+    server.add_service(pb_grpc.add_BridgeTestServicer_to_server, servicer)
+    port = await nursery.start(server.run)
+    async with Channel(f"127.0.0.1:{port}") as channel:
+        await channel.wait_ready(timeout=5)
+        stub = channel.stub(pb_grpc.BridgeTestStub)
+        idle = []
+        for _ in range(6):  # streams that send one message and then sit idle for a minute
+            stream = server_stream(stub.Count, pb.EchoRequest(text="idle", count=2, delay_s=60), timeout=None)
+            idle.append(stream)
+            assert (await stream.__anext__()).text == "idle"
+        assert server.streams_open == 6
+        refused = server_stream(stub.Count, pb.EchoRequest(text="one too many", count=1), timeout=5)
+        with pytest.raises(errors.ResourceExhausted, match="too many open streams"):
+            await refused.__anext__()
+        assert server.streams_refused == 1
+        # Far more unary calls than there are unary threads, all answered while the streams idle.
+        async with trio.open_nursery() as callers:
+            for i in range(20):
+                callers.start_soon(functools.partial(unary, stub.Echo, pb.EchoRequest(text=str(i)), timeout=5))
+        with trio.fail_after(5):
+            assert (await unary(stub.Echo, pb.EchoRequest(text="still answered"), timeout=5)).text == "still answered"
+        # A slot freed by a closed stream is taken by the next one.
+        await idle.pop().aclose()
+        with trio.fail_after(5):
+            while server.streams_open != 5:
+                await trio.sleep(0.01)
+        async with server_stream(stub.Count, pb.EchoRequest(text="now", count=1), timeout=5) as accepted:
+            assert [r.text async for r in accepted] == ["now"]
+        for stream in idle:
+            await stream.aclose()
