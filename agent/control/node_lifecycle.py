@@ -20,6 +20,8 @@ Rules it keeps:
   has settled (`settled`), so a fresh leader does not evict the cluster before it has
   heard from everyone.
 - Suspect members are left as they are: suspicion is not a verdict.
+- Mirror Pods (standing for a node's static Pods) stay with their node: they are never
+  rescheduled, as kubelet's static Pods run only where their manifest is.
 - The output is commands (agent.state.commands); uids come from the injected `new_uid`.
 - Pure: no I/O, no clock (now comes in), no randomness.
 """
@@ -44,7 +46,7 @@ REASON_ALIVE = "AgentAlive"
 REASON_DEAD = "NodeDead"
 REASON_LEFT = "NodeLeft"
 REASON_MISSING = "NodeUnknown"
-EVICTION_REASON = "NodeLost"
+EVICTION_REASON = pods.NODE_LOST_REASON
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +119,8 @@ def _lost(name: str, member: MemberView | None) -> tuple[str, str]:
 def _evictions(state: ClusterState, node: str) -> list[tuple[str, str, str, str]]:
     out = []
     for pod in state.store.pods_on(node):
-        if pods.is_finished(pod):
-            continue
+        if pods.is_finished(pod) or pods.is_mirror(pod):
+            continue  # a mirror Pod belongs to its node: its static Pod is never run elsewhere
         meta = meta_of(pod)
         action = "fail" if pods.restart_policy_of(pod) == "Never" else "reschedule"
         out.append((meta.get("namespace", "default"), meta["name"], meta.get("uid", ""), action))

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61gent/rpc/cluster.proto\x12\x11\x61gent.rpc.cluster\")\n\x07Session\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\"t\n\x0c\x41pplyRequest\x12\x11\n\tdocuments\x18\x01 \x03(\x0c\x12\x13\n\x0b\x63reate_only\x18\x02 \x01(\x08\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\x12+\n\x07session\x18\x04 \x01(\x0b\x32\x1a.agent.rpc.cluster.Session\"a\n\x0b\x41pplyResult\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x13\n\x0bobject_json\x18\x05 \x01(\x0c\"Z\n\rApplyResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.agent.rpc.cluster.ApplyResult\x12\x18\n\x10resource_version\x18\x02 \x01(\x04\"\x9e\x01\n\x0cPatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x18\n\x10merge_patch_json\x18\x04 \x01(\x0c\x12\x18\n\x10resource_version\x18\x05 \x01(\t\x12+\n\x07session\x18\x06 \x01(\x0b\x32\x1a.agent.rpc.cluster.Session\"M\n\nGetRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08stale_ok\x18\x04 \x01(\x08\"%\n\x0eObjectResponse\x12\x13\n\x0bobject_json\x18\x01 \x01(\x0c\"p\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x10\n\x08stale_ok\x18\x05 \x01(\x08\"7\n\x0cListResponse\x12\r\n\x05items\x18\x01 \x03(\x0c\x12\x18\n\x10resource_version\x18\x02 \x01(\x04\"\x92\x01\n\rDeleteRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x18\n\x10resource_version\x18\x04 \x01(\t\x12\x0b\n\x03uid\x18\x05 \x01(\t\x12+\n\x07session\x18\x06 \x01(\x0b\x32\x1a.agent.rpc.cluster.Session\"z\n\x0cWatchRequest\x12\r\n\x05kinds\x18\x01 \x03(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\x04\"\x81\x01\n\nWatchEvent\x12\x30\n\x04type\x18\x01 \x01(\x0e\x32\".agent.rpc.cluster.WatchEvent.Type\x12\x13\n\x0bobject_json\x18\x02 \x01(\x0c\",\n\x04Type\x12\t\n\x05\x41\x44\x44\x45\x44\x10\x00\x12\x0c\n\x08MODIFIED\x10\x01\x12\x0b\n\x07\x44\x45LETED\x10\x02\"\x9f\x01\n\nWatchBatch\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1d.agent.rpc.cluster.WatchEvent\x12\x18\n\x10resource_version\x18\x02 \x01(\x04\x12\x0f\n\x07initial\x18\x03 \x01(\x08\x12\x0e\n\x06synced\x18\x04 \x01(\x08\x12\x14\n\x0cleader_known\x18\x05 \x01(\x08\x12\x11\n\tserved_by\x18\x06 \x01(\t\"\x0f\n\rStatusRequest\"\x86\x01\n\x06Member\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0egossip_address\x18\x02 \x01(\t\x12\x13\n\x0b\x61pi_address\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\x13\n\x0bincarnation\x18\x06 \x01(\x04\x12\x0f\n\x07version\x18\x07 \x01(\t\"\xe2\x01\n\rClusterStatus\x12\x0e\n\x06leader\x18\x01 \x01(\t\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12\x0e\n\x06voters\x18\x03 \x03(\t\x12\x10\n\x08standbys\x18\x04 \x03(\t\x12\x0f\n\x07workers\x18\x05 \x03(\t\x12*\n\x07members\x18\x06 \x03(\x0b\x32\x19.agent.rpc.cluster.Member\x12\x14\n\x0c\x63ommit_index\x18\x07 \x01(\x04\x12\x15\n\rapplied_index\x18\x08 \x01(\x04\x12\x13\n\x0b\x61nswered_by\x18\t \x01(\t\x12\x12\n\ncluster_id\x18\n \x01(\t\"w\n\x0bLogsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x12\n\ntail_lines\x18\x04 \x01(\x05\x12\x0e\n\x06\x66ollow\x18\x05 \x01(\x08\x12\x10\n\x08previous\x18\x06 \x01(\x08\"\x18\n\x08LogChunk\x12\x0c\n\x04line\x18\x01 \x01(\t\"c\n\x0fPodStatusReport\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x13\n\x0bstatus_json\x18\x05 \x01(\x0c\"U\n\x13ReportStatusRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x30\n\x04pods\x18\x02 \x03(\x0b\x32\".agent.rpc.cluster.PodStatusReport\"9\n\x14ReportStatusResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\x12\x0f\n\x07ignored\x18\x02 \x01(\r\"\x18\n\x16RegisterSessionRequest\",\n\x17RegisterSessionResponse\x12\x11\n\tclient_id\x18\x01 \x01(\t2\xb5\x06\n\x0e\x43lusterService\x12J\n\x05\x41pply\x12\x1f.agent.rpc.cluster.ApplyRequest\x1a .agent.rpc.cluster.ApplyResponse\x12K\n\x05Patch\x12\x1f.agent.rpc.cluster.PatchRequest\x1a!.agent.rpc.cluster.ObjectResponse\x12G\n\x03Get\x12\x1d.agent.rpc.cluster.GetRequest\x1a!.agent.rpc.cluster.ObjectResponse\x12G\n\x04List\x12\x1e.agent.rpc.cluster.ListRequest\x1a\x1f.agent.rpc.cluster.ListResponse\x12M\n\x06\x44\x65lete\x12 .agent.rpc.cluster.DeleteRequest\x1a!.agent.rpc.cluster.ObjectResponse\x12I\n\x05Watch\x12\x1f.agent.rpc.cluster.WatchRequest\x1a\x1d.agent.rpc.cluster.WatchBatch0\x01\x12L\n\x06Status\x12 .agent.rpc.cluster.StatusRequest\x1a .agent.rpc.cluster.ClusterStatus\x12\x45\n\x04Logs\x12\x1e.agent.rpc.cluster.LogsRequest\x1a\x1b.agent.rpc.cluster.LogChunk0\x01\x12_\n\x0cReportStatus\x12&.agent.rpc.cluster.ReportStatusRequest\x1a\'.agent.rpc.cluster.ReportStatusResponse\x12h\n\x0fRegisterSession\x12).agent.rpc.cluster.RegisterSessionRequest\x1a*.agent.rpc.cluster.RegisterSessionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61gent/rpc/cluster.proto\x12\x11\x61gent.rpc.cluster\")\n\x07Session\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\"t\n\x0c\x41pplyRequest\x12\x11\n\tdocuments\x18\x01 \x03(\x0c\x12\x13\n\x0b\x63reate_only\x18\x02 \x01(\x08\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\x12+\n\x07session\x18\x04 \x01(\x0b\x32\x1a.agent.rpc.cluster.Session\"a\n\x0b\x41pplyResult\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x13\n\x0bobject_json\x18\x05 \x01(\x0c\"Z\n\rApplyResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.agent.rpc.cluster.ApplyResult\x12\x18\n\x10resource_version\x18\x02 \x01(\x04\"\x9e\x01\n\x0cPatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x18\n\x10merge_patch_json\x18\x04 \x01(\x0c\x12\x18\n\x10resource_version\x18\x05 \x01(\t\x12+\n\x07session\x18\x06 \x01(\x0b\x32\x1a.agent.rpc.cluster.Session\"M\n\nGetRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08stale_ok\x18\x04 \x01(\x08\"%\n\x0eObjectResponse\x12\x13\n\x0bobject_json\x18\x01 \x01(\x0c\"p\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x10\n\x08stale_ok\x18\x05 \x01(\x08\"7\n\x0cListResponse\x12\r\n\x05items\x18\x01 \x03(\x0c\x12\x18\n\x10resource_version\x18\x02 \x01(\x04\"\x92\x01\n\rDeleteRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x18\n\x10resource_version\x18\x04 \x01(\t\x12\x0b\n\x03uid\x18\x05 \x01(\t\x12+\n\x07session\x18\x06 \x01(\x0b\x32\x1a.agent.rpc.cluster.Session\"\x88\x01\n\x0cWatchRequest\x12\r\n\x05kinds\x18\x01 \x03(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\x04\x12\x0c\n\x04node\x18\x06 \x01(\t\"\x81\x01\n\nWatchEvent\x12\x30\n\x04type\x18\x01 \x01(\x0e\x32\".agent.rpc.cluster.WatchEvent.Type\x12\x13\n\x0bobject_json\x18\x02 \x01(\x0c\",\n\x04Type\x12\t\n\x05\x41\x44\x44\x45\x44\x10\x00\x12\x0c\n\x08MODIFIED\x10\x01\x12\x0b\n\x07\x44\x45LETED\x10\x02\"\x9f\x01\n\nWatchBatch\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1d.agent.rpc.cluster.WatchEvent\x12\x18\n\x10resource_version\x18\x02 \x01(\x04\x12\x0f\n\x07initial\x18\x03 \x01(\x08\x12\x0e\n\x06synced\x18\x04 \x01(\x08\x12\x14\n\x0cleader_known\x18\x05 \x01(\x08\x12\x11\n\tserved_by\x18\x06 \x01(\t\"\x0f\n\rStatusRequest\"\x86\x01\n\x06Member\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0egossip_address\x18\x02 \x01(\t\x12\x13\n\x0b\x61pi_address\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\x13\n\x0bincarnation\x18\x06 \x01(\x04\x12\x0f\n\x07version\x18\x07 \x01(\t\"\xe2\x01\n\rClusterStatus\x12\x0e\n\x06leader\x18\x01 \x01(\t\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12\x0e\n\x06voters\x18\x03 \x03(\t\x12\x10\n\x08standbys\x18\x04 \x03(\t\x12\x0f\n\x07workers\x18\x05 \x03(\t\x12*\n\x07members\x18\x06 \x03(\x0b\x32\x19.agent.rpc.cluster.Member\x12\x14\n\x0c\x63ommit_index\x18\x07 \x01(\x04\x12\x15\n\rapplied_index\x18\x08 \x01(\x04\x12\x13\n\x0b\x61nswered_by\x18\t \x01(\t\x12\x12\n\ncluster_id\x18\n \x01(\t\"w\n\x0bLogsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x12\n\ntail_lines\x18\x04 \x01(\x05\x12\x0e\n\x06\x66ollow\x18\x05 \x01(\x08\x12\x10\n\x08previous\x18\x06 \x01(\x08\"\x18\n\x08LogChunk\x12\x0c\n\x04line\x18\x01 \x01(\t\"c\n\x0fPodStatusReport\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x13\n\x0bstatus_json\x18\x05 \x01(\x0c\"U\n\x13ReportStatusRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x30\n\x04pods\x18\x02 \x03(\x0b\x32\".agent.rpc.cluster.PodStatusReport\"9\n\x14ReportStatusResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\x12\x0f\n\x07ignored\x18\x02 \x01(\r\"F\n\x15SyncMirrorPodsRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x11\n\tdocuments\x18\x02 \x03(\x0c\x12\x0c\n\x04uids\x18\x03 \x03(\t\"K\n\x16SyncMirrorPodsResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\r\x12\x0f\n\x07\x64\x65leted\x18\x02 \x01(\r\x12\x0f\n\x07refused\x18\x03 \x03(\t\"\x18\n\x16RegisterSessionRequest\",\n\x17RegisterSessionResponse\x12\x11\n\tclient_id\x18\x01 \x01(\t2\x9c\x07\n\x0e\x43lusterService\x12J\n\x05\x41pply\x12\x1f.agent.rpc.cluster.ApplyRequest\x1a .agent.rpc.cluster.ApplyResponse\x12K\n\x05Patch\x12\x1f.agent.rpc.cluster.PatchRequest\x1a!.agent.rpc.cluster.ObjectResponse\x12G\n\x03Get\x12\x1d.agent.rpc.cluster.GetRequest\x1a!.agent.rpc.cluster.ObjectResponse\x12G\n\x04List\x12\x1e.agent.rpc.cluster.ListRequest\x1a\x1f.agent.rpc.cluster.ListResponse\x12M\n\x06\x44\x65lete\x12 .agent.rpc.cluster.DeleteRequest\x1a!.agent.rpc.cluster.ObjectResponse\x12I\n\x05Watch\x12\x1f.agent.rpc.cluster.WatchRequest\x1a\x1d.agent.rpc.cluster.WatchBatch0\x01\x12L\n\x06Status\x12 .agent.rpc.cluster.StatusRequest\x1a .agent.rpc.cluster.ClusterStatus\x12\x45\n\x04Logs\x12\x1e.agent.rpc.cluster.LogsRequest\x1a\x1b.agent.rpc.cluster.LogChunk0\x01\x12_\n\x0cReportStatus\x12&.agent.rpc.cluster.ReportStatusRequest\x1a\'.agent.rpc.cluster.ReportStatusResponse\x12h\n\x0fRegisterSession\x12).agent.rpc.cluster.RegisterSessionRequest\x1a*.agent.rpc.cluster.RegisterSessionResponse\x12\x65\n\x0eSyncMirrorPods\x12(.agent.rpc.cluster.SyncMirrorPodsRequest\x1a).agent.rpc.cluster.SyncMirrorPodsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,34 +51,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTRESPONSE']._serialized_end=846
   _globals['_DELETEREQUEST']._serialized_start=849
   _globals['_DELETEREQUEST']._serialized_end=995
-  _globals['_WATCHREQUEST']._serialized_start=997
-  _globals['_WATCHREQUEST']._serialized_end=1119
-  _globals['_WATCHEVENT']._serialized_start=1122
-  _globals['_WATCHEVENT']._serialized_end=1251
-  _globals['_WATCHEVENT_TYPE']._serialized_start=1207
-  _globals['_WATCHEVENT_TYPE']._serialized_end=1251
-  _globals['_WATCHBATCH']._serialized_start=1254
-  _globals['_WATCHBATCH']._serialized_end=1413
-  _globals['_STATUSREQUEST']._serialized_start=1415
-  _globals['_STATUSREQUEST']._serialized_end=1430
-  _globals['_MEMBER']._serialized_start=1433
-  _globals['_MEMBER']._serialized_end=1567
-  _globals['_CLUSTERSTATUS']._serialized_start=1570
-  _globals['_CLUSTERSTATUS']._serialized_end=1796
-  _globals['_LOGSREQUEST']._serialized_start=1798
-  _globals['_LOGSREQUEST']._serialized_end=1917
-  _globals['_LOGCHUNK']._serialized_start=1919
-  _globals['_LOGCHUNK']._serialized_end=1943
-  _globals['_PODSTATUSREPORT']._serialized_start=1945
-  _globals['_PODSTATUSREPORT']._serialized_end=2044
-  _globals['_REPORTSTATUSREQUEST']._serialized_start=2046
-  _globals['_REPORTSTATUSREQUEST']._serialized_end=2131
-  _globals['_REPORTSTATUSRESPONSE']._serialized_start=2133
-  _globals['_REPORTSTATUSRESPONSE']._serialized_end=2190
-  _globals['_REGISTERSESSIONREQUEST']._serialized_start=2192
-  _globals['_REGISTERSESSIONREQUEST']._serialized_end=2216
-  _globals['_REGISTERSESSIONRESPONSE']._serialized_start=2218
-  _globals['_REGISTERSESSIONRESPONSE']._serialized_end=2262
-  _globals['_CLUSTERSERVICE']._serialized_start=2265
-  _globals['_CLUSTERSERVICE']._serialized_end=3086
+  _globals['_WATCHREQUEST']._serialized_start=998
+  _globals['_WATCHREQUEST']._serialized_end=1134
+  _globals['_WATCHEVENT']._serialized_start=1137
+  _globals['_WATCHEVENT']._serialized_end=1266
+  _globals['_WATCHEVENT_TYPE']._serialized_start=1222
+  _globals['_WATCHEVENT_TYPE']._serialized_end=1266
+  _globals['_WATCHBATCH']._serialized_start=1269
+  _globals['_WATCHBATCH']._serialized_end=1428
+  _globals['_STATUSREQUEST']._serialized_start=1430
+  _globals['_STATUSREQUEST']._serialized_end=1445
+  _globals['_MEMBER']._serialized_start=1448
+  _globals['_MEMBER']._serialized_end=1582
+  _globals['_CLUSTERSTATUS']._serialized_start=1585
+  _globals['_CLUSTERSTATUS']._serialized_end=1811
+  _globals['_LOGSREQUEST']._serialized_start=1813
+  _globals['_LOGSREQUEST']._serialized_end=1932
+  _globals['_LOGCHUNK']._serialized_start=1934
+  _globals['_LOGCHUNK']._serialized_end=1958
+  _globals['_PODSTATUSREPORT']._serialized_start=1960
+  _globals['_PODSTATUSREPORT']._serialized_end=2059
+  _globals['_REPORTSTATUSREQUEST']._serialized_start=2061
+  _globals['_REPORTSTATUSREQUEST']._serialized_end=2146
+  _globals['_REPORTSTATUSRESPONSE']._serialized_start=2148
+  _globals['_REPORTSTATUSRESPONSE']._serialized_end=2205
+  _globals['_SYNCMIRRORPODSREQUEST']._serialized_start=2207
+  _globals['_SYNCMIRRORPODSREQUEST']._serialized_end=2277
+  _globals['_SYNCMIRRORPODSRESPONSE']._serialized_start=2279
+  _globals['_SYNCMIRRORPODSRESPONSE']._serialized_end=2354
+  _globals['_REGISTERSESSIONREQUEST']._serialized_start=2356
+  _globals['_REGISTERSESSIONREQUEST']._serialized_end=2380
+  _globals['_REGISTERSESSIONRESPONSE']._serialized_start=2382
+  _globals['_REGISTERSESSIONRESPONSE']._serialized_end=2426
+  _globals['_CLUSTERSERVICE']._serialized_start=2429
+  _globals['_CLUSTERSERVICE']._serialized_end=3353
 # @@protoc_insertion_point(module_scope)

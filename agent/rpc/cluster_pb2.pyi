@@ -122,18 +122,20 @@ class DeleteRequest(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ..., resource_version: _Optional[str] = ..., uid: _Optional[str] = ..., session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
-    __slots__ = ("kinds", "namespace", "label_selector", "field_selector", "resource_version")
+    __slots__ = ("kinds", "namespace", "label_selector", "field_selector", "resource_version", "node")
     KINDS_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     FIELD_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
     kinds: _containers.RepeatedScalarFieldContainer[str]
     namespace: str
     label_selector: str
     field_selector: str
     resource_version: int
-    def __init__(self, kinds: _Optional[_Iterable[str]] = ..., namespace: _Optional[str] = ..., label_selector: _Optional[str] = ..., field_selector: _Optional[str] = ..., resource_version: _Optional[int] = ...) -> None: ...
+    node: str
+    def __init__(self, kinds: _Optional[_Iterable[str]] = ..., namespace: _Optional[str] = ..., label_selector: _Optional[str] = ..., field_selector: _Optional[str] = ..., resource_version: _Optional[int] = ..., node: _Optional[str] = ...) -> None: ...
 
 class WatchEvent(_message.Message):
     __slots__ = ("type", "object_json")
@@ -264,6 +266,26 @@ class ReportStatusResponse(_message.Message):
     accepted: int
     ignored: int
     def __init__(self, accepted: _Optional[int] = ..., ignored: _Optional[int] = ...) -> None: ...
+
+class SyncMirrorPodsRequest(_message.Message):
+    __slots__ = ("node", "documents", "uids")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    UIDS_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    documents: _containers.RepeatedScalarFieldContainer[bytes]
+    uids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, node: _Optional[str] = ..., documents: _Optional[_Iterable[bytes]] = ..., uids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SyncMirrorPodsResponse(_message.Message):
+    __slots__ = ("created", "deleted", "refused")
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    created: int
+    deleted: int
+    refused: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, created: _Optional[int] = ..., deleted: _Optional[int] = ..., refused: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RegisterSessionRequest(_message.Message):
     __slots__ = ()

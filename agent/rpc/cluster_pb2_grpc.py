@@ -84,6 +84,11 @@ class ClusterServiceStub:
                 request_serializer=agent_dot_rpc_dot_cluster__pb2.RegisterSessionRequest.SerializeToString,
                 response_deserializer=agent_dot_rpc_dot_cluster__pb2.RegisterSessionResponse.FromString,
                 _registered_method=True)
+        self.SyncMirrorPods = channel.unary_unary(
+                '/agent.rpc.cluster.ClusterService/SyncMirrorPods',
+                request_serializer=agent_dot_rpc_dot_cluster__pb2.SyncMirrorPodsRequest.SerializeToString,
+                response_deserializer=agent_dot_rpc_dot_cluster__pb2.SyncMirrorPodsResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServiceServicer:
@@ -149,6 +154,12 @@ class ClusterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SyncMirrorPods(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -201,6 +212,11 @@ def add_ClusterServiceServicer_to_server(servicer, server):
                     servicer.RegisterSession,
                     request_deserializer=agent_dot_rpc_dot_cluster__pb2.RegisterSessionRequest.FromString,
                     response_serializer=agent_dot_rpc_dot_cluster__pb2.RegisterSessionResponse.SerializeToString,
+            ),
+            'SyncMirrorPods': grpc.unary_unary_rpc_method_handler(
+                    servicer.SyncMirrorPods,
+                    request_deserializer=agent_dot_rpc_dot_cluster__pb2.SyncMirrorPodsRequest.FromString,
+                    response_serializer=agent_dot_rpc_dot_cluster__pb2.SyncMirrorPodsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -473,6 +489,33 @@ class ClusterService:
             '/agent.rpc.cluster.ClusterService/RegisterSession',
             agent_dot_rpc_dot_cluster__pb2.RegisterSessionRequest.SerializeToString,
             agent_dot_rpc_dot_cluster__pb2.RegisterSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SyncMirrorPods(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agent.rpc.cluster.ClusterService/SyncMirrorPods',
+            agent_dot_rpc_dot_cluster__pb2.SyncMirrorPodsRequest.SerializeToString,
+            agent_dot_rpc_dot_cluster__pb2.SyncMirrorPodsResponse.FromString,
             options,
             channel_credentials,
             insecure,

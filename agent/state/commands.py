@@ -112,6 +112,12 @@ def report_pod_statuses(node: str, reports: Sequence[tuple[str, str, str, int, M
     return _pack("pod_status", node=node, reports=[[ns, n, u, e, dict(s)] for ns, n, u, e, s in reports], ts=ts)
 
 
+def sync_mirror_pods(node: str, docs: Sequence[Mapping[str, Any]], uids: Sequence[str], ts: float) -> bytes:
+    """The whole set of a node's static Pods, to be mirrored in the state: mirrors missing
+    are created (with the static Pod's own uid), changed ones replaced, others deleted."""
+    return _pack("mirror_sync", node=node, docs=list(docs), uids=list(uids), ts=ts)
+
+
 def register_session(ts: float) -> bytes:
     return _pack("register_session", ts=ts)
 
@@ -133,6 +139,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
     "evict": {"node": _STR, "pods": _LIST, "reason": _STR, "message": _STR, "ts": _NUM},
     "pod_status": {"node": _STR, "reports": _LIST, "ts": _NUM},
     "register_session": {"ts": _NUM},
+    "mirror_sync": {"node": _STR, "docs": _LIST, "uids": _LIST, "ts": _NUM},
 }
 # Fields holding lists of fixed-shape rows: op -> (field, row types).
 _ROWS: dict[str, tuple[str, tuple[Any, ...]]] = {

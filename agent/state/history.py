@@ -12,14 +12,16 @@ Rules it keeps:
   it); the oldest go first. `floor` is the newest version no longer (or never) held: a
   watch from a version below it cannot be served and gets `Expired` (Kubernetes' 410
   Gone), and the watcher lists again.
-- Documents are shared with the state, never copied here (they are immutable).
+- Documents are shared with the state, never copied here (they are immutable). Each
+  change holds the object before it too, so a filtered watch can tell an object that
+  stopped matching (DELETED for that watcher) from one that never did.
 - Pure: no I/O.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +34,8 @@ DELETED = "DELETED"
 class Change:
     version: int
     type: str  # ADDED | MODIFIED | DELETED
-    doc: Mapping[str, Any]  # the object after the change (before it, for DELETED)
+    doc: Mapping[str, Any]  # the object after the change (as it was last, for DELETED)
+    old: Mapping[str, Any] | None  # the object before the change (None for ADDED)
     size: int  # bytes this change is charged in the window
 
 
@@ -98,3 +101,18 @@ class WatchWindow:
         while start > 0 and changes[start - 1].version > version:
             start -= 1
         return [changes[i] for i in range(start, len(changes))]
+
+
+def events_for(changes: list[Change], matches: Callable[[Mapping[str, Any]], bool]) -> list[tuple[str, Mapping[str, Any]]]:
+    """What a watcher that sees only objects for which `matches` holds gets from `changes`:
+    an object that starts matching is ADDED for it, one that stops matching is DELETED for
+    it (with its new state), as Kubernetes' filtered watches do."""
+    out = []
+    for change in changes:
+        was = change.old is not None and matches(change.old)
+        now = change.type != DELETED and matches(change.doc)
+        if now:
+            out.append((MODIFIED if was else ADDED, change.doc))
+        elif was:
+            out.append((DELETED, change.doc))
+    return out

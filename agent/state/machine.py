@@ -61,7 +61,7 @@ __all__ = ["ClusterState", "StateConfig", "error_result", "is_error"]
 
 SNAPSHOT_FORMAT = 1
 # Annotations the cluster writes; a person's apply keeps them as they are.
-SYSTEM_ANNOTATIONS = (pods.EPOCH_ANNOTATION,)
+SYSTEM_ANNOTATIONS = (pods.EPOCH_ANNOTATION, pods.MIRROR_ANNOTATION, pods.SOURCE_ANNOTATION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,10 +183,10 @@ class ClusterState:
     # ================================================================== recording changes
     def _record(self, kind: str, key: Key, doc: Mapping[str, Any], change: str) -> None:
         if change == DELETED:
-            self.store.remove(kind, key)
+            old = self.store.remove(kind, key)
         else:
-            self.store.put(kind, key, doc)
-        self.window.record(Change(self._index, change, doc, self._charge))
+            old = self.store.put(kind, key, doc)
+        self.window.record(Change(self._index, change, doc, old, self._charge))
         self._charge = 0
         self._changed = True
 
@@ -544,6 +544,48 @@ class ClusterState:
         self._record("Node", key, self._stamp(with_metadata(current, labels=dict(sorted(labels.items())))), MODIFIED)
         return {"changed": True}
 
+    def _op_mirror_sync(self, command: cmd.Command, slot: int) -> dict[str, Any]:
+        """Make the node's mirror Pods exactly its static Pods. A static Pod whose name is
+        taken by a Pod that is not its mirror is refused alone (as kubelet's mirror Pod
+        creation fails), and said so in the result."""
+        node, ts, uids = command["node"], command["ts"], command["uids"]
+        wanted: dict[Key, tuple[Admitted, str]] = {}
+        refused = []
+        for i, raw in enumerate(command["docs"]):
+            uid = uids[i] if i < len(uids) and isinstance(uids[i], str) else ""
+            try:
+                admitted = admit(raw)
+            except ManifestError as exc:
+                refused.append(f"document {i + 1}: {exc}")
+                continue
+            if admitted.kind.name != "Pod" or not uid:
+                refused.append(f"document {i + 1}: not a Pod with a uid")
+                continue
+            wanted[admitted.key] = (admitted, uid)
+        created = deleted = 0
+        mirrors = [d for d in self.list("Pod") if pods.is_mirror(d) and pods.node_name_of(d) == node]
+        for doc in mirrors:
+            key = (meta_of(doc).get("namespace", "default"), meta_of(doc)["name"])
+            want = wanted.get(key)
+            if want is None or want[1] != meta_of(doc).get("uid"):
+                self._record("Pod", key, self._stamp(doc), DELETED)
+                deleted += 1
+        for key, (admitted, uid) in wanted.items():
+            current = self.store.get("Pod", key)
+            if current is not None:
+                if not pods.is_mirror(current):
+                    refused.append(f"pods {_show(key)} exists and is not the mirror of a static Pod")
+                continue  # the mirror is there, with this uid (others were deleted above)
+            doc = dict(admitted.doc)
+            annotations = dict(meta_of(doc).get("annotations") or {})
+            annotations[pods.MIRROR_ANNOTATION] = uid
+            annotations[pods.SOURCE_ANNOTATION] = "file"
+            doc = with_metadata(doc, annotations=dict(sorted(annotations.items())))
+            doc["spec"] = dict(doc.get("spec") or {}, nodeName=node)
+            self._record("Pod", key, self._created(admitted.kind, doc, uid, ts), ADDED)
+            created += 1
+        return {"created": created, "deleted": deleted, "refused": refused}
+
     def _op_register_session(self, command: cmd.Command, slot: int) -> dict[str, Any]:
         client_id = f"c{self._index}.{slot}"
         self.sessions.register(client_id, self._index)
@@ -561,6 +603,7 @@ class ClusterState:
         "node_ready": _op_node_ready,
         "node_role": _op_node_role,
         "register_session": _op_register_session,
+        "mirror_sync": _op_mirror_sync,
     }
 
     # ================================================================== reads

@@ -27,6 +27,12 @@ from agent.state.objects import annotations_of, format_time, with_metadata
 from agent.state.quantity import QuantityError, cpu_millicores, memory_bytes, parse_quantity
 
 EPOCH_ANNOTATION = "agentd.io/placement-epoch"
+# A mirror Pod stands in the state for a static Pod (a node's manifest directory), as
+# kubelet's mirror Pods do: it belongs to its node and is never placed elsewhere.
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+SOURCE_ANNOTATION = "kubernetes.io/config.source"
+# The reason a Pod carries when the control plane took it off a lost node.
+NODE_LOST_REASON = "NodeLost"
 FINISHED_PHASES = ("Succeeded", "Failed")
 # Status fields an agent may report; anything else in a report is dropped.
 REPORTED_STATUS_FIELDS = (
@@ -73,6 +79,10 @@ def pod_demand(doc: Mapping[str, Any]) -> PodDemand:
             if host_port:
                 ports.append((port.get("hostIP") or "0.0.0.0", int(host_port), port.get("protocol") or "TCP"))
     return PodDemand(cpu, mem, tuple(ports))
+
+
+def is_mirror(doc: Mapping[str, Any]) -> bool:
+    return MIRROR_ANNOTATION in annotations_of(doc)
 
 
 def placement_epoch(doc: Mapping[str, Any]) -> int:

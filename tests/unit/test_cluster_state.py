@@ -431,3 +431,38 @@ def test_random_bytes_never_raise(data):
     assert is_error(log.run(data))
     log.noop()
     assert log.machine.applied_index == 2
+
+
+def test_a_filtered_watch_sees_an_object_leave_its_filter_as_deleted(log):
+    from agent.state.history import events_for
+
+    log.ready_node("n1")
+    log.create(pod("web"))
+    start = log.index
+    log.run(c.bind_pods([("default", "web", "uid-web", "n1")], T0))
+    log.run(c.report_pod_statuses("n1", [("default", "web", "uid-web", 1, {"phase": "Running"})], T0))
+    log.run(c.evict_pods("n1", [("default", "web", "uid-web", "reschedule")], "NodeLost", "gone", T0))
+    on_n1 = parse_field_selector("spec.nodeName=n1")
+    events = events_for(log.machine.changes_since(start), on_n1.matches)
+    assert [(kind, doc["metadata"]["resourceVersion"]) for kind, doc in events] == [
+        ("ADDED", str(start + 1)), ("MODIFIED", str(start + 2)), ("DELETED", str(start + 3))]
+
+
+def test_mirror_pods_follow_a_nodes_static_pods_and_stay_on_their_node(log):
+    log.ready_node("n1")
+    log.create(pod("taken"))
+    sync = lambda docs, uids: log.run(c.sync_mirror_pods("n1", docs, uids, T0))  # noqa: E731
+    result = sync([pod("static-a"), pod("taken")], ["static-uid-a", "static-uid-t"])
+    assert result["created"] == 1 and result["refused"] == [
+        'pods "taken" in namespace "default" exists and is not the mirror of a static Pod']
+    mirror = log.machine.get("Pod", "default", "static-a")
+    assert mirror["metadata"]["uid"] == "static-uid-a" and mirror["spec"]["nodeName"] == "n1"
+    assert mirror["metadata"]["annotations"]["kubernetes.io/config.mirror"] == "static-uid-a"
+    assert sync([pod("static-a")], ["static-uid-a"])["created"] == 0  # already mirrored: nothing written
+    changed = sync([pod("static-a", cpu="200m")], ["static-uid-a2"])  # a new spec is a new static uid
+    assert (changed["created"], changed["deleted"]) == (1, 1)
+    assert log.machine.get("Pod", "default", "static-a")["metadata"]["uid"] == "static-uid-a2"
+    assert sync([], [])["deleted"] == 1
+    assert log.machine.get("Pod", "default", "static-a") is None
+    assert log.machine.get("Pod", "default", "taken") is not None  # never touches Pods that are not mirrors
+    check_indexes(log.machine)

@@ -206,3 +206,13 @@ def test_metadata_round_trip_and_garbage():
         assert decode(garbage) is None
     with pytest.raises(MetadataTooLarge, match="above the gossip limit of 512"):
         encode(AgentMeta("x:1", labels={f"k{i}": "v" * 40 for i in range(20)}), max_bytes=512)
+
+
+def test_a_dead_nodes_mirror_pods_stay_with_it():
+    log = _cluster_with_pods()
+    run(log, [c.sync_mirror_pods("n1", [pod("static")], ["static-uid"], T0)])
+    cmds = reconcile_nodes(log.machine, {"n1": member("n1", "dead"), "n2": member("n2")}, now=T0 + 10,
+                           settled=True, new_uid=uids())
+    run(log, cmds)
+    assert log.machine.get("Pod", "default", "static")["spec"]["nodeName"] == "n1"
+    assert "nodeName" not in log.machine.get("Pod", "default", "web")["spec"]
