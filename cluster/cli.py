@@ -57,14 +57,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+_COLUMNS = "{:<6}{:<15}{:<8}{:<8}{:<6}{:<9}{:<9}{:>6}{:>9}  {}"
+
+
 def _print_status(cluster: Cluster) -> None:
-    rows = cluster.status()
-    print(f"{'NODE':<6}{'ADDRESS':<15}{'ROLE':<8}{'POWER':<8}{'LINK':<6}{'DOCKERD':<9}{'AGENTD':<9}{'TASKS':>6}{'RSS MiB':>9}  FAULTS")
-    for r in rows:
-        rss = "-" if r.rss_mib is None else f"{r.rss_mib:.0f}"
-        tasks = "-" if r.tasks is None else str(r.tasks)
-        print(f"{r.name:<6}{r.ip:<15}{r.role:<8}{r.power:<8}{'up' if r.plugged else 'down':<6}{'running' if r.dockerd else 'down':<9}{r.agentd:<9}"
-              f"{tasks:>6}{rss:>9}  {r.faults}")
+    print(_COLUMNS.format("NODE", "ADDRESS", "ROLE", "POWER", "LINK", "DOCKERD", "AGENTD", "TASKS", "RSS MiB",
+                          "FAULTS"))
+    for r in cluster.status():
+        print(_COLUMNS.format(r.name, r.ip, r.role, r.power, "up" if r.plugged else "down",
+                              "running" if r.dockerd else "down", r.agentd, "-" if r.tasks is None else r.tasks,
+                              "-" if r.rss_mib is None else f"{r.rss_mib:.0f}", r.faults))
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -103,8 +105,7 @@ def _run(args: argparse.Namespace) -> None:
         else:
             cluster.resume(args.node)
     elif args.command == "partition":
-        known = [n.name for n in cluster.nodes]
-        cluster.partition(faults.parse_groups(" ".join(args.groups), known), oneway=args.oneway)
+        cluster.partition(faults.parse_groups(" ".join(args.groups)), oneway=args.oneway)
     elif args.command == "loss":
         cluster.loss(args.node, args.probability)
     elif args.command == "heal":

@@ -32,7 +32,8 @@ from .errors import ClusterError
 from .layout import (CGROUP_ROOT, MAX_NODES, UNIX_PATH_MAX, ClusterLayout, NodeLayout, check_name, choose_octet,
                      host_link_alias)
 from .state import ClusterState
-from .system import require_root, require_tools, run, signal_pid, spawn_detached, stopped, unmount_under
+from .system import (in_netns, require_root, require_tools, run, signal_pid, spawn_detached, stopped,
+                     unmount_under)
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_ROOT = REPO / "run" / "cluster"
@@ -105,7 +106,7 @@ class Cluster:
 
     def in_node(self, node: str, argv: Sequence[str]) -> list[str]:
         """`argv` to run inside `node`'s network namespace."""
-        return ["nsenter", f"--net={self.node(node).netns_path}", *argv]
+        return in_netns(self.node(node).netns_path, argv)
 
     def status(self) -> list[NodeStatus]:
         st = self.state()
@@ -148,6 +149,10 @@ class Cluster:
             if run(["docker", "image", "inspect", image], check=False).returncode != 0:
                 raise ClusterError(f"image {image} is not in the host's engine (scripts/build_images.sh makes it)")
         cluster = cls(name)
+        layout = ClusterLayout(name, 0, nodes, cluster.run_dir)  # the octet is chosen when it is claimed
+        socket_path = str(layout.nodes[-1].containerd_socket) + ".ttrpc"
+        if len(socket_path.encode()) > UNIX_PATH_MAX:
+            raise ClusterError(f"the repository path is too long for unix sockets ({socket_path}); move it higher")
         link = network.host_link_of(name)
         if link is not None and link[1] != host_link_alias(name, cluster.run_dir):
             raise ClusterError(f"cluster name {name!r} is taken on this host by another checkout (host link "
@@ -160,21 +165,21 @@ class Cluster:
                 log(f"removing the leftovers of an earlier cluster {name!r}")
                 _teardown(name, cluster.run_dir, found, keep_run_dir=True)
             started = time.monotonic()
+            if not network.claim_name(layout):
+                raise ClusterError(f"cluster name {name!r} is in use on this host (namespace {layout.hub_netns} "
+                                   "exists); choose another --name")
             try:
-                cluster._create(nodes, servers, binary, images, log)
+                cluster._create(layout, servers, binary, images, log)
             except BaseException:
                 log(f"up failed: removing cluster {name!r}")
-                _teardown(name, cluster.run_dir, state.load(cluster.run_dir), keep_run_dir=True)
-                shutil.rmtree(cluster.run_dir, ignore_errors=True)
+                _teardown(name, cluster.run_dir, state.load(cluster.run_dir), keep_run_dir=False)
                 raise
             log(f"cluster {name!r} up in {time.monotonic() - started:.1f}s")
         return cluster
 
-    def _create(self, count: int, servers: int, binary: Path | None, images: Sequence[str], log: Log) -> None:
-        layout = ClusterLayout(self.name, 0, count, self.run_dir)  # the octet is chosen when claimed, below
-        socket_path = str(layout.nodes[-1].containerd_socket) + ".ttrpc"
-        if len(socket_path.encode()) > UNIX_PATH_MAX:
-            raise ClusterError(f"the repository path is too long for unix sockets ({socket_path}); move it higher")
+    def _create(self, layout: ClusterLayout, servers: int, binary: Path | None, images: Sequence[str],
+                log: Log) -> None:
+        """Everything of a cluster whose name is claimed (its hub namespace made); on failure the caller removes it."""
         network.create_hub(layout)
         for _ in range(_OCTET_ATTEMPTS):
             octet = choose_octet(network.host_networks(), network.taken_octets())
@@ -190,7 +195,7 @@ class Cluster:
         for node in layout.nodes:
             cgroups.create(node.cgroup)
             network.create_node(layout, node)
-        log(f"network {layout.subnet}: {count} nodes, host at {layout.host_ip}")
+        log(f"network {layout.subnet}: {layout.node_count} nodes, host at {layout.host_ip}")
         for node in layout.nodes:
             engines.start(node)
         engines.wait_answering(layout.nodes)
@@ -204,6 +209,7 @@ class Cluster:
             agents.wait_ready(layout.nodes)
             log("every agent is ready")
         state.save(replace(st, complete=True))
+        state.record(self.run_dir, "up", nodes=layout.node_count, servers=servers, agent=binary is not None)
 
     def down(self, log: Log = _quiet) -> bool:
         return down(self.name, log)
@@ -225,9 +231,10 @@ class Cluster:
             n = st.layout.node(node)
             if node in st.off:
                 raise ClusterError(f"{node} is already down")
+            began = time.monotonic()
             st = self._kill(st, n)
             state.save(st)
-            state.record(self.run_dir, "kill", node=node)
+            state.record(self.run_dir, "kill", node=node, took_s=round(time.monotonic() - began, 3))
 
     def _kill(self, st: ClusterState, n: NodeLayout) -> ClusterState:
         network.set_node_link(st.layout, n, up=False)
@@ -242,6 +249,7 @@ class Cluster:
             n = st.layout.node(node)
             if node in st.off:
                 raise ClusterError(f"{node} is already down")
+            began = time.monotonic()
             st = self._end_pause(st, node)
             agent_ok = agents.stop(n)
             engine_ok = engines.stop(n)
@@ -251,14 +259,15 @@ class Cluster:
             network.set_node_link(st.layout, n, up=False)
             state.save(st.with_off(node, True))
             state.record(self.run_dir, "stop", node=node, graceful=agent_ok and engine_ok and not left,
-                         killed_after_stop=len(left))
+                         killed_after_stop=len(left), took_s=round(time.monotonic() - began, 3))
 
     def start(self, node: str) -> None:
         """Boot a node again from its disk: plugged in, dockerd, then agentd."""
         with self._locked() as st:
             n = st.layout.node(node)
+            began = time.monotonic()
             self._start(st, n)
-            state.record(self.run_dir, "start", node=node)
+            state.record(self.run_dir, "start", node=node, took_s=round(time.monotonic() - began, 3))
 
     def _start(self, st: ClusterState, n: NodeLayout) -> None:
         if engines.pid(n) is not None:
@@ -276,12 +285,14 @@ class Cluster:
         """Kill, then start."""
         with self._locked() as st:
             n = st.layout.node(node)
+            began = time.monotonic()
             if node not in st.off:
                 st = self._kill(st, n)
                 state.save(st)
-                state.record(self.run_dir, "kill", node=node)
+                state.record(self.run_dir, "kill", node=node, took_s=round(time.monotonic() - began, 3))
+            began = time.monotonic()
             self._start(st, n)
-            state.record(self.run_dir, "start", node=node)
+            state.record(self.run_dir, "start", node=node, took_s=round(time.monotonic() - began, 3))
 
     # ----- faults
 
@@ -293,6 +304,8 @@ class Cluster:
                 raise ClusterError(f"{node} is down")
             if st.faults.pause_of(node) is not None:
                 raise ClusterError(f"{node} is already paused (resume it first)")
+            if for_s is not None and not for_s > 0:
+                raise ClusterError(f"a pause lasts more than 0 seconds, not {for_s}")
             if whole:
                 cgroups.freeze(n.cgroup)
             else:
@@ -345,8 +358,7 @@ class Cluster:
     def partition(self, groups: Sequence[Sequence[str]], *, oneway: bool = False) -> None:
         """Cut the network between `groups` (one-way: the first group stops hearing the second)."""
         with self._locked() as st:
-            known = [n.name for n in st.layout.nodes]
-            faults.parse_groups(" / ".join(",".join(g) for g in groups), known)
+            faults.check_groups(groups, [n.name for n in st.layout.nodes])
             st = replace(st, faults=faults.partition(st.faults, groups, oneway=oneway))
             self._apply_rules(st, st.layout.nodes)
             state.save(st)

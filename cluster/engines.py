@@ -118,7 +118,8 @@ def wait_answering(nodes: Sequence[NodeLayout], timeout_s: float = ENGINE_START_
                 raise ClusterError(f"dockerd of {node.name} exited:\n{log_tail(node.dir / 'dockerd.log')}")
         if waiting and time.monotonic() > deadline:
             names = ", ".join(n.name for n in waiting)
-            raise ClusterError(f"engines not answering after {timeout_s:.0f}s: {names}\n{log_tail(waiting[0].dir / 'dockerd.log')}")
+            raise ClusterError(f"engines not answering after {timeout_s:.0f}s: {names}\n"
+                               f"{log_tail(waiting[0].dir / 'dockerd.log')}")
         if waiting:
             time.sleep(0.05)
 

@@ -57,19 +57,23 @@ class FaultState:
                    pauses=tuple(Pause(p["node"], bool(p["whole"]), p.get("timer_pid")) for p in data.get("pauses", [])))
 
 
-def parse_groups(text: str, known: Sequence[str]) -> list[list[str]]:
-    """'n1,n2 / n3' -> [['n1', 'n2'], ['n3']]; every name known, no name twice, at least two groups."""
-    groups = [[n.strip() for n in part.split(",") if n.strip()] for part in text.split("/")]
+def parse_groups(text: str) -> list[list[str]]:
+    """'n1,n2 / n3' -> [['n1', 'n2'], ['n3']] (checked by `partition`)."""
+    return [[n.strip() for n in part.split(",") if n.strip()] for part in text.split("/")]
+
+
+def check_groups(groups: Sequence[Sequence[str]], known: Sequence[str]) -> None:
+    """Two or more non-empty groups of known nodes, no node in two of them."""
+    shown = " / ".join(",".join(g) for g in groups)
     if len(groups) < 2 or any(not g for g in groups):
-        raise ClusterError(f"bad partition {text!r}: give two or more groups of nodes, e.g. 'n1,n2 / n3'")
+        raise ClusterError(f"bad partition {shown!r}: give two or more groups of nodes, e.g. 'n1,n2 / n3'")
     seen: set[str] = set()
     for name in (n for g in groups for n in g):
         if name not in known:
-            raise ClusterError(f"unknown node {name!r} in partition {text!r} (nodes: {', '.join(known)})")
+            raise ClusterError(f"unknown node {name!r} in partition {shown!r} (nodes: {', '.join(known)})")
         if name in seen:
-            raise ClusterError(f"node {name} is in two groups of partition {text!r}")
+            raise ClusterError(f"node {name} is in two groups of partition {shown!r}")
         seen.add(name)
-    return groups
 
 
 def partition(state: FaultState, groups: Sequence[Sequence[str]], *, oneway: bool) -> FaultState:

@@ -178,10 +178,6 @@ class ClusterLayout:
         return self.run_dir / "state.json"
 
     @property
-    def fault_log(self) -> Path:
-        return self.run_dir / "faults.jsonl"
-
-    @property
     def nodes(self) -> tuple[NodeLayout, ...]:
         return tuple(NodeLayout(self.name, n, k, self.octet, self.run_dir / n)
                      for k, n in enumerate(node_names(self.node_count), start=1))
@@ -208,5 +204,6 @@ def containerd_socket_of(node_dir: Path) -> Path:
     return node_dir / "exec" / "containerd" / "containerd.sock"
 
 
-def netns_prefix(cluster: str) -> str:
-    return f"{NETNS_PREFIX}{cluster}-"
+def is_netns_of(cluster: str, netns: str) -> bool:
+    """True for the hub and node namespaces of `cluster` (not those of a cluster "<cluster>-x")."""
+    return re.fullmatch(rf"{re.escape(NETNS_PREFIX + cluster)}-(hub|n\d+)", netns) is not None

@@ -31,7 +31,7 @@ from typing import Sequence
 
 from .errors import ClusterError
 from .layout import (HOST_LINK_ALIAS_TAG, HOST_LINK_PREFIX, HUB_BRIDGE, HUB_HOST_PORT, NODE_LINK, ClusterLayout,
-                     NodeLayout, netns_prefix)
+                     NodeLayout, is_netns_of)
 from .system import in_netns, run
 
 FAULT_CHAIN = "AC-FAULTS"
@@ -75,16 +75,22 @@ def host_link_of(cluster: str) -> tuple[str, str] | None:
 
 
 def namespaces_of(cluster: str) -> list[str]:
-    prefix = netns_prefix(cluster)
     if not NETNS_DIR.is_dir():
         return []
-    return sorted(p.name for p in NETNS_DIR.iterdir() if p.name.startswith(prefix))
+    return sorted(p.name for p in NETNS_DIR.iterdir() if is_netns_of(cluster, p.name))
+
+
+def claim_name(layout: ClusterLayout) -> bool:
+    """Make the hub namespace, which claims the cluster's name on this host; False if it exists already."""
+    made = run(["ip", "netns", "add", layout.hub_netns], check=False)
+    if made.returncode != 0 and "exists" not in made.stderr:
+        raise ClusterError(f"could not create namespace {layout.hub_netns}: {made.stderr.strip()}")
+    return made.returncode == 0
 
 
 def create_hub(layout: ClusterLayout) -> None:
-    """The hub namespace and its bridge (fails if the namespace exists: the name is taken)."""
+    """The bridge in the (claimed) hub namespace."""
     hub = layout.hub_netns
-    _ip("netns", "add", hub)
     _ip("link", "set", "lo", "up", netns=hub)
     _ip("link", "add", HUB_BRIDGE, "type", "bridge", netns=hub)
     _ip("link", "set", HUB_BRIDGE, "up", netns=hub)

@@ -7,8 +7,10 @@ Rules:
 - The lock is an flock on the run directory itself, held for the whole of every command
   that changes the cluster, so commands from several processes (a test, a timed pause's
   helper, a person's shell) apply one at a time and always to the latest state.
-- Every fault and every heal is appended to <run dir>/faults.jsonl with its wall-clock
-  time, so a test can print a timeline; the journal is only ever appended to.
+- Every fault and every heal (and `up`, kill, stop, start) is appended to
+  <run dir>/faults.jsonl with the wall-clock time it was done by (a command that takes a
+  while also says how long, took_s), so a test can print a timeline; the journal is
+  only ever appended to.
 """
 
 from __future__ import annotations

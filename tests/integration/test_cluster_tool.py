@@ -24,7 +24,7 @@ import pytest
 from cluster import Cluster, ClusterError, down
 from cluster import cgroups, engines, faults, network
 from cluster.agents import agentd_argv
-from cluster.layout import ClusterLayout, choose_octet
+from cluster.layout import ClusterLayout, choose_octet, is_netns_of
 from cluster.system import alive
 from tests.integration.cluster_fixtures import (HEAL_WAIT_S, PROBE_TIMEOUT_S, WEB_BODY, cluster3, engine, fetch,
                                                 healthy, udp_count, unique_name, wait_until, web_url)
@@ -50,6 +50,11 @@ def test_octet_choice_skips_host_routes_and_other_clusters():
     host = [ipaddress.IPv4Network("10.200.5.0/24"), ipaddress.IPv4Network("192.0.2.0/24")]
     assert choose_octet(host, taken={201}) == 202
     assert choose_octet([ipaddress.IPv4Network("10.0.0.0/8")], taken=set()) is None
+
+
+def test_a_cluster_owns_only_its_own_namespaces():
+    assert is_netns_of("a", "ac-a-hub") and is_netns_of("a", "ac-a-n12")
+    assert not is_netns_of("a", "ac-a-b-hub") and not is_netns_of("a", "ac-a-n1-n1")
 
 
 def test_agent_command_line_servers_bootstrap_and_workers_join():
@@ -79,7 +84,9 @@ def test_oneway_partition_drops_only_at_the_listener():
     with pytest.raises(ClusterError, match="exactly two groups"):
         faults.partition(faults.FaultState(), [["n1"], ["n2"], ["n3"]], oneway=True)
     with pytest.raises(ClusterError, match="two or more groups"):
-        faults.parse_groups("n1,n2", ["n1", "n2"])
+        faults.check_groups(faults.parse_groups("n1,n2"), ["n1", "n2"])
+    with pytest.raises(ClusterError, match="in two groups"):
+        faults.check_groups(faults.parse_groups("n1,n2 / n2"), ["n1", "n2"])
 
 
 # ----- a real cluster
@@ -240,7 +247,7 @@ def test_clear_errors(healthy: Cluster):
     with pytest.raises(ClusterError, match="unknown node 'n9'"):
         healthy.kill("n9")
     with pytest.raises(ClusterError, match="unknown node 'n7'"):
-        faults.parse_groups("n1 / n7", [n.name for n in healthy.nodes])
+        healthy.partition([["n1"], ["n7"]])
     with pytest.raises(ClusterError, match="between 0 and 1"):
         healthy.loss("n1", 1.5)
     with pytest.raises(ClusterError, match="not paused"):
@@ -257,15 +264,20 @@ def test_clear_errors(healthy: Cluster):
 def test_cli_status_and_faults_timeline(healthy: Cluster):
     repo = Path(__file__).resolve().parents[2]
 
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "cluster", *args, "--name", healthy.name],
-                              cwd=repo, capture_output=True, text=True, timeout=60)
+    def run(*args: str, prefix: tuple[str, ...] = (), env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([*prefix, sys.executable, "-m", "cluster", *args, "--name", healthy.name],
+                              cwd=repo, capture_output=True, text=True, timeout=60, env=env)
 
     assert run("partition", "n1,n2", "/", "n3").returncode == 0
     status = run("status")
     assert "cut from n3" in status.stdout and "cut from n1,n2" in status.stdout, status.stdout
     bad = run("kill", "n9")
     assert bad.returncode == 1 and "unknown node 'n9'" in bad.stderr
+    nobody = run("kill", "n1", prefix=("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"))
+    assert nobody.returncode == 1 and "must run as root" in nobody.stderr
+    no_tools = run("kill", "n1", env={**os.environ, "PATH": "/nonexistent"})
+    assert no_tools.returncode == 1 and "missing tools: ip (package iproute2)" in no_tools.stderr
+    assert healthy.state().off == frozenset()  # refused: n1 was not killed
     assert run("heal").returncode == 0
     events = [json.loads(line) for line in run("faults").stdout.splitlines()]
     assert [e["event"] for e in events[-2:]] == ["partition", "heal"]
