@@ -61,9 +61,10 @@ _COLUMNS = "{:<6}{:<15}{:<8}{:<8}{:<6}{:<9}{:<9}{:>6}{:>9}  {}"
 
 
 def _print_status(cluster: Cluster) -> None:
+    rows = cluster.status()
     print(_COLUMNS.format("NODE", "ADDRESS", "ROLE", "POWER", "LINK", "DOCKERD", "AGENTD", "TASKS", "RSS MiB",
                           "FAULTS"))
-    for r in cluster.status():
+    for r in rows:
         print(_COLUMNS.format(r.name, r.ip, r.role, r.power, "up" if r.plugged else "down",
                               "running" if r.dockerd else "down", r.agentd, "-" if r.tasks is None else r.tasks,
                               "-" if r.rss_mib is None else f"{r.rss_mib:.0f}", r.faults))

@@ -82,8 +82,11 @@ class Cluster:
 
     def state(self) -> ClusterState:
         st = state.load(self.run_dir)
-        if st is None or not st.complete:
+        if st is None:
             raise ClusterError(f"no cluster named {self.name!r} is up (python -m cluster up --name {self.name})")
+        if not st.complete:
+            raise ClusterError(f"cluster {self.name!r} is not up: it is starting, or what an interrupted `up` left "
+                               f"(python -m cluster down --name {self.name} removes it)")
         return st
 
     @property
@@ -171,8 +174,8 @@ class Cluster:
             try:
                 cluster._create(layout, servers, binary, images, log)
             except BaseException:
-                log(f"up failed: removing cluster {name!r}")
                 _teardown(name, cluster.run_dir, state.load(cluster.run_dir), keep_run_dir=False)
+                log(f"up failed: cluster {name!r} removed")
                 raise
             log(f"cluster {name!r} up in {time.monotonic() - started:.1f}s")
         return cluster
