@@ -80,11 +80,7 @@ def stop(node: NodeLayout) -> bool:
 
 
 def wait_ready(nodes: Sequence[NodeLayout], timeout_s: float = AGENT_READY_TIMEOUT_S) -> None:
-    """Wait until every agent is ready. Today: its API port accepts connections at the node's address.
-
-    This is the hook for a stronger check (the agent's own readiness over its API, the
-    cluster formed); `up` and `start` call it after starting agents and nowhere else.
-    """
+    """Wait until every agent's API port accepts connections at its node's address."""
     waiting = list(nodes)
     deadline = time.monotonic() + timeout_s
     while waiting:
@@ -101,3 +97,44 @@ def wait_ready(nodes: Sequence[NodeLayout], timeout_s: float = AGENT_READY_TIMEO
                                f"{log_tail(waiting[0].dir / 'agentd.log')}")
         if waiting:
             time.sleep(0.1)
+
+
+def wait_cluster_ready(nodes: Sequence[NodeLayout], timeout_s: float = AGENT_READY_TIMEOUT_S) -> None:
+    """Wait until the cluster has a leader and every one of `nodes` is a Ready Node in its
+    state (asked through the nodes' own APIs, with linearizable reads)."""
+    import json
+
+    import grpc
+
+    from agent.rpc import cluster_pb2, cluster_pb2_grpc
+
+    wanted = {n.name for n in nodes}
+    deadline = time.monotonic() + timeout_s
+    last = "no answer yet"
+    channels = [grpc.insecure_channel(n.api_address) for n in nodes]
+    try:
+        while True:
+            for node, channel in zip(nodes, channels):
+                try:
+                    reply = cluster_pb2_grpc.ClusterServiceStub(channel).List(
+                        cluster_pb2.ListRequest(kind="Node"), timeout=2)
+                except grpc.RpcError as exc:
+                    last = f"{node.name}: {exc.code().name} {exc.details()}"
+                    continue
+                ready = set()
+                for item in reply.items:
+                    doc = json.loads(item)
+                    for cond in (doc.get("status") or {}).get("conditions") or ():
+                        if cond.get("type") == "Ready" and cond.get("status") == "True":
+                            ready.add(doc["metadata"]["name"])
+                if wanted <= ready:
+                    return
+                last = f"Ready: {', '.join(sorted(ready)) or 'none'}; waiting for {', '.join(sorted(wanted - ready))}"
+                break
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the cluster did not become ready in {timeout_s:.0f}s ({last})\n"
+                                   f"{log_tail(nodes[0].dir / 'agentd.log')}")
+            time.sleep(0.2)
+    finally:
+        for channel in channels:
+            channel.close()

@@ -210,6 +210,7 @@ class Cluster:
             for node in layout.nodes:
                 agents.start(binary, layout, node, servers)
             agents.wait_ready(layout.nodes)
+            agents.wait_cluster_ready(layout.nodes)
             log("every agent is ready")
         state.save(replace(st, complete=True))
         state.record(self.run_dir, "up", nodes=layout.node_count, servers=servers, agent=binary is not None)
