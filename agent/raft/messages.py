@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import ClassVar, Union
 
-from agent.raft.types import ConfState, Entry, EntryKind, SnapshotMeta
+from agent.raft.confchange import conf_problem
+from agent.raft.types import Entry, EntryKind, SnapshotMeta
 
 
 class MsgType(enum.IntEnum):
@@ -228,15 +229,6 @@ def _is_count(value: object) -> bool:
     return type(value) is int and value >= 0
 
 
-def _valid_conf(conf: object) -> bool:
-    return (
-        isinstance(conf, ConfState)
-        and isinstance(conf.voters, tuple)
-        and isinstance(conf.learners, tuple)
-        and all(type(n) is str for n in conf.voters + conf.learners)
-    )
-
-
 _index_of = attrgetter("index")
 _term_of = attrgetter("term")
 _kind_of = attrgetter("kind")
@@ -297,7 +289,7 @@ def validate(msg: object) -> str | None:
             type(meta) is not SnapshotMeta
             or not _is_count(meta.index)
             or not _is_count(meta.term)
-            or not _valid_conf(meta.conf)
+            or conf_problem(meta.conf) is not None
             or type(msg.data) is not bytes
             or type(msg.done) is not bool
         ):

@@ -1,7 +1,7 @@
 """Raft's shared value types: log entries, the hard state, snapshot metadata.
 
 Owns: the plain data that the pure core (core.py), the storage (storage.py) and the
-transport exchange. Rules: every type is a frozen, slotted dataclass holding only
+transport exchange, and what makes a node id. Rules: every type is a frozen, slotted dataclass holding only
 ints, strings, bytes and tuples, so it can be compared, hashed and encoded without
 surprises. Nothing here does I/O.
 """
@@ -10,6 +10,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+
+# A node id is a short name ("n1", a host name): 1 to this many characters.
+MAX_NODE_ID_CHARS = 255
+
+
+def is_node_id(value: object) -> bool:
+    return type(value) is str and 0 < len(value) <= MAX_NODE_ID_CHARS
 
 
 class EntryKind(enum.IntEnum):

@@ -14,6 +14,7 @@ Rules it keeps:
 
 from __future__ import annotations
 
+from agent.raft.confchange import decode_conf_state, encode_conf_state
 from agent.raft.errors import RaftError
 from agent.raft.messages import (
     AppendEntries,
@@ -31,13 +32,11 @@ from agent.raft.messages import (
     VoteResponse,
     validate,
 )
-from agent.raft.types import ConfState, Entry, EntryKind, SnapshotMeta
+from agent.raft.types import Entry, EntryKind, SnapshotMeta, is_node_id
 from agent.rpc import raft_pb2
 
-__all__ = ["WireError", "decode_message", "encode_message", "MAX_NODE_ID_CHARS"]
+__all__ = ["WireError", "decode_message", "encode_message"]
 
-# Node ids are short names ("n1", a host name); a longer one is a malformed message.
-MAX_NODE_ID_CHARS = 255
 _ENTRY_KINDS = frozenset(int(k) for k in EntryKind)
 
 
@@ -79,8 +78,7 @@ def _encode_entry(out: raft_pb2.LogEntry, entry: Entry) -> None:
 def _encode_meta(out: raft_pb2.SnapshotPoint, meta: SnapshotMeta) -> None:
     out.index = meta.index
     out.term = meta.term
-    out.conf.voters.extend(meta.conf.voters)
-    out.conf.learners.extend(meta.conf.learners)
+    out.membership = encode_conf_state(meta.conf)
 
 
 def encode_message(msg: Message, out: raft_pb2.RaftMessage | None = None) -> raft_pb2.RaftMessage:
@@ -138,7 +136,7 @@ def encode_message(msg: Message, out: raft_pb2.RaftMessage | None = None) -> raf
 
 # ---------------------------------------------------------------------------- decoding
 def _node_id(value: str, what: str) -> str:
-    if not value or len(value) > MAX_NODE_ID_CHARS:
+    if not is_node_id(value):
         raise WireError(f"bad_{what}")
     return value
 
@@ -157,13 +155,11 @@ def _decode_meta(pb: raft_pb2.RaftMessage) -> SnapshotMeta:
     if not pb.HasField("meta"):
         raise WireError("missing_meta")
     meta = pb.meta
-    voters = tuple(meta.conf.voters)
-    learners = tuple(meta.conf.learners)
-    for node in voters + learners:
-        _node_id(node, "member")
-    if len(set(voters + learners)) != len(voters) + len(learners):
-        raise WireError("duplicate_member")
-    return SnapshotMeta(meta.index, meta.term, ConfState(voters, learners))
+    try:
+        conf = decode_conf_state(meta.membership)
+    except ValueError:
+        raise WireError("bad_membership") from None
+    return SnapshotMeta(meta.index, meta.term, conf)
 
 
 def decode_message(pb: raft_pb2.RaftMessage) -> Message:

@@ -8,14 +8,8 @@ from dataclasses import replace
 import pytest
 
 from agent.raft.config import TEST_PROFILE
-from agent.raft.core import (
-    ConfChange,
-    ConfChangeKind,
-    RaftCore,
-    Role,
-    decode_conf_state,
-    encode_conf_state,
-)
+from agent.raft.confchange import ConfChange, ConfChangeKind, decode_conf_state, encode_conf_state
+from agent.raft.core import RaftCore, Role
 from agent.raft.errors import ConfChangeRejected, NotLeader, RaftInvariantError, TransferInProgress
 from agent.raft.memlog import MemLog
 from agent.raft.messages import (
