@@ -30,9 +30,10 @@ from agent.grpcbridge.errors import InvalidArgument
 from agent.logsetup import configure_logging
 from agent.raft.errors import NotLeader, RaftError, TransferInProgress
 from agent.raft.kv import KvError, KvStore, encode_put
-from agent.raft.node import NODE_RAFT_CONFIG, NodeConfig, RaftNode, bootstrap_storage
+from agent.raft.config import RaftConfig
+from agent.raft.node import NodeConfig, RaftNode, bootstrap_storage
 from agent.raft.storage import RaftStorage, StorageConfig
-from agent.raft.transport import LAN_TRANSPORT, RaftServicer, RaftTransport
+from agent.raft.transport import RaftServicer, RaftTransport, TransportConfig
 from agent.rpc import raft_pb2 as pb
 from agent.rpc import raft_pb2_grpc as pb_grpc
 
@@ -244,9 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--listen", required=True, help="host:port for RaftService and KvService")
     parser.add_argument("--peers", required=True, help="id=host:port,... of every node, this one included")
     parser.add_argument("--join", action="store_true", help="do not bootstrap: wait to be added as a learner")
-    parser.add_argument("--tick-ms", type=int, default=NODE_RAFT_CONFIG.tick_interval_ms)
-    parser.add_argument("--election-ticks", type=int, default=NODE_RAFT_CONFIG.election_timeout_ticks)
-    parser.add_argument("--heartbeat-ticks", type=int, default=NODE_RAFT_CONFIG.heartbeat_interval_ticks)
+    parser.add_argument("--tick-ms", type=int, default=RaftConfig().tick_interval_ms)
+    parser.add_argument("--election-ticks", type=int, default=RaftConfig().election_timeout_ticks)
+    parser.add_argument("--heartbeat-ticks", type=int, default=RaftConfig().heartbeat_interval_ticks)
     parser.add_argument("--snapshot-every", type=int, default=NodeConfig().snapshot_every_entries,
                         help="entries applied between state-machine snapshots")
     parser.add_argument("--retain", type=int, default=NodeConfig().compaction_retain_entries,
@@ -263,7 +264,7 @@ async def serve(args: argparse.Namespace) -> None:
     if args.id not in peers:
         raise SystemExit(f"--id {args.id} is not among --peers")
     raft_config = replace(
-        NODE_RAFT_CONFIG,
+        RaftConfig(),
         tick_interval_ms=args.tick_ms,
         election_timeout_ticks=args.election_ticks,
         heartbeat_interval_ticks=args.heartbeat_ticks,
@@ -277,12 +278,13 @@ async def serve(args: argparse.Namespace) -> None:
         store = KvStore()
         if not args.join and bootstrap_storage(storage, sorted(peers), store.snapshot()):
             log.info("%s event=raft_bootstrapped voters=%s", args.id, ",".join(sorted(peers)))
-        transport = RaftTransport(args.id, peers, LAN_TRANSPORT)
+        transport_config = TransportConfig()
+        transport = RaftTransport(args.id, peers, transport_config)
         node = RaftNode(args.id, storage, store, transport.send, raft_config, node_config)
         transport.deliver = node.receive
         server = TrioGrpcServer(node_id=args.id)
-        server.add_service(pb_grpc.add_RaftServiceServicer_to_server, RaftServicer(args.id, node.exchange,
-                                                                                   transport.stats, LAN_TRANSPORT))
+        servicer = RaftServicer(args.id, node.exchange, transport.stats, transport_config)
+        server.add_service(pb_grpc.add_RaftServiceServicer_to_server, servicer)
         server.add_service(pb_grpc.add_KvServiceServicer_to_server, KvServicer(node, store, transport, peers))
         async with trio.open_nursery() as nursery:
             await nursery.start(transport.run)

@@ -23,7 +23,8 @@ Rules it keeps:
   never awaits, so nothing can interleave with it.
 - Many proposals waiting at one turn become few log entries: with `pack_commands` the
   commands are packed into batch entries (batches.py), each command keeping its own
-  result; one fsync and one RPC per peer carry them all.
+  result; one fsync and one RPC per peer carry them all. Who waits for which command
+  is proposals.py's bookkeeping.
 - A proposal is answered only when its entry is applied with the term it was proposed
   in. When this node stops leading (or its term moves on), every pending proposal fails
   with NotLeader: its outcome is unknown and the client retries with its session.
@@ -45,21 +46,23 @@ import logging
 import random
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import trio
 
-from agent.raft.batches import CommandBatches, capture_snapshot, encode_batch
+from agent.raft.batches import CommandBatches, capture_snapshot
 from agent.raft.config import RaftConfig
-from agent.raft.core import ConfChange, ConfChangeKind, RaftCore, Ready, Role
+from agent.raft.confchange import ConfChange, ConfChangeKind
+from agent.raft.core import RaftCore, Ready, Role
 from agent.raft.errors import NotLeader, RaftError, RaftInvariantError
 from agent.raft.messages import Message
+from agent.raft.proposals import Proposals, Waiter, pack_requests
 from agent.raft.statemachine import StateMachine
 from agent.raft.storage import RaftStorage
 from agent.raft.types import ConfState, Entry, SnapshotMeta
 
-__all__ = ["NODE_RAFT_CONFIG", "NodeConfig", "RaftNode", "bootstrap_storage"]
+__all__ = ["NodeConfig", "RaftNode", "bootstrap_storage"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -95,74 +98,6 @@ class NodeConfig:
     max_queued_peer_batches: int = 1024
 
 
-# The core's timing for real nodes: 50 ms ticks; a follower campaigns after 6-12 ticks
-# (300-600 ms) of silence, far above a loopback or LAN round trip and a loaded loop
-# turn; heartbeats every tick. Applying at most 128 KiB per Ready (about 10 ms of
-# small commands) keeps every loop turn far below a tick.
-NODE_RAFT_CONFIG = replace(
-    RaftConfig(),
-    tick_interval_ms=50,
-    election_timeout_ticks=6,
-    heartbeat_interval_ticks=1,
-    max_committed_bytes_per_ready=128 * 1024,
-)
-
-
-# --------------------------------------------------------------------------- waiters
-
-
-class _Waiter:
-    """One caller waiting for the run task: results by slot, or an error."""
-
-    __slots__ = ("event", "results", "remaining", "error")
-
-    def __init__(self, slots: int) -> None:
-        self.event = trio.Event()
-        self.results: list[object] = [None] * slots
-        self.remaining = slots
-        self.error: BaseException | None = None
-
-    def set_result(self, slot: int, value: object) -> None:
-        if self.event.is_set():
-            return
-        self.results[slot] = value
-        self.remaining -= 1
-        if self.remaining <= 0:
-            self.event.set()
-
-    def set_results(self, first_slot: int, values: list[object]) -> None:
-        if self.event.is_set():
-            return
-        self.results[first_slot : first_slot + len(values)] = values
-        self.remaining -= len(values)
-        if self.remaining <= 0:
-            self.event.set()
-
-    def fail(self, error: BaseException) -> None:
-        if not self.event.is_set():
-            self.error = error
-            self.event.set()
-
-    async def wait(self) -> list[object]:
-        await self.event.wait()
-        if self.error is not None:
-            raise self.error
-        return self.results
-
-
-@dataclass(slots=True)
-class _PendingEntry:
-    """A proposed entry of this leader: who waits for it, for which of their slots.
-
-    `owners` holds (waiter, first slot, count) runs, in the entry's command order; a
-    plain (unpacked) entry has one run of one command.
-    """
-
-    term: int
-    batch: bool  # a batch entry: its result is a list, one item per command
-    owners: list[tuple[_Waiter, int, int]]
-
-
 def bootstrap_storage(storage: RaftStorage, voters: Sequence[str], initial_state: bytes) -> bool:
     """Give a brand-new storage its first configuration: a snapshot at index 0 naming the
     voters (the state machine's empty state as data). Returns False, doing nothing, when
@@ -185,7 +120,7 @@ class RaftNode:
         storage: RaftStorage,
         state_machine: StateMachine,
         send: Callable[[list[Message]], None],
-        raft_config: RaftConfig = NODE_RAFT_CONFIG,
+        raft_config: RaftConfig = RaftConfig(),
         config: NodeConfig = NodeConfig(),
         rng: random.Random | None = None,
     ) -> None:
@@ -214,22 +149,20 @@ class RaftNode:
         )
 
         # Inputs, drained by the run task.
-        self._peer_batches: deque[tuple[list[Message], _Waiter | None]] = deque()
-        self._collectors: dict[str, _Waiter] = {}  # peer -> the RPC waiting for our messages to it
+        self._peer_batches: deque[tuple[list[Message], Waiter | None]] = deque()
+        self._collectors: dict[str, Waiter] = {}  # peer -> the RPC waiting for our messages to it
         self._peer_space = trio.Event()
-        self._proposals: deque[tuple[list[bytes], _Waiter]] = deque()
-        self._reads: deque[tuple[bytes, _Waiter]] = deque()
-        self._admin: deque[tuple[Callable[[RaftCore], Any], _Waiter]] = deque()
+        self._proposals = Proposals()
+        self._reads: deque[tuple[bytes, Waiter]] = deque()
+        self._admin: deque[tuple[Callable[[RaftCore], Any], Waiter]] = deque()
         self._wakeup = trio.Event()
 
         # Waiting for the core or the state machine.
-        self._pending: dict[int, _PendingEntry] = {}  # entry index -> owners
-        self._proposal_term = 0  # term of the entries in _pending
-        self._read_waiters: dict[bytes, _Waiter] = {}  # read context -> waiter
+        self._read_waiters: dict[bytes, Waiter] = {}  # read context -> waiter
         self._forwarded_reads: dict[bytes, str | None] = {}  # read context -> leader asked
         self._reads_to_apply: list[tuple[int, int, bytes]] = []  # heap of (index, seq, context)
         self._read_ids = itertools.count(1)
-        self._apply_waiters: list[tuple[int, int, _Waiter]] = []  # heap: wait until applied >= index
+        self._apply_waiters: list[tuple[int, int, Waiter]] = []  # heap: wait until applied >= index
         self._leader_changed = trio.Event()
 
         self._term = self.core.term
@@ -286,7 +219,7 @@ class RaftNode:
         peer once it processed them: the acks they caused, already made durable (the
         Ready contract). The transport's servicer answers an RPC with these. `queued`
         is called as soon as the messages are in the node's queue (order is kept)."""
-        collector = _Waiter(1)
+        collector = Waiter(1)
         collector.results[0] = []
         await self._enqueue_peer_batch(messages, collector)
         if queued is not None:
@@ -295,7 +228,7 @@ class RaftNode:
         await collector.wait()
         return collector.results[0]  # type: ignore[return-value]
 
-    async def _enqueue_peer_batch(self, messages: list[Message], collector: _Waiter | None) -> None:
+    async def _enqueue_peer_batch(self, messages: list[Message], collector: Waiter | None) -> None:
         while len(self._peer_batches) >= self.config.max_queued_peer_batches:
             self.stats["peer_input_waits"] += 1
             if self._peer_space.is_set():  # one event shared by every waiting handler
@@ -317,9 +250,10 @@ class RaftNode:
             return []
         if self._role != Role.LEADER:
             raise NotLeader(self._leader_id)
-        waiter = _Waiter(len(commands))
-        self._proposals.append((list(commands), waiter))
-        if not self._pending and len(self._proposals) == 1:
+        waiter = Waiter(len(commands))
+        queued = self._proposals.queued
+        queued.append((list(commands), waiter))
+        if not self._proposals.has_pending() and len(queued) == 1:
             self._turn_now()  # an idle leader: no batch to wait for, go at once
         else:
             self._wakeup.set()  # under load the run task packs all waiting proposals together
@@ -332,7 +266,7 @@ class RaftNode:
         when no leader can confirm it.
         """
         context = next(self._read_ids).to_bytes(8, "big")
-        waiter = _Waiter(1)
+        waiter = Waiter(1)
         self._read_waiters[context] = waiter
         self._reads.append((context, waiter))
         self._wakeup.set()
@@ -371,7 +305,7 @@ class RaftNode:
         """Return once the state machine has applied `index`."""
         if self._applier.applied_index >= index:
             return
-        waiter = _Waiter(1)
+        waiter = Waiter(1)
         heapq.heappush(self._apply_waiters, (index, id(waiter), waiter))
         await waiter.wait()
 
@@ -382,13 +316,12 @@ class RaftNode:
         return self._leader_id
 
     async def _conf_change(self, change: ConfChange) -> int:
-        applied = _Waiter(1)
+        applied = Waiter(1)
 
         def propose(core: RaftCore) -> int:
             # Runs in the run task: the entry is tracked before it can possibly apply.
             index = core.propose_conf_change(change)
-            self._proposal_term = core.term
-            self._pending[index] = _PendingEntry(core.term, False, [(applied, 0, 1)])
+            self._proposals.track(index, core.term, False, [[(applied, 0, 1)]])
             return index
 
         index = await self._call_core(propose)
@@ -396,7 +329,7 @@ class RaftNode:
         return index
 
     async def _call_core(self, fn: Callable[[RaftCore], T]) -> T:
-        waiter = _Waiter(1)
+        waiter = Waiter(1)
         self._admin.append((fn, waiter))
         self._wakeup.set()
         return (await waiter.wait())[0]  # type: ignore[return-value]
@@ -463,7 +396,7 @@ class RaftNode:
             self._wakeup.set()
 
     def _has_input(self) -> bool:
-        return bool(self._peer_batches or self._proposals or self._reads or self._admin)
+        return bool(self._peer_batches or self._proposals.queued or self._reads or self._admin)
 
     def _take_inputs(self) -> None:
         budget = self.config.max_inputs_per_turn
@@ -505,79 +438,32 @@ class RaftNode:
             else:
                 if core.role != Role.LEADER:
                     self._forwarded_reads[context] = core.leader_id
-        if self._proposals:
+        if self._proposals.queued:
             self._propose_waiting()
 
     def _propose_waiting(self) -> None:
         """Turn the waiting proposals into as few log entries as the bounds allow."""
         core = self.core
-        taken: list[tuple[list[bytes], _Waiter]] = []
-        commands = 0
-        while self._proposals and commands < self.config.max_commands_per_turn:
-            request = self._proposals.popleft()
-            if not request[1].event.is_set():  # skip callers that were failed meanwhile
-                taken.append(request)
-                commands += len(request[0])
+        cfg = self.config
+        taken, commands = self._proposals.take(cfg.max_commands_per_turn)
         if not taken:
             return
         if core.role != Role.LEADER:
             for _, waiter in taken:
                 waiter.fail(NotLeader(core.leader_id))
             return
-        datas, owners_per_entry = self._pack(taken)
+        datas, owners_per_entry = pack_requests(
+            taken, pack=cfg.pack_commands, max_commands=cfg.max_commands_per_entry, max_bytes=cfg.max_entry_bytes
+        )
         try:
             first, _last = core.propose_many(datas)
         except RaftError as exc:
             for _, waiter in taken:
                 waiter.fail(exc)
             return
-        term = core.term
-        self._proposal_term = term
-        batch = self.config.pack_commands
-        for offset, owners in enumerate(owners_per_entry):
-            self._pending[first + offset] = _PendingEntry(term, batch, owners)
+        self._proposals.track(first, core.term, cfg.pack_commands, owners_per_entry)
         self.stats["commands_proposed"] += commands
         self.stats["entries_proposed"] += len(datas)
-
-    def _pack(
-        self, taken: list[tuple[list[bytes], _Waiter]]
-    ) -> tuple[list[bytes], list[list[tuple[_Waiter, int, int]]]]:
-        """The entries' data for these requests, and who waits for each entry's commands."""
-        cfg = self.config
-        datas: list[bytes] = []
-        owners_per_entry: list[list[tuple[_Waiter, int, int]]] = []
-        if not cfg.pack_commands:
-            for commands, waiter in taken:
-                for slot, command in enumerate(commands):
-                    datas.append(command)
-                    owners_per_entry.append([(waiter, slot, 1)])
-            return datas, owners_per_entry
-        most, most_bytes = cfg.max_commands_per_entry, cfg.max_entry_bytes
-        chunk: list[bytes] = []
-        owners: list[tuple[_Waiter, int, int]] = []
-        size = 0
-        for commands, waiter in taken:
-            slot = 0
-            while slot < len(commands):
-                if chunk and (len(chunk) >= most or size >= most_bytes):
-                    datas.append(encode_batch(chunk))
-                    owners_per_entry.append(owners)
-                    chunk, owners, size = [], [], 0
-                # Take as many of this request's commands as fit: whole runs, not one by one.
-                end = min(len(commands), slot + most - len(chunk))
-                run = commands[slot:end]
-                run_bytes = sum(map(len, run))
-                while len(run) > 1 and size + run_bytes > most_bytes:
-                    run = run[: len(run) // 2]
-                    run_bytes = sum(map(len, run))
-                chunk.extend(run)
-                owners.append((waiter, slot, len(run)))
-                size += run_bytes
-                slot += len(run)
-        if chunk:
-            datas.append(encode_batch(chunk))
-            owners_per_entry.append(owners)
-        return datas, owners_per_entry
 
     # ----------------------------------------------------------------- the Ready contract
     def _handle_ready(self, rd: Ready) -> None:
@@ -602,7 +488,7 @@ class RaftNode:
         if rd.snapshot is not None:
             self._applier.restore(rd.snapshot[1])
             self.stats["snapshots_restored"] += 1
-            self._fail_pending_below(rd.snapshot[0].index + 1)
+            self._proposals.fail_below(rd.snapshot[0].index + 1, NotLeader(self.core.leader_id))
         for entry in rd.committed_entries:
             self._apply(entry)
         # 4. Reads.
@@ -643,22 +529,7 @@ class RaftNode:
     def _apply(self, entry: Entry) -> None:
         result = self._applier.apply(entry)
         self._bytes_since_snapshot += len(entry.data)
-        pending = self._pending.pop(entry.index, None) if self._pending else None
-        if pending is None:
-            return
-        if pending.term != entry.term:
-            # Another leader's entry replaced ours at this index: our outcome is unknown.
-            for waiter, _, _ in pending.owners:
-                waiter.fail(NotLeader(self.core.leader_id))
-            return
-        if pending.batch and type(result) is list:
-            position = 0
-            for waiter, first_slot, count in pending.owners:
-                waiter.set_results(first_slot, result[position : position + count])
-                position += count
-        else:
-            for waiter, first_slot, count in pending.owners:
-                waiter.set_results(first_slot, [result] * count)
+        self._proposals.resolve(entry, result, self.core.leader_id)
 
     def _release_waiters(self) -> None:
         applied = self._applier.applied_index
@@ -685,11 +556,10 @@ class RaftNode:
             self.stats["campaigns_started"] += 1  # PreVote rounds included: most end at once
         if role == Role.LEADER and self._role != Role.LEADER:
             self.stats["became_leader"] += 1
-        deposed = self._pending and (role != Role.LEADER or term != self._proposal_term)
+        deposed = self._proposals.deposed(role == Role.LEADER, term)
         self._term, self._leader_id, self._role = term, leader_id, role
         if deposed:
-            self.stats["proposals_failed_deposed"] += len(self._pending)
-            self._fail_pending_below(None, NotLeader(leader_id))
+            self.stats["proposals_failed_deposed"] += self._proposals.fail_below(None, NotLeader(leader_id))
 
     def _fail_forwarded_reads(self, new_leader: str | None) -> None:
         """Reads a follower forwarded to a leader that is no longer the leader will never
@@ -702,28 +572,12 @@ class RaftNode:
             if waiter is not None:
                 waiter.fail(NotLeader(new_leader))
 
-    def _fail_pending_below(self, bound: int | None, error: BaseException | None = None) -> None:
-        """Fail pending proposals (all, or those below `bound`, which a snapshot covered)."""
-        error = error or NotLeader(self.core.leader_id)
-        if bound is None:
-            pending, self._pending = self._pending, {}
-        else:
-            pending = {i: p for i, p in self._pending.items() if i < bound}
-            for index in pending:
-                del self._pending[index]
-        for entry in pending.values():
-            for waiter, _, _ in entry.owners:
-                waiter.fail(error)
-
     def _fail_everything(self, error: BaseException) -> None:
         self._answer_collectors()
-        self._fail_pending_below(None, error)
+        self._proposals.fail_all(error)
         for waiter in list(self._read_waiters.values()):
             waiter.fail(error)
         self._read_waiters.clear()
-        for _, waiter in self._proposals:
-            waiter.fail(error)
-        self._proposals.clear()
         for _, waiter in self._admin:
             waiter.fail(error)
         self._admin.clear()

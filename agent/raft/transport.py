@@ -99,8 +99,6 @@ class TransportConfig:
     max_queued_while_down: int = 256
 
 
-LAN_TRANSPORT = TransportConfig()
-
 # grpc's own reconnect backoff defaults to 1 s growing to 120 s: far too slow to notice
 # a restarted peer. Bound it like the send loop's.
 _CHANNEL_OPTIONS = (
@@ -155,7 +153,7 @@ class RaftTransport:
         self,
         node_id: str,
         peers: Mapping[str, str],
-        config: TransportConfig = LAN_TRANSPORT,
+        config: TransportConfig = TransportConfig(),
         rng: random.Random | None = None,
         deliver: Callable[[list[Message]], Awaitable[None]] | None = None,
     ) -> None:
@@ -176,10 +174,6 @@ class RaftTransport:
     # -- membership of the peer set -------------------------------------------------
     def peers(self) -> dict[str, str]:
         return {p.node_id: p.address for p in self._peers.values()}
-
-    def address_of(self, node_id: str) -> str | None:
-        peer = self._peers.get(node_id)
-        return None if peer is None else peer.address
 
     def add_peer(self, node_id: str, address: str) -> None:
         """Start sending to a new peer (or re-address a known one)."""
@@ -500,7 +494,7 @@ class RaftServicer:
         node_id: str,
         exchange: Callable[..., Awaitable[list[Message]]],
         stats: Counter[str] | None = None,
-        config: TransportConfig = LAN_TRANSPORT,
+        config: TransportConfig = TransportConfig(),
     ) -> None:
         self.node_id = node_id
         self.config = config

@@ -21,7 +21,8 @@ from agent.raft.errors import ConfChangeRejected, NotLeader
 from agent.raft.kv import KvError, KvStore, encode_put
 from agent.raft.messages import AppendEntries, Heartbeat, HeartbeatResponse, InstallSnapshot, MsgType
 from agent.raft.batches import CommandBatches, decode_batch, encode_batch
-from agent.raft.node import NODE_RAFT_CONFIG, NodeConfig, RaftNode, bootstrap_storage
+from agent.raft.config import RaftConfig
+from agent.raft.node import NodeConfig, RaftNode, bootstrap_storage
 from agent.raft.storage import RaftStorage, StorageConfig
 from agent.raft.transport import RaftServicer, RaftTransport, TransportConfig, message_size
 from agent.raft.types import Entry, EntryKind, SnapshotMeta
@@ -36,10 +37,12 @@ class FakeNode:
     def __init__(self, node_id: str) -> None:
         self.node_id = node_id
         self.received: list = []
+        self.batches: list[list] = []  # what each exchange carried
         self.arrived = trio.Event()
 
     async def exchange(self, messages, queued=None):
         self.received.extend(messages)
+        self.batches.append(list(messages))
         self.arrived.set()
         if queued is not None:
             queued()
@@ -126,13 +129,15 @@ async def test_send_hands_a_batch_to_an_idle_open_stream_itself(nursery):
     await wait_for(lambda: len(receiver.received) == 3 and len(sender.received) == 3)
     assert [m.context for m in receiver.received] == [1, 2, 3]
     # A lone commit notice is never sent directly: it lingers for the append that follows.
+    await wait_for(lambda: transport.stats["rpcs_sent"] == 3)
     rpcs = transport.stats["rpcs_sent"]
     transport.send([AppendEntries("n1", "n2", 1, 1, 1, (), 1)])
     assert transport.stats["batches_sent_directly"] == 1
     transport.send([AppendEntries("n1", "n2", 1, 1, 1, (Entry(2, 1, EntryKind.NORMAL, b"x"),), 1)])
     assert transport.stats["batches_sent_directly"] == 2  # the append takes the notice along
     await wait_for(lambda: len(receiver.received) == 5)
-    assert transport.stats["rpcs_sent"] == rpcs + 1
+    assert [len(m.entries) for m in receiver.batches[-1]] == [0, 1]  # one RPC carried both
+    await wait_for(lambda: transport.stats["rpcs_sent"] == rpcs + 1)
 
 async def test_pipelined_batches_reach_the_node_in_the_order_sent(nursery):
     receiver = FakeNode("n2")
@@ -385,7 +390,7 @@ def test_kv_apply_batch_gives_what_applying_the_commands_one_by_one_gives():
 
 # ----------------------------------------------------------------------------- nodes
 
-TEST_RAFT = replace(NODE_RAFT_CONFIG, tick_interval_ms=20, election_timeout_ticks=8)
+TEST_RAFT = replace(RaftConfig(), tick_interval_ms=20, election_timeout_ticks=8)
 
 
 class Cluster:
