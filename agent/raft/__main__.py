@@ -9,8 +9,11 @@ Transfer and ChangeMember) that the process tests and the benchmark use.
 
 Rules: a brand-new data directory is bootstrapped with the voters named by --peers
 (unless --join); a used one always recovers what it holds. SIGTERM/SIGINT stop the node
-cleanly; SIGKILL is what the tests use to crash it. Client errors travel as a KvStatus
-in the reply, with the leader's id and address when this node is not the leader.
+cleanly (exit 0); SIGKILL is what the tests use to crash it. A data directory the node
+cannot run from (damaged, unusable, or open in another process) is named in one log
+line and the process exits with EXIT_STORAGE_UNUSABLE, before serving anything. Client
+errors travel as a KvStatus in the reply, with the leader's id and address when this
+node is not the leader.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from agent.raft.errors import NotLeader, RaftError, TransferInProgress
 from agent.raft.kv import KvError, KvStore, encode_put
 from agent.raft.config import RaftConfig
 from agent.raft.node import NodeConfig, RaftNode, bootstrap_storage
-from agent.raft.storage import RaftStorage, StorageConfig
+from agent.raft.storage import RaftStorage, StorageConfig, StorageError
 from agent.raft.transport import RaftServicer, RaftTransport, TransportConfig
 from agent.rpc import raft_pb2 as pb
 from agent.rpc import raft_pb2_grpc as pb_grpc
@@ -43,6 +46,8 @@ log = logging.getLogger("agent.raft.main")
 DEFAULT_REQUEST_TIMEOUT_S = 2.0
 # Keys the Bench RPC cycles over, so a long benchmark does not grow the store without bound.
 BENCH_KEYSPACE = 10_000
+# The data directory cannot be used: nothing was served, restarting will not help.
+EXIT_STORAGE_UNUSABLE = 3
 
 
 def parse_peers(text: str) -> dict[str, str]:
@@ -259,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def serve(args: argparse.Namespace) -> int:
+    """Run the node until a signal stops it; the process's exit status."""
     peers = parse_peers(args.peers)
     if args.id not in peers:
         raise SystemExit(f"--id {args.id} is not among --peers")
@@ -273,7 +279,11 @@ async def serve(args: argparse.Namespace) -> None:
         NodeConfig(), snapshot_every_entries=args.snapshot_every, compaction_retain_entries=args.retain,
         pack_commands=not args.no_pack,
     )
-    storage = RaftStorage.open(args.data_dir, StorageConfig(node_id=args.id))
+    try:
+        storage = RaftStorage.open(args.data_dir, StorageConfig(node_id=args.id))
+    except StorageError as exc:
+        log.error("%s event=raft_storage_unusable error=%s: %s", args.id, type(exc).__name__, exc)
+        return EXIT_STORAGE_UNUSABLE
     try:
         store = KvStore()
         if not args.join and bootstrap_storage(storage, sorted(peers), store.snapshot()):
@@ -298,6 +308,7 @@ async def serve(args: argparse.Namespace) -> None:
                     break
     finally:
         storage.close()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -305,8 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cpu is not None:
         pin_to_cpu(args.cpu)
     configure_logging(args.id, args.log_level)
-    trio.run(serve, args)
-    return 0
+    return trio.run(serve, args)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ from agent.raft.messages import (
 from agent.raft.progress import Progress, ProgressState
 from agent.raft.raftlog import RaftLog
 from agent.raft.readonly import ReadOnly, ReadState
-from agent.raft.types import ConfState, Entry, EntryKind, HardState, SnapshotMeta
+from agent.raft.types import NUMBER_LIMIT, ConfState, Entry, EntryKind, HardState, SnapshotMeta
 
 if TYPE_CHECKING:
     import random  # only the type: the caller injects the generator
@@ -158,6 +158,9 @@ class RaftCore:
         self._log = RaftLog(storage)
         self.stats: Counter[str] = Counter()
         meta = storage.snapshot_meta()
+        if not 0 <= hard_state.term < NUMBER_LIMIT or storage.last_index() >= NUMBER_LIMIT:
+            raise RaftInvariantError(f"{node_id} starts at term {hard_state.term}, last index "
+                                     f"{storage.last_index()}: at or past the limit {NUMBER_LIMIT}")
         self.term = hard_state.term
         self.voted_for = hard_state.voted_for
         self.commit_index = max(hard_state.commit, meta.index)
@@ -477,7 +480,14 @@ class RaftCore:
         return SoftState(self.term, self.leader_id, self.role)
 
     def _promotable(self) -> bool:
-        return self.id in self.voters and self._log.pending_snapshot is None
+        if self.id not in self.voters or self._log.pending_snapshot is not None:
+            return False
+        if self.term + 1 >= NUMBER_LIMIT or self._log.last_index() + 1 >= NUMBER_LIMIT:
+            # Only a forger gets a node here (types.NUMBER_LIMIT): campaigning would make
+            # a term or an index nobody may accept. Stay a follower, and say why.
+            self.stats["campaigns_refused_number_limit"] += 1
+            return False
+        return True
 
     def _reset_timers(self) -> None:
         self._election_elapsed = 0
@@ -819,7 +829,9 @@ class RaftCore:
             # The follower lags: if the appends in flight were lost, this empty append
             # makes it reject and the leader probes again from its match point.
             self._send_append(msg.src, allow_empty=True)
-        if self._reads.ack(msg.src, msg.context):
+        if msg.context > self._reads.seq:
+            self.stats["dropped_bad_read_context"] += 1  # a round this leader never started
+        elif self._reads.ack(msg.src, msg.context):
             for read in self._reads.release(self._voter_list, self.id, self._quorum):
                 self._answer_read(read.context, read.origin, read.index)
 

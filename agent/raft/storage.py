@@ -54,7 +54,7 @@ from pathlib import Path
 from agent.raft import wal_codec
 from agent.raft.errors import RaftError, RaftInvariantError, SnapshotUnavailable
 from agent.raft.segments import Segment, SegmentDir, fsync_dir, later_write_start, next_nonzero, pwrite_all
-from agent.raft.types import Entry, HardState, SnapshotMeta
+from agent.raft.types import NUMBER_LIMIT, Entry, HardState, SnapshotMeta
 from agent.raft.wal_codec import LogState
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,11 @@ class StorageCorruption(StorageError):
 
 class StorageFailed(StorageError):
     """An earlier write or fsync failed; nothing written since can be trusted."""
+
+
+class StorageUnusable(StorageError):
+    """The files are intact but hold a state no node can run from (a term at or past
+    types.NUMBER_LIMIT, say): the node must not start on them."""
 
 
 _MAX_ENTRY_DATA_BYTES = wal_codec.MAX_RECORD_BYTES - wal_codec.ENTRY_HEADER_BYTES
@@ -182,6 +187,7 @@ class RaftStorage:
                 f"log starts at {self._first} but no snapshot covers {self._first - 1} "
                 f"(snapshot index {self._snapshot_meta.index})"
             )
+        self._check_usable_state()
         if not self._segments:
             self._start_segment(1)
             self._segdir.sync()
@@ -190,6 +196,25 @@ class RaftStorage:
             self._config.node_id, self._dir, self._first, self._last, self._hard_state.term,
             self._hard_state.voted_for, self._hard_state.commit, self._snapshot_meta.index, len(self._segments),
         )
+
+    def _check_usable_state(self) -> None:
+        """Refuse a recovered state that no node can run from: numbers at or past
+        NUMBER_LIMIT (terms never decrease along the log, so the last is the largest)."""
+        hard = self._hard_state
+        numbers = {
+            "term": hard.term,
+            "commit index": hard.commit,
+            "last index": self._last,
+            "last term": self._terms[-1] if self._terms else self._prev_term,
+            "snapshot index": self._snapshot_meta.index,
+            "snapshot term": self._snapshot_meta.term,
+        }
+        for name, value in numbers.items():
+            if value >= NUMBER_LIMIT:
+                raise StorageUnusable(
+                    f"{self._dir}: the {name} {value} is at or past the limit {NUMBER_LIMIT} (2**62); "
+                    "no node can run from this data directory"
+                )
 
     def _recover_snapshot(self) -> None:
         temps = [p for p in self._dir.iterdir() if p.name.startswith(_SNAPSHOT_NAME + ".") and p.name.endswith(".tmp")]
@@ -468,8 +493,8 @@ class RaftStorage:
         self._check_usable()
         if entries:
             self._check_entries(entries)
-        if hard_state is not None and hard_state.term < self._hard_state.term:
-            raise RaftInvariantError(f"term goes back from {self._hard_state.term} to {hard_state.term}")
+        if hard_state is not None and not self._hard_state.term <= hard_state.term < NUMBER_LIMIT:
+            raise RaftInvariantError(f"term moves from {self._hard_state.term} to {hard_state.term}")
         new_hard_state = self._hard_state if hard_state is None else hard_state
         term_or_vote_changed = (new_hard_state.term, new_hard_state.voted_for) != (
             self._written_hard_state.term,

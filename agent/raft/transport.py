@@ -47,6 +47,7 @@ import trio
 from agent.grpcbridge import Channel, ServerStream, lockstep, server_stream, unary
 from agent.grpcbridge.errors import RpcError
 from agent.raft.messages import AppendEntries, InstallSnapshot, Message
+from agent.raft.types import NUMBER_LIMIT
 from agent.raft.wire import WireError, decode_message, encode_message
 from agent.rpc import raft_pb2, raft_pb2_grpc
 
@@ -533,6 +534,9 @@ class RaftServicer:
     async def _handle_batch(self, request: raft_pb2.MessageBatch) -> raft_pb2.BatchAck:
         if len(request.messages) > self.config.max_messages_per_rpc:
             self.stats["rejected_batch_too_long"] += 1
+            return raft_pb2.BatchAck(rejected=len(request.messages))
+        if request.seq >= NUMBER_LIMIT:  # batch numbers count up from 1: never this far
+            self.stats["rejected_batch_out_of_range_seq"] += 1
             return raft_pb2.BatchAck(rejected=len(request.messages))
         good = decode_batch(request.messages, request.src, self.node_id, self.stats)
         rejected = len(request.messages) - len(good)

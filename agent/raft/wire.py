@@ -5,10 +5,11 @@ Owns: the translation between the message dataclasses of messages.py and the
 
 Rules it keeps:
 - Encoding is total: every well-formed core message encodes.
-- Decoding is strict: an unknown type, a field the type does not use, an out-of-range
-  number, an unknown entry kind or an oversized address raises `WireError`, and the
-  decoded message must also pass `messages.validate`. The transport counts and drops
-  whatever raises; nothing a peer sends can crash the node.
+- Decoding is strict: an unknown type, a field the type does not use, a number at or
+  past types.NUMBER_LIMIT, an unknown entry kind, a malformed configuration or node id
+  raises `WireError`, and the decoded message must also pass `messages.validate` (whose
+  reason the WireError then carries). The transport counts and drops whatever raises;
+  nothing a peer sends can crash the node.
 - No I/O here; plain functions over values.
 """
 
@@ -32,7 +33,7 @@ from agent.raft.messages import (
     VoteResponse,
     validate,
 )
-from agent.raft.types import Entry, EntryKind, SnapshotMeta, is_node_id
+from agent.raft.types import NUMBER_LIMIT, Entry, EntryKind, SnapshotMeta, is_node_id
 from agent.rpc import raft_pb2
 
 __all__ = ["WireError", "decode_message", "encode_message"]
@@ -65,6 +66,14 @@ _FIELDS: dict[MsgType, tuple[str, ...]] = {
 }
 _COMMON = frozenset(("type", "src", "dst", "term"))
 _ALLOWED: dict[int, frozenset[str]] = {int(t): _COMMON | frozenset(f) for t, f in _FIELDS.items()}
+_NUMBER_FIELDS = frozenset(
+    ("term", "prev_index", "prev_term", "commit", "index", "hint_term", "hint_index", "last_index", "last_term",
+     "heartbeat_context", "offset", "next_offset")
+)
+# Per message type: its number fields, checked against NUMBER_LIMIT before anything else.
+_NUMBERS: dict[int, tuple[str, ...]] = {
+    int(t): ("term", *(f for f in fields if f in _NUMBER_FIELDS)) for t, fields in _FIELDS.items()
+}
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -155,6 +164,10 @@ def _decode_meta(pb: raft_pb2.RaftMessage) -> SnapshotMeta:
     if not pb.HasField("meta"):
         raise WireError("missing_meta")
     meta = pb.meta
+    if meta.index >= NUMBER_LIMIT:
+        raise WireError("out_of_range_snapshot_index")
+    if meta.term >= NUMBER_LIMIT:
+        raise WireError("out_of_range_snapshot_term")
     try:
         conf = decode_conf_state(meta.membership)
     except ValueError:
@@ -170,6 +183,9 @@ def decode_message(pb: raft_pb2.RaftMessage) -> Message:
     for descriptor, _ in pb.ListFields():
         if descriptor.name not in allowed:
             raise WireError(f"unexpected_{descriptor.name}")
+    for name in _NUMBERS[pb.type]:
+        if getattr(pb, name) >= NUMBER_LIMIT:
+            raise WireError(f"out_of_range_{name}")
     src = _node_id(pb.src, "src")
     dst = _node_id(pb.dst, "dst")
     term = pb.term

@@ -14,8 +14,11 @@ import time
 import grpc
 import pytest
 
+from agent.raft.__main__ import EXIT_STORAGE_UNUSABLE
+from agent.raft.messages import AppendEntries, Heartbeat
+from agent.raft.types import NUMBER_LIMIT, HardState
 from agent.rpc import raft_pb2 as pb
-from tests.integration.raft_cluster import RaftCluster
+from tests.integration.raft_cluster import RaftCluster, doctor_hard_state
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -349,3 +352,77 @@ def test_history_of_concurrent_clients_through_crashes_and_pauses_is_linearizabl
     assert acknowledged_writes > 50 and reads > 50, (acknowledged_writes, reads)
     result = check_history(history)
     assert result.ok, (result.key, result.reason, len(history), unknown_writes)
+
+
+def _follower_of(cluster: RaftCluster, leader: str) -> str:
+    return next(n for n in cluster.nodes if n != leader)
+
+
+def _election_timeout_s() -> float:
+    from agent.raft.config import RaftConfig
+
+    config = RaftConfig()
+    return 2 * config.election_timeout_ticks * config.tick_interval_ms / 1000  # the longest draw
+
+
+def test_a_forged_term_past_the_limit_is_refused_and_every_node_lives_on(cluster3):
+    """A forged AppendEntries or Heartbeat with term 2**64-1 (or NUMBER_LIMIT) is refused
+    on the wire and counted; nothing is persisted, nobody campaigns past what peers accept."""
+    leader = cluster3.wait_leader()
+    follower = _follower_of(cluster3, leader)
+    term = cluster3.status(follower).term
+    forged = [
+        AppendEntries(leader, follower, 2**64 - 1, 0, 0, (), 0),
+        Heartbeat(leader, follower, 2**64 - 1, 0),
+        Heartbeat(leader, follower, NUMBER_LIMIT, 0),
+    ]
+    for msg in forged:
+        ack = cluster3.send_raw(follower, [msg])
+        assert (ack.accepted, ack.rejected) == (0, 1)
+    counters = cluster3.status(follower).counters
+    assert counters["transport_rejected_out_of_range_term"] == len(forged)
+    time.sleep(3 * _election_timeout_s())  # what the forged term once did took 2 s: every node died
+    assert all(node.alive for node in cluster3.nodes.values()), cluster3.logs()
+    assert cluster3.status(follower).term == term
+    cluster3.put("c", 1, "after", "forgery", start=leader)
+    assert cluster3.get("after") == "forgery"
+
+
+def test_a_forged_last_usable_term_halts_elections_but_kills_no_node_nor_data_dir(cluster3):
+    """What a forger spoofing a member can still do without authentication: push terms to
+    NUMBER_LIMIT - 1. No node can campaign past it, so elections stop there; but no
+    process dies, and a restarted node starts from its data directory."""
+    leader = cluster3.wait_leader()
+    follower = _follower_of(cluster3, leader)
+    ack = cluster3.send_raw(follower, [Heartbeat(leader, follower, NUMBER_LIMIT - 1, 0)])
+    assert ack.accepted == 1
+    deadline = time.monotonic() + 20
+    while not all(
+        (st := cluster3.status(n)) is not None and st.counters.get("campaigns_refused_number_limit", 0) > 0
+        for n in cluster3.nodes
+    ):
+        assert time.monotonic() < deadline, cluster3.logs()
+        time.sleep(0.1)
+    assert all(node.alive for node in cluster3.nodes.values())
+    assert {cluster3.status(n).term for n in cluster3.nodes} == {NUMBER_LIMIT - 1}
+    cluster3.kill(follower)
+    cluster3.start(follower)
+    cluster3.wait_ready(follower)
+    assert cluster3.status(follower).term == NUMBER_LIMIT - 1
+
+
+@pytest.mark.parametrize("term", [NUMBER_LIMIT, 2**64 - 1])
+def test_a_node_whose_hard_state_is_past_the_limit_says_so_in_one_line_and_exits(tmp_path, term):
+    with RaftCluster(tmp_path, 1) as cluster:
+        cluster.start()
+        cluster.wait_ready()
+        cluster.put("c", 1, "k", "v")
+        cluster.kill("n1")
+        doctor_hard_state(cluster.nodes["n1"].data_dir, HardState(term, "n1", 0))
+        for _ in range(2):  # every restart says the same, and nothing else
+            cluster.start("n1")
+            assert cluster.wait_exit("n1") == EXIT_STORAGE_UNUSABLE
+        lines = cluster.log_lines("n1")
+        said = [line for line in lines if "raft_storage_unusable" in line]
+        assert len(said) == 2 and all(f"term {term} is at or past the limit" in line for line in said), said
+        assert not any("Traceback" in line for line in lines), "\n".join(lines)

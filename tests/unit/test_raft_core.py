@@ -24,7 +24,7 @@ from agent.raft.messages import (
     VoteRequest,
     VoteResponse,
 )
-from agent.raft.types import ConfState, Entry, EntryKind, HardState, SnapshotMeta
+from agent.raft.types import NUMBER_LIMIT, ConfState, Entry, EntryKind, HardState, SnapshotMeta
 
 PLAIN = replace(TEST_PROFILE, pre_vote=False, check_quorum=False)
 
@@ -870,3 +870,68 @@ def test_propose_many_returns_contiguous_range__raft_5_3():
     assert (first, last) == (2, 4)
     _, applied = drain(core, storage)
     assert [e.data for e in applied[1:]] == [b"a", b"b", b"c"]
+
+
+# ---------------------------------------------------------------- numbers at the limit (types.NUMBER_LIMIT)
+
+
+@pytest.mark.parametrize(
+    "msg, reason",
+    [
+        (Heartbeat("b", "a", NUMBER_LIMIT, 0), "out_of_range_term"),
+        (Heartbeat("b", "a", 2**64 - 1, 0), "out_of_range_term"),
+        (Heartbeat("b", "a", 1, NUMBER_LIMIT), "out_of_range_commit"),
+        (Heartbeat("b", "a", 1, 0, context=NUMBER_LIMIT), "out_of_range_context"),
+        (AppendEntries("b", "a", 1, NUMBER_LIMIT - 1, 0, (Entry(NUMBER_LIMIT, 1),), 0), "out_of_range_entry_index"),
+        (AppendResponse("b", "a", 1, 0, True, NUMBER_LIMIT, 0), "out_of_range_hint_term"),
+        (VoteRequest("b", "a", 1, NUMBER_LIMIT, 0), "out_of_range_last_index"),
+        (InstallSnapshot("b", "a", 1, SnapshotMeta(NUMBER_LIMIT, 1), 0, b"", True), "out_of_range_snapshot_index"),
+        (InstallSnapshot("b", "a", 1, SnapshotMeta(1, 1), NUMBER_LIMIT, b"", True), "out_of_range_offset"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else type(v).__name__,
+)
+def test_a_number_at_or_past_the_limit_is_refused_before_the_core_acts(msg, reason):
+    core, storage = make_core("a")
+    core.step(msg)
+    drain(core, storage)
+    assert core.stats["dropped_malformed"] == 1 and core.stats[f"malformed_{reason}"] == 1
+    assert core.term == 0 and core.last_index() == 0 and storage.hard_state == HardState()
+
+
+def test_a_node_pushed_to_the_last_term_stays_a_follower_and_says_why():
+    """A forger (a spoofed member) may still move a node to NUMBER_LIMIT - 1: campaigning
+    would make a term nobody may accept, so the node does not campaign; it never crashes."""
+    config = replace(PLAIN, pre_vote=True)
+    core, storage = make_core("a", config=config)
+    core.step(Heartbeat("b", "a", NUMBER_LIMIT - 1, 0))
+    drain(core, storage)
+    assert core.term == NUMBER_LIMIT - 1 and storage.hard_state.term == NUMBER_LIMIT - 1
+    for _ in range(3 * config.election_timeout_ticks):
+        core.tick()
+    sent, _ = drain(core, storage)
+    assert core.role == Role.FOLLOWER and core.term == NUMBER_LIMIT - 1
+    assert not any(isinstance(m, VoteRequest) for m in sent)
+    assert core.stats["campaigns_refused_number_limit"] >= 2
+    with pytest.raises(RaftInvariantError):  # a state past the limit is never loaded
+        make_core("a", hard=HardState(NUMBER_LIMIT))
+
+
+def test_a_heartbeat_ack_of_a_read_round_never_started_confirms_nothing__thesis_6_4():
+    core, storage = make_core("a", voters=("a", "b", "c", "d", "e"))
+    core.campaign()
+    core.step(VoteResponse("b", "a", 1, True))
+    core.step(VoteResponse("c", "a", 1, True))
+    drain(core, storage)
+    core.step(AppendResponse("b", "a", 1, 1))
+    core.step(AppendResponse("c", "a", 1, 1))  # the NOOP commits
+    drain(core, storage)
+    core.step(HeartbeatResponse("b", "a", 1, context=NUMBER_LIMIT - 1))  # forged: "every future round"
+    core.read_index(b"r")
+    sent, _ = drain(core, storage)
+    beat = next(m for m in sent if isinstance(m, Heartbeat) and m.dst == "c")
+    core.step(HeartbeatResponse("c", "a", 1, beat.context))  # a, c: two of five, no quorum
+    assert _read_states(core, storage) == ([], [])
+    assert core.stats["dropped_bad_read_context"] == 1
+    core.step(HeartbeatResponse("d", "a", 1, beat.context))  # a, c, d: now it may be served
+    states, _ = _read_states(core, storage)
+    assert [s.context for s in states] == [b"r"]

@@ -30,8 +30,10 @@ from agent.raft.storage import (
     StorageCorruption,
     StorageError,
     StorageFailed,
+    StorageUnusable,
 )
-from agent.raft.types import ConfState, Entry, EntryKind, HardState, SnapshotMeta
+from agent.raft.types import NUMBER_LIMIT, ConfState, Entry, EntryKind, HardState, SnapshotMeta
+from tests.integration.raft_cluster import doctor_hard_state
 
 CONF = ConfState(voters=("n1", "n2", "n3"))
 SMALL_SEGMENTS = replace(TEST_CONFIG, segment_max_bytes=1024)
@@ -753,3 +755,25 @@ def test_publishing_a_snapshot_older_than_the_kept_one_is_a_no_op(tmp_path):
     assert not older.path.exists()
     assert storage.load_snapshot() == (SnapshotMeta(9, 1, ConfState(("n",))), b"from-leader")
     storage.close()
+
+
+@pytest.mark.parametrize("term", [NUMBER_LIMIT, 2**64 - 1])
+def test_a_hard_state_past_the_number_limit_is_unusable_not_a_crash_raft_fig2(tmp_path: Path, term: int) -> None:
+    """A term no node may advance past (types.NUMBER_LIMIT) makes the directory unusable:
+    refused at open with a message naming it, never loaded."""
+    store = open_storage(tmp_path)
+    store.save(HardState(2, "n1", 0), make_entries(1, 3, 2))
+    store.close()
+    doctor_hard_state(tmp_path, HardState(term, "n2", 0))
+    with pytest.raises(StorageUnusable, match=f"term {term} is at or past the limit"):
+        open_storage(tmp_path)
+
+
+def test_the_last_term_below_the_limit_is_usable_and_the_limit_is_never_written_raft_fig2(tmp_path: Path) -> None:
+    store = open_storage(tmp_path)
+    store.save(HardState(2, "n1", 0), make_entries(1, 3, 2))
+    store.close()
+    doctor_hard_state(tmp_path, HardState(NUMBER_LIMIT - 1, None, 0))
+    assert Reopened(tmp_path).hard_state == HardState(NUMBER_LIMIT - 1, None, 0)
+    with open_storage(tmp_path) as store, pytest.raises(RaftInvariantError):
+        store.save(HardState(NUMBER_LIMIT, None, 0), [])
