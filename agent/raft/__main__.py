@@ -11,7 +11,9 @@ Rules: a brand-new data directory is bootstrapped with the voters named by --pee
 (unless --join); a used one always recovers what it holds. SIGTERM/SIGINT stop the node
 cleanly (exit 0); SIGKILL is what the tests use to crash it. A data directory the node
 cannot run from (damaged, unusable, or open in another process) is named in one log
-line and the process exits with EXIT_STORAGE_UNUSABLE, before serving anything. Client
+line and the process exits with EXIT_STORAGE_UNUSABLE, before serving anything; a node
+that stops while running (its storage failed) has said why in one line and the
+process exits with EXIT_NODE_STOPPED, never staying up half alive. Client
 errors travel as a KvStatus in the reply, with the leader's id and address when this
 node is not the leader.
 """
@@ -31,7 +33,7 @@ from agent.affinity import parse_cpu, pin_to_cpu
 from agent.grpcbridge import TrioGrpcServer
 from agent.grpcbridge.errors import InvalidArgument
 from agent.logsetup import configure_logging
-from agent.raft.errors import NotLeader, RaftError, TransferInProgress
+from agent.raft.errors import NodeStopped, NotLeader, RaftError, TransferInProgress
 from agent.raft.kv import KvError, KvStore, encode_put
 from agent.raft.config import RaftConfig
 from agent.raft.node import NodeConfig, RaftNode, bootstrap_storage
@@ -48,6 +50,8 @@ DEFAULT_REQUEST_TIMEOUT_S = 2.0
 BENCH_KEYSPACE = 10_000
 # The data directory cannot be used: nothing was served, restarting will not help.
 EXIT_STORAGE_UNUSABLE = 3
+# The node stopped while running (its storage failed, or a bug): see its last log line.
+EXIT_NODE_STOPPED = 4
 
 
 def parse_peers(text: str) -> dict[str, str]:
@@ -296,19 +300,28 @@ async def serve(args: argparse.Namespace) -> int:
         servicer = RaftServicer(args.id, node.exchange, transport.stats, transport_config)
         server.add_service(pb_grpc.add_RaftServiceServicer_to_server, servicer)
         server.add_service(pb_grpc.add_KvServiceServicer_to_server, KvServicer(node, store, transport, peers))
-        async with trio.open_nursery() as nursery:
-            await nursery.start(transport.run)
-            await nursery.start(node.run)
-            port = await nursery.start(server.run, args.listen)
-            log.info("%s event=raft_process_ready listen=%s port=%d", args.id, args.listen, port)
-            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async for signum in signals:
-                    log.info("%s event=raft_process_stopping signal=%d", args.id, signum)
-                    nursery.cancel_scope.cancel()
-                    break
+        stopped = False
+        try:
+            await _serve_node(args, node, transport, server)
+        except* NodeStopped:
+            stopped = True  # the node logged why, in one line
     finally:
         storage.close()
-    return 0
+    return EXIT_NODE_STOPPED if stopped else 0
+
+
+async def _serve_node(args: argparse.Namespace, node: RaftNode, transport: RaftTransport,
+                      server: TrioGrpcServer) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(transport.run)
+        await nursery.start(node.run)
+        port = await nursery.start(server.run, args.listen)
+        log.info("%s event=raft_process_ready listen=%s port=%d", args.id, args.listen, port)
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("%s event=raft_process_stopping signal=%d", args.id, signum)
+                nursery.cancel_scope.cancel()
+                break
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,10 @@ Rules it keeps:
   writing and fsyncing run on a worker thread (storage.prepare_snapshot), one snapshot
   at a time; back on the node's task it is published and only then is the log
   compacted. A leader's snapshot installed meanwhile supersedes ours.
-- Storage failures and broken invariants propagate: the node stops rather than lie.
+- A storage failure or a broken invariant stops the node, wherever the turn ran (in the
+  run task or in a caller's task): the failure is recorded in one log line, every
+  waiting caller gets NodeStopped, no turn is taken again, and `run` raises NodeStopped
+  (the cause chained), ending its caller's nursery. Never a node half alive.
 """
 
 from __future__ import annotations
@@ -55,11 +58,11 @@ from agent.raft.batches import CommandBatches, capture_snapshot
 from agent.raft.config import RaftConfig
 from agent.raft.confchange import ConfChange, ConfChangeKind
 from agent.raft.core import RaftCore, Ready, Role
-from agent.raft.errors import NotLeader, RaftError, RaftInvariantError
+from agent.raft.errors import NodeStopped, NotLeader, RaftError, RaftInvariantError
 from agent.raft.messages import Message
 from agent.raft.proposals import Proposals, Waiter, pack_requests
 from agent.raft.statemachine import StateMachine
-from agent.raft.storage import RaftStorage
+from agent.raft.storage import PreparedSnapshot, RaftStorage, StorageError
 from agent.raft.types import ConfState, Entry, SnapshotMeta
 
 __all__ = ["NodeConfig", "RaftNode", "bootstrap_storage"]
@@ -170,6 +173,7 @@ class RaftNode:
         self._role = Role.FOLLOWER
         self.leader_changes = 0  # times a different leader (or none) was seen
         self._running = False
+        self._failure: BaseException | None = None  # what stopped the node, for good
 
     # ----------------------------------------------------------------- public: facts
     @property
@@ -229,11 +233,13 @@ class RaftNode:
         return collector.results[0]  # type: ignore[return-value]
 
     async def _enqueue_peer_batch(self, messages: list[Message], collector: Waiter | None) -> None:
+        self._check_running()
         while len(self._peer_batches) >= self.config.max_queued_peer_batches:
             self.stats["peer_input_waits"] += 1
             if self._peer_space.is_set():  # one event shared by every waiting handler
                 self._peer_space = trio.Event()
             await self._peer_space.wait()
+            self._check_running()
         self._peer_batches.append((messages, collector))
 
     async def propose(self, command: bytes) -> object:
@@ -248,6 +254,7 @@ class RaftNode:
         """Replicate several commands together; their results, in order."""
         if not commands:
             return []
+        self._check_running()
         if self._role != Role.LEADER:
             raise NotLeader(self._leader_id)
         waiter = Waiter(len(commands))
@@ -265,6 +272,7 @@ class RaftNode:
         Works on followers too (the leader confirms the read index). Raises NotLeader
         when no leader can confirm it.
         """
+        self._check_running()
         context = next(self._read_ids).to_bytes(8, "big")
         waiter = Waiter(1)
         self._read_waiters[context] = waiter
@@ -305,6 +313,7 @@ class RaftNode:
         """Return once the state machine has applied `index`."""
         if self._applier.applied_index >= index:
             return
+        self._check_running()
         waiter = Waiter(1)
         heapq.heappush(self._apply_waiters, (index, id(waiter), waiter))
         await waiter.wait()
@@ -329,6 +338,7 @@ class RaftNode:
         return index
 
     async def _call_core(self, fn: Callable[[RaftCore], T]) -> T:
+        self._check_running()
         waiter = Waiter(1)
         self._admin.append((fn, waiter))
         self._wakeup.set()
@@ -340,7 +350,8 @@ class RaftNode:
 
     # ----------------------------------------------------------------- the run task
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Drive the core until cancelled (with its snapshot writers, in a nursery of its own)."""
+        """Drive the core (with its snapshot writers, in a nursery of its own) until
+        cancelled, or until the node fails: then it raises NodeStopped."""
         if self._running:
             raise RaftInvariantError("RaftNode.run started twice")
         self._running = True
@@ -352,22 +363,24 @@ class RaftNode:
                 self._background = background
                 task_status.started()
                 await self._loop(tick_s)
+                background.cancel_scope.cancel()  # failed: nothing more gets written
         finally:
             self._background = None
             self._fail_everything(NotLeader(None))
             self._running = False
+        raise NodeStopped(f"{self.id} stopped: {self._failure!r}") from self._failure
 
     async def _loop(self, tick_s: float) -> None:
-        """Tick the clock and take a turn whenever woken, until cancelled."""
+        """Tick the clock and take a turn whenever woken, until cancelled or failed."""
         next_tick = trio.current_time() + tick_s
-        while True:
+        while self._failure is None:
             if not self._has_input() and not self.core.has_ready():
                 with trio.move_on_at(next_tick):
                     await self._wakeup.wait()
             self._wakeup = trio.Event()
             now = trio.current_time()
             if now >= next_tick:
-                self.core.tick()
+                self._guarded(self.core.tick)
                 next_tick += tick_s
                 if next_tick <= now:  # the loop stalled (or the process was stopped)
                     self.stats["ticks_late"] += 1
@@ -378,6 +391,9 @@ class RaftNode:
     def _turn(self) -> None:
         """One turn of the core: take the queued inputs, process the Ready they caused,
         answer the RPCs waiting for our messages. Never awaits, so it is atomic."""
+        self._guarded(self._turn_body)
+
+    def _turn_body(self) -> None:
         self._take_inputs()
         if self.core.has_ready():
             self._handle_ready(self.core.ready())
@@ -394,6 +410,36 @@ class RaftNode:
             self._turn()
         else:
             self._wakeup.set()
+
+    def _guarded(self, step: Callable[[], object]) -> None:
+        """Run one step of the node's work, unless it has failed; a failure stops it."""
+        if self._failure is not None:
+            return
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - storage, invariants: every one stops the node
+            self._stop(exc)
+
+    def _stop(self, failure: BaseException) -> None:
+        """The node failed: say so once, fail every waiting caller, wake the run task
+        (which then raises NodeStopped). No turn is taken after this."""
+        if self._failure is not None:
+            return
+        self._failure = failure
+        storage = isinstance(failure, (OSError, StorageError))
+        log.critical("%s event=raft_node_failed cause=%s error=%r action=stop", self.id,
+                     "storage" if storage else "bug", failure, exc_info=not storage)
+        stopped = NodeStopped(f"{self.id} stopped: {failure!r}")
+        for collector in self._collectors.values():
+            collector.fail(stopped)
+        self._collectors.clear()
+        self._fail_everything(stopped)
+        self._peer_space.set()
+        self._wakeup.set()
+
+    def _check_running(self) -> None:
+        if self._failure is not None:
+            raise NodeStopped(f"{self.id} stopped: {self._failure!r}")
 
     def _has_input(self) -> bool:
         return bool(self._peer_batches or self._proposals.queued or self._reads or self._admin)
@@ -616,23 +662,30 @@ class RaftNode:
     async def _write_snapshot(self, meta: SnapshotMeta, build: Callable[[], bytes]) -> None:
         storage = self.storage
         try:
-            try:
-                prepared = await trio.to_thread.run_sync(lambda: storage.prepare_snapshot(meta, build()))
-            except OSError as exc:
-                # The log is untouched; the next turn past the threshold tries again.
-                self.stats["snapshot_write_failures"] += 1
-                log.error("%s event=raft_snapshot_write_failed index=%d error=%r", self.id, meta.index, exc)
-                return
-            # Back on the node's task: a leader's snapshot may have been installed meanwhile.
-            if not self.storage.publish_snapshot(prepared):
-                self.stats["snapshots_superseded"] += 1
-                return
-            self._last_snapshot_index = max(self._last_snapshot_index, meta.index)
-            compact_to = meta.index - self.config.compaction_retain_entries
-            if compact_to >= self.storage.first_index():
-                self.storage.compact(compact_to)
-            self.stats["snapshots_taken"] += 1
-            log.info("%s event=raft_snapshot index=%d term=%d bytes=%d first_index=%d", self.id, meta.index,
-                     meta.term, len(prepared.data), self.storage.first_index())
-        finally:
+            prepared = await trio.to_thread.run_sync(lambda: storage.prepare_snapshot(meta, build()))
+        except OSError as exc:
+            # The log is untouched; the next turn past the threshold tries again.
+            self.stats["snapshot_write_failures"] += 1
+            log.error("%s event=raft_snapshot_write_failed index=%d error=%r", self.id, meta.index, exc)
             self._snapshot_writing = False
+            return
+        except Exception as exc:  # noqa: BLE001 - the state machine's builder broke: a bug
+            self._stop(exc)
+            return
+        self._guarded(lambda: self._publish_snapshot(prepared))
+        self._snapshot_writing = False
+
+    def _publish_snapshot(self, prepared: PreparedSnapshot) -> None:
+        """Back on the node's task: make the snapshot the durable one, then compact the log
+        behind it. A leader's snapshot installed meanwhile supersedes it."""
+        storage, meta = self.storage, prepared.meta
+        if not storage.publish_snapshot(prepared):
+            self.stats["snapshots_superseded"] += 1
+            return
+        self._last_snapshot_index = max(self._last_snapshot_index, meta.index)
+        compact_to = meta.index - self.config.compaction_retain_entries
+        if compact_to >= storage.first_index():
+            storage.compact(compact_to)
+        self.stats["snapshots_taken"] += 1
+        log.info("%s event=raft_snapshot index=%d term=%d bytes=%d first_index=%d", self.id, meta.index,
+                 meta.term, len(prepared.data), storage.first_index())

@@ -721,5 +721,4 @@ class RaftStorage:
             raise StorageFailed(f"an earlier write failed: {self._failed!r}")
 
     def _fail(self, exc: BaseException) -> None:
-        self._failed = exc
-        log.error("%s raft_storage=failed error=%r", self._config.node_id, exc)
+        self._failed = exc  # the caller reports it: the exception propagates to it

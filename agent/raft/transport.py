@@ -45,7 +45,8 @@ import grpc
 import trio
 
 from agent.grpcbridge import Channel, ServerStream, lockstep, server_stream, unary
-from agent.grpcbridge.errors import RpcError
+from agent.grpcbridge.errors import RpcError, Unavailable
+from agent.raft.errors import NodeStopped
 from agent.raft.messages import AppendEntries, InstallSnapshot, Message
 from agent.raft.types import NUMBER_LIMIT
 from agent.raft.wire import WireError, decode_message, encode_message
@@ -547,7 +548,10 @@ class RaftServicer:
         if good:
             self.stats["messages_received"] += len(good)
             order = await self._wait_turn(request)
-            replies = await self._exchange(good, order.queued_callback(request.seq))
+            try:
+                replies = await self._exchange(good, order.queued_callback(request.seq))
+            except NodeStopped:
+                raise Unavailable("node stopped") from None
             slots = ack.replies
             for msg in replies:
                 encode_message(msg, slots.add())

@@ -14,7 +14,10 @@ import time
 import grpc
 import pytest
 
-from agent.raft.__main__ import EXIT_STORAGE_UNUSABLE
+import subprocess
+from contextlib import contextmanager
+
+from agent.raft.__main__ import EXIT_NODE_STOPPED, EXIT_STORAGE_UNUSABLE
 from agent.raft.messages import AppendEntries, Heartbeat
 from agent.raft.types import NUMBER_LIMIT, HardState
 from agent.rpc import raft_pb2 as pb
@@ -426,3 +429,33 @@ def test_a_node_whose_hard_state_is_past_the_limit_says_so_in_one_line_and_exits
         said = [line for line in lines if "raft_storage_unusable" in line]
         assert len(said) == 2 and all(f"term {term} is at or past the limit" in line for line in said), said
         assert not any("Traceback" in line for line in lines), "\n".join(lines)
+
+
+@contextmanager
+def immutable(path):
+    """Make a directory tree immutable (chattr +i, as root on ext4): every write to its
+    files fails with EPERM, as on a disk gone bad or read-only. Undone on leaving."""
+    subprocess.run(["chattr", "-R", "+i", str(path)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-R", "-i", str(path)], check=True)
+
+
+def test_a_follower_whose_storage_fails_stops_in_one_line_and_the_cluster_goes_on(cluster3):
+    """Its first failed write comes in a turn taken in an RPC handler's task (an inline
+    turn): the node must still stop for good, never stay up as a follower that acks
+    nothing and applies nothing."""
+    leader = cluster3.wait_leader()
+    follower = _follower_of(cluster3, leader)
+    cluster3.put("c", 1, "before", "1", start=leader)
+    with immutable(cluster3.nodes[follower].data_dir):
+        for seq in range(2, 12):
+            cluster3.put("c", seq, f"k{seq}", "v", start=leader)
+        assert cluster3.wait_exit(follower) == EXIT_NODE_STOPPED
+    lines = cluster3.log_lines(follower)
+    said = [line for line in lines if "raft_node_failed" in line]
+    assert len(said) == 1 and "cause=storage" in said[0] and "PermissionError" in said[0], said
+    assert not any("Traceback" in line for line in lines), "\n".join(lines)
+    cluster3.put("c", 12, "after", "2", start=leader)  # the other two carry on
+    assert cluster3.get("after") == "2"

@@ -8,6 +8,7 @@ membership changes, leadership transfer, snapshots and restarts.
 
 from __future__ import annotations
 
+import errno
 import random
 import time
 from collections import Counter
@@ -15,14 +16,16 @@ from dataclasses import replace
 
 import pytest
 import trio
+import trio.testing
 
 from agent.grpcbridge import Channel, TrioGrpcServer, unary
-from agent.raft.errors import ConfChangeRejected, NotLeader
+from agent.raft.errors import ConfChangeRejected, NodeStopped, NotLeader
 from agent.raft.kv import KvError, KvStore, encode_put
 from agent.raft.messages import AppendEntries, Heartbeat, HeartbeatResponse, InstallSnapshot, MsgType
 from agent.raft.batches import CommandBatches, decode_batch, encode_batch
 from agent.raft.config import RaftConfig
 from agent.raft.node import NodeConfig, RaftNode, bootstrap_storage
+from agent.raft.segments import Segment
 from agent.raft.storage import RaftStorage, StorageConfig
 from agent.raft.transport import RaftServicer, RaftTransport, TransportConfig, message_size
 from agent.raft.types import Entry, EntryKind, SnapshotMeta
@@ -740,3 +743,48 @@ async def test_a_read_forwarded_to_a_leader_that_dies_fails_fast_once_another_le
     assert value in (None, "v")
     assert trio.current_time() - started < 3
     assert not follower._forwarded_reads
+
+
+async def test_a_storage_failure_in_a_callers_turn_stops_the_node_for_good(tmp_path, monkeypatch):
+    """The append's write fails in a turn taken in the RPC handler's task (an inline turn):
+    the caller, every waiting caller and the run task all learn it; no turn follows."""
+    storage = RaftStorage.open(tmp_path / "n1", StorageConfig(node_id="n1"))
+    store = KvStore()
+    bootstrap_storage(storage, ["n1", "n2", "n3"], store.snapshot())
+    node = RaftNode("n1", storage, store, lambda messages: None, TEST_RAFT)
+    ended: list[BaseException] = []
+    waiting: list[BaseException] = []
+
+    async def run(task_status=trio.TASK_STATUS_IGNORED):
+        try:
+            await node.run(task_status=task_status)
+        except NodeStopped as exc:
+            ended.append(exc)
+
+    async def wait_for_apply():
+        try:
+            await node.wait_applied(5)
+        except NodeStopped as exc:
+            waiting.append(exc)
+
+    def disk_gone(segment, data):
+        raise OSError(errno.EIO, "disk gone")
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run)
+        nursery.start_soon(wait_for_apply)
+        await trio.testing.wait_all_tasks_blocked()
+        monkeypatch.setattr(Segment, "append", disk_gone)
+        append = AppendEntries("n2", "n1", 1, 0, 0, (Entry(1, 1, EntryKind.NORMAL, b"x"),), 0)
+        with pytest.raises(NodeStopped):
+            await node.exchange([append])
+        with trio.fail_after(2):
+            while not (ended and waiting):
+                await trio.sleep(0.01)
+    assert isinstance(ended[0].__cause__, OSError) and ended[0].__cause__.errno == errno.EIO
+    assert node.core.last_index() == 1  # appended in memory, never acknowledged
+    with pytest.raises(NodeStopped):
+        await node.exchange([Heartbeat("n2", "n1", 1, 0)])
+    with pytest.raises(NodeStopped):
+        await node.read(lambda s: s.get("k"))
+    storage.close()
