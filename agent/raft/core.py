@@ -181,7 +181,11 @@ class RaftCore:
             batch = storage.entries(lo, min(end, lo + 4096), None)
             for entry in batch:
                 if entry.kind == EntryKind.CONFIG:
-                    self._confs.add(entry.index, decode_conf_state(entry.data))
+                    try:
+                        conf = decode_conf_state(entry.data)
+                    except ValueError as exc:  # every appended CONFIG entry was checked first
+                        raise RaftInvariantError(f"{node_id} CONFIG entry {entry.index}: {exc}") from exc
+                    self._confs.add(entry.index, conf)
             lo += len(batch)
         self._known: set[str] = set()
         self.voters: frozenset[str] = frozenset()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import ClassVar, Union
 
-from agent.raft.confchange import conf_problem
+from agent.raft.confchange import conf_problem, decode_conf_state
 from agent.raft.types import NUMBER_LIMIT, Entry, EntryKind, SnapshotMeta, is_node_id
 
 
@@ -241,8 +241,9 @@ _data_of = attrgetter("data")
 
 def _validate_entries(msg: AppendEntries) -> str | None:
     """Entries must be Entry values numbered prev_index+1, +2, ... below NUMBER_LIMIT,
-    with terms between prev_term and the message's term. Checked with C-speed passes:
-    appends carry thousands of entries and this runs on every one of them."""
+    with terms between prev_term and the message's term, and a CONFIG entry must hold a
+    configuration (confchange.py's encoding). Checked with C-speed passes: appends carry
+    thousands of entries and this runs on every one of them."""
     entries = msg.entries
     if type(entries) is not tuple:
         return "bad_entries"
@@ -261,10 +262,18 @@ def _validate_entries(msg: AppendEntries) -> str | None:
         return "bad_entry_term"
     if terms[0] != terms[-1] and terms != sorted(terms):  # terms never decrease along a log
         return "bad_entry_term"
-    if not set(map(type, map(_kind_of, entries))) <= {EntryKind}:
+    kinds = set(map(_kind_of, entries))
+    if not set(map(type, kinds)) <= {EntryKind}:
         return "bad_entry_kind"
     if set(map(type, map(_data_of, entries))) != {bytes}:
         return "bad_entry_data"
+    if EntryKind.CONFIG in kinds:  # the one payload the core parses: check it before anything is appended
+        for entry in entries:
+            if entry.kind == EntryKind.CONFIG:
+                try:
+                    decode_conf_state(entry.data)
+                except ValueError:
+                    return "bad_config_entry"
     return None
 
 
@@ -286,7 +295,7 @@ def validate(msg: object) -> str | None:
     """Return why `msg` is malformed, or None when it is well formed.
 
     Checks shapes only (types, node ids, numbers in [0, NUMBER_LIMIT), contiguous
-    entries); whether the content makes sense for the receiver's state is the core's
+    entries, the configuration a CONFIG entry carries); whether the content makes sense for the receiver's state is the core's
     business. The reason names the first field found wrong: `bad_<field>` for a wrong
     type or sign, `out_of_range_<field>` for a number at or past the limit.
     """

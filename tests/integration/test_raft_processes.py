@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 from agent.raft.__main__ import EXIT_NODE_STOPPED, EXIT_STORAGE_UNUSABLE
 from agent.raft.messages import AppendEntries, Heartbeat
-from agent.raft.types import NUMBER_LIMIT, HardState
+from agent.raft.types import NUMBER_LIMIT, Entry, EntryKind, HardState
 from agent.rpc import raft_pb2 as pb
 from tests.integration.raft_cluster import RaftCluster, doctor_hard_state
 
@@ -459,3 +459,24 @@ def test_a_follower_whose_storage_fails_stops_in_one_line_and_the_cluster_goes_o
     assert not any("Traceback" in line for line in lines), "\n".join(lines)
     cluster3.put("c", 12, "after", "2", start=leader)  # the other two carry on
     assert cluster3.get("after") == "2"
+
+
+def test_a_config_entry_of_garbage_is_refused_before_anything_is_appended(cluster3):
+    """An AppendEntries from the leader's id, in its term, that fits the follower's log
+    and carries a CONFIG entry of garbage: refused on the wire, counted; the node lives."""
+    leader = cluster3.wait_leader()
+    follower = _follower_of(cluster3, leader)
+    cluster3.put("c", 1, "k", "v", start=leader)
+    before = cluster3.status(follower)
+    last, term = before.last_index, before.term
+    forged = AppendEntries(leader, follower, term, last, term,
+                           (Entry(last + 1, term, EntryKind.CONFIG, b"\x01garbage"),), before.commit_index)
+    ack = cluster3.send_raw(follower, [forged])
+    assert (ack.accepted, ack.rejected) == (0, 1)
+    after = cluster3.status(follower)
+    assert after.counters["transport_rejected_bad_config_entry"] == 1
+    assert list(after.voters) == sorted(cluster3.nodes) and after.last_index == last
+    time.sleep(_election_timeout_s())
+    assert all(node.alive for node in cluster3.nodes.values()), cluster3.logs()
+    cluster3.put("c", 2, "k", "w", start=leader)
+    assert cluster3.get("k", start=follower) == "w"

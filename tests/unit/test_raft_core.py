@@ -685,18 +685,39 @@ def test_deposed_leader_fails_pending_reads__thesis_6_4():
 # ---------------------------------------------------------------- bad input
 
 
+def _append(*entries, term=1):
+    return AppendEntries("b", "a", term, 0, 0, tuple(entries), 0)
+
+
+CONF_AB = encode_conf_state(ConfState(("a", "b")))
+
+
 @pytest.mark.parametrize(
     "msg, counter",
     [
-        (AppendEntries("b", "a", 1, 0, 0, (Entry(5, 1),), 0), "dropped_malformed"),  # gap
-        (AppendEntries("b", "a", 1, 0, 0, (Entry(1, 9),), 0), "dropped_malformed"),  # term above msg
-        (AppendEntries("b", "a", 2, 0, 0, (Entry(1, 2), Entry(2, 1)), 0), "dropped_malformed"),  # term drops
-        (AppendEntries("b", "a", 1, 0, 0, (Entry(1, 1, EntryKind.NORMAL, "text"),), 0), "dropped_malformed"),
-        (AppendEntries("b", "a", 1, 0, 0, [Entry(1, 1)], 0), "dropped_malformed"),  # not a tuple
-        (AppendEntries("b", "a", 1, 0, 0, (Entry(1, True),), 0), "dropped_malformed"),
-        (Heartbeat("b", "a", -1, 0), "dropped_malformed"),
-        (Heartbeat("b", "a", 1, 0, context="x"), "dropped_malformed"),
-        ("not a message", "dropped_malformed"),
+        (_append(Entry(5, 1)), "malformed_bad_entry_index"),  # gap
+        (_append(Entry(True, 1)), "malformed_bad_entry_index"),
+        (_append(Entry(1, 9)), "malformed_bad_entry_term"),  # term above the message's
+        (_append(Entry(1, 2), Entry(2, 1), term=2), "malformed_bad_entry_term"),  # terms go down
+        (_append(Entry(1, True)), "malformed_bad_entry_term"),
+        (_append(Entry(1, 1, EntryKind.NORMAL, "text")), "malformed_bad_entry_data"),
+        (_append(Entry(1, 1, 7, b"")), "malformed_bad_entry_kind"),  # not an EntryKind
+        (AppendEntries("b", "a", 1, 0, 0, [Entry(1, 1)], 0), "malformed_bad_entries"),  # not a tuple
+        (_append(Entry(1, 1), "entry"), "malformed_bad_entry"),
+        # CONFIG entries: the one payload the core parses, checked before anything is appended.
+        (_append(Entry(1, 1, EntryKind.CONFIG, b"garbage")), "malformed_bad_config_entry"),
+        (_append(Entry(1, 1, EntryKind.CONFIG, b"")), "malformed_bad_config_entry"),
+        (_append(Entry(1, 1, EntryKind.CONFIG, b'{"voters": ["a"], "learners": []}')), "malformed_bad_config_entry"),
+        (_append(Entry(1, 1, EntryKind.CONFIG, CONF_AB[:-1])), "malformed_bad_config_entry"),  # truncated
+        (_append(Entry(1, 1, EntryKind.CONFIG, CONF_AB + b"\x00")), "malformed_bad_config_entry"),
+        (_append(Entry(1, 1), Entry(2, 1, EntryKind.CONFIG, b"\x01\x02\x00")), "malformed_bad_config_entry"),
+        (Heartbeat("b", "a", -1, 0), "malformed_bad_term"),
+        (Heartbeat("b", "a", 1, 0, context="x"), "malformed_bad_context"),
+        (Heartbeat("", "a", 1, 0), "malformed_bad_src"),
+        (InstallSnapshot("b", "a", 1, SnapshotMeta(1, 1, ConfState(("a", "a"))), 0, b"", True),
+         "malformed_bad_snapshot_conf"),
+        (InstallSnapshot("b", "a", 1, SnapshotMeta(1, 1), 0, "text", True), "malformed_bad_data"),
+        ("not a message", "malformed_unknown_type"),
         (VoteRequest("zz", "a", 9, 0, 0), "dropped_unknown_node"),
         (Heartbeat("b", "q", 1, 0), "dropped_misaddressed"),
     ],
@@ -706,7 +727,26 @@ def test_bad_input_is_counted_never_raises(msg, counter):
     core.step(msg)
     drain(core, storage)
     assert core.stats[counter] == 1
-    assert core.term == 0 and core.last_index() == 0
+    assert core.term == 0 and core.last_index() == 0 and core.conf_state == ConfState(("a", "b", "c"))
+
+
+@pytest.mark.parametrize("kind, data", [(EntryKind.NORMAL, b"\xc1 not a batch"), (EntryKind.NORMAL, b"\xff"),
+                                        (EntryKind.NOOP, b"junk")])
+def test_entries_the_core_does_not_parse_are_appended_and_applied_as_they_are(kind, data):
+    """NORMAL and NOOP payloads are the state machine's to judge (it answers a malformed
+    command with an error result, never a raise): the core appends them untouched."""
+    core, storage = make_core("a")
+    core.step(AppendEntries("b", "a", 1, 0, 0, (Entry(1, 1, kind, data),), 1))
+    _, applied = drain(core, storage)
+    assert core.stats["dropped_malformed"] == 0
+    assert applied == [Entry(1, 1, kind, data)]
+
+
+def test_a_valid_config_entry_from_the_leader_takes_effect__thesis_4_1():
+    core, storage = make_core("a")
+    core.step(_append(Entry(1, 1, EntryKind.CONFIG, CONF_AB)))
+    drain(core, storage)
+    assert core.conf_state == ConfState(("a", "b")) and core.last_index() == 1
 
 
 def test_restart_takes_config_from_entries_after_the_snapshot_only__thesis_4_1():

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.raft.confchange import encode_conf_state
 from agent.raft.messages import (
     AppendEntries,
     AppendResponse,
@@ -31,7 +32,7 @@ META = SnapshotMeta(40, 3, ConfState(voters=("n1", "n2", "n3"), learners=("n4",)
 
 EVERY_KIND = [
     AppendEntries("n1", "n2", 5, 10, 4, (Entry(11, 4, EntryKind.NORMAL, b"a"), Entry(12, 5, EntryKind.NOOP, b""),
-                                          Entry(13, 5, EntryKind.CONFIG, b"{}")), 9),
+                                          Entry(13, 5, EntryKind.CONFIG, encode_conf_state(META.conf))), 9),
     AppendEntries("n1", "n2", 5, 10, 4, (), 9),
     AppendResponse("n2", "n1", 5, 13),
     AppendResponse("n2", "n1", 5, 10, reject=True, hint_term=3, hint_index=7),
