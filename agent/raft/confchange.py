@@ -127,13 +127,22 @@ class ConfigHistory:
             found = conf
         return found
 
-    def members(self) -> set[str]:
-        """Every voter and learner of every configuration held."""
+    def members_since(self, commit: int) -> tuple[frozenset[str], int | None]:
+        """The voters and learners of the configurations that are or may again be in
+        effect: the newest at or below `commit` (committed: no truncation goes past it)
+        and every later one. Also the index of the first later one, where the answer
+        changes once `commit` reaches it (None when there is none)."""
+        items = self._items
+        start = 0
+        for position in range(len(items) - 1, -1, -1):
+            if items[position][0] <= commit:
+                start = position
+                break
         found: set[str] = set()
-        for _, conf in self._items:
+        for _, conf in items[start:]:
             found.update(conf.voters)
             found.update(conf.learners)
-        return found
+        return frozenset(found), items[start + 1][0] if start + 1 < len(items) else None
 
 
 # ------------------------------------------------------------------------ the encoding

@@ -38,8 +38,26 @@ Rules this module keeps:
   term the proposal got* (`term` right after proposing). When `soft_state` shows the
   node is no longer leader (or its term changed), the caller fails its pending
   proposals with NotLeader: the outcome is unknown and clients retry with sessions.
-- Bad input from a peer (malformed, stale term, unknown sender) is counted in `stats`
-  and dropped. A broken internal invariant raises RaftInvariantError.
+- Bad input from a peer (malformed, stale term, a sender that may not send) is
+  counted in `stats` and dropped. A broken internal invariant raises RaftInvariantError.
+- WHO MAY SEND (thesis §4). Refusing a message is never unsafe (it is a lost message),
+  so the rule is about liveness: refuse strangers, accept whom the node needs.
+    * The members of every configuration that is, or may again be, in effect here --
+      the newest committed one and every later one, which a truncation may revert --
+      may send anything. A node removed by a committed change is no member: its vote
+      requests can no longer disturb anyone, and a leader removing itself keeps
+      being heard until its removal commits.
+    * Anyone else is refused and counted (`dropped_not_member`), except a leader's
+      messages (AppendEntries, Heartbeat, InstallSnapshot) in two cases. A node that
+      holds no configuration at all (brand new, joining as a learner) cannot judge
+      who leads: it takes them from whoever sends, as plain Raft would. And a leader
+      newer than this node's configuration (added by entries it has not received yet)
+      proves it is ahead: an AppendEntries whose commit passes ours (that leader
+      committed the entry that added it, which we lack; log matching still checks
+      every entry) or an InstallSnapshot past our commit is taken. Such a leader's
+      heartbeats are refused (their commit is not checked against the log), so a
+      probe left unanswered is sent again after a few heartbeat intervals.
+  Without authentication this keeps out confused and removed nodes, not forgers.
 """
 
 from __future__ import annotations
@@ -130,9 +148,10 @@ class Ready:
 
 _LEADER_MESSAGES = (AppendEntries, Heartbeat, InstallSnapshot)
 _kind_of = attrgetter("kind")
-# Snapshot chunks go stop-and-wait; an unanswered chunk is sent again after this many
-# heartbeat intervals (a lost chunk or answer must not stall the transfer).
-_SNAPSHOT_RESEND_HEARTBEATS = 3
+# Snapshot chunks and probes go stop-and-wait; one left unanswered is sent again after
+# this many heartbeat intervals (a lost message or answer must not stall replication; a
+# probe is otherwise released by a heartbeat ack, which a follower may refuse).
+_RESEND_HEARTBEATS = 3
 
 
 class RaftCore:
@@ -187,7 +206,8 @@ class RaftCore:
                         raise RaftInvariantError(f"{node_id} CONFIG entry {entry.index}: {exc}") from exc
                     self._confs.add(entry.index, conf)
             lo += len(batch)
-        self._known: set[str] = set()
+        self._senders: frozenset[str] = frozenset()  # who may send (see WHO MAY SEND)
+        self._senders_change_at: int | None = None  # ... until commit reaches this index
         self.voters: frozenset[str] = frozenset()
         self.learners: frozenset[str] = frozenset()
         self._voter_list: tuple[str, ...] = ()
@@ -325,7 +345,7 @@ class RaftCore:
         """
         if self.role == Role.LEADER:
             self._leader_read(context, self.id)
-        elif self.leader_id is not None and self.leader_id in self._known:
+        elif self.leader_id is not None and self.leader_id in self._senders:
             self._send(ReadIndexRequest(self.id, self.leader_id, self.term, context))
         else:
             raise NotLeader(self.leader_id)
@@ -356,10 +376,10 @@ class RaftCore:
         if msg.dst != self.id or msg.src == self.id:
             self.stats["dropped_misaddressed"] += 1
             return
-        if msg.src not in self._known and not isinstance(msg, _LEADER_MESSAGES):
-            # Leader messages from unknown senders are accepted: a node lacking the
-            # CONFIG entry that added the leader must still be able to learn it.
-            self.stats["dropped_unknown_node"] += 1
+        if self._senders_change_at is not None and self.commit_index >= self._senders_change_at:
+            self._refresh_senders()  # a configuration committed: the ones before it are gone
+        if msg.src not in self._senders and not self._stranger_leader_needed(msg):
+            self.stats["dropped_not_member"] += 1
             return
         if msg.term > self.term:
             if isinstance(msg, VoteRequest):
@@ -565,7 +585,7 @@ class RaftCore:
         self.learners = frozenset(conf.learners)
         self._voter_list = tuple(conf.voters)
         self._quorum = len(self._voter_list) // 2 + 1
-        self._known = self._confs.members()
+        self._refresh_senders()
         if self.role == Role.LEADER:
             members = conf.voters + conf.learners
             for node in list(self._progress):
@@ -577,6 +597,22 @@ class RaftCore:
                     self._progress[node] = Progress(next_index)
             if self._transferee is not None and self._transferee not in self.voters:
                 self._transferee = None
+
+    def _refresh_senders(self) -> None:
+        self._senders, self._senders_change_at = self._confs.members_since(self.commit_index)
+
+    def _stranger_leader_needed(self, msg: Message) -> bool:
+        """A leader's message from outside our configurations that we must take (see WHO
+        MAY SEND): we hold no configuration, or it proves it is ahead of our commit."""
+        if not isinstance(msg, _LEADER_MESSAGES):
+            return False
+        if not self.voters and not self.learners:
+            return True
+        if isinstance(msg, AppendEntries):
+            return msg.commit > self.commit_index
+        if isinstance(msg, InstallSnapshot):
+            return msg.meta.index > self.commit_index
+        return False
 
     def _note_config_entries(self, entries) -> None:
         if EntryKind.CONFIG not in set(map(_kind_of, entries)):
@@ -654,8 +690,9 @@ class RaftCore:
         for node, pr in self._progress.items():
             self._send(Heartbeat(self.id, node, self.term, min(pr.match, commit), context))
 
-    def _send_append(self, to: str, allow_empty: bool) -> bool:
-        """Send the next batch to `to` if its progress allows. True if more may follow."""
+    def _send_append(self, to: str, allow_empty: bool, probe_only: bool = False) -> bool:
+        """Send the next batch to `to` if its progress allows (`probe_only`: no entries,
+        just the consistency check). True if more may follow."""
         pr = self._progress[to]
         if pr.state == ProgressState.SNAPSHOT:
             return False
@@ -672,7 +709,7 @@ class RaftCore:
         if prev_term is None:
             self._send_snapshot(to)
             return False
-        if pr.next > last:
+        if pr.next > last or probe_only:
             if not allow_empty:
                 return False
             entries: list[Entry] = []
@@ -691,6 +728,7 @@ class RaftCore:
                 return pr.next <= last
             return False
         pr.paused = True
+        pr.idle_ticks = 0
         return False
 
     def _send_snapshot(self, to: str) -> None:
@@ -699,7 +737,7 @@ class RaftCore:
         pr.inflight.clear()
         pr.snap_index = self._log.storage.snapshot_meta().index
         pr.snap_offset = 0
-        pr.snap_idle_ticks = 0
+        pr.idle_ticks = 0
         self.stats["snapshots_sent"] += 1
         self._send_snapshot_chunk(to)
 
@@ -739,11 +777,17 @@ class RaftCore:
             self._heartbeat_elapsed = 0
             self._bcast_heartbeat()
             for node, pr in self._progress.items():
-                if pr.state == ProgressState.SNAPSHOT:
-                    pr.snap_idle_ticks += 1
-                    if pr.snap_idle_ticks >= _SNAPSHOT_RESEND_HEARTBEATS:
-                        pr.snap_idle_ticks = 0  # the chunk or its answer was lost: resend
+                if pr.state == ProgressState.SNAPSHOT or (pr.state == ProgressState.PROBE and pr.paused):
+                    pr.idle_ticks += 1
+                    if pr.idle_ticks < _RESEND_HEARTBEATS:
+                        continue
+                    pr.idle_ticks = 0  # the message or its answer was lost: ask again
+                    if pr.state == ProgressState.SNAPSHOT:
                         self._send_snapshot_chunk(node)
+                    else:
+                        self.stats["probes_resent"] += 1
+                        pr.paused = False
+                        self._send_append(node, allow_empty=True, probe_only=True)
 
     def _step_leader(self, msg: Message) -> None:
         if isinstance(msg, ReadIndexRequest):
@@ -851,7 +895,7 @@ class RaftCore:
                 self._send_append(msg.src, allow_empty=True)
             return
         if pr.state == ProgressState.SNAPSHOT and msg.index == pr.snap_index:
-            pr.snap_idle_ticks = 0
+            pr.idle_ticks = 0
             pr.snap_offset = msg.next_offset
             self._send_snapshot_chunk(msg.src)
 

@@ -33,7 +33,7 @@ class Progress:
         "recent_active",
         "snap_index",
         "snap_offset",
-        "snap_idle_ticks",
+        "idle_ticks",
     )
 
     def __init__(self, next_index: int) -> None:
@@ -45,7 +45,9 @@ class Progress:
         self.recent_active = False
         self.snap_index = 0
         self.snap_offset = 0
-        self.snap_idle_ticks = 0  # heartbeats since the follower last answered a chunk
+        # PROBE (paused) or SNAPSHOT: heartbeat intervals the probe or chunk sent last
+        # has gone unanswered
+        self.idle_ticks = 0
 
     def become_probe(self) -> None:
         self.state = ProgressState.PROBE

@@ -718,7 +718,7 @@ CONF_AB = encode_conf_state(ConfState(("a", "b")))
          "malformed_bad_snapshot_conf"),
         (InstallSnapshot("b", "a", 1, SnapshotMeta(1, 1), 0, "text", True), "malformed_bad_data"),
         ("not a message", "malformed_unknown_type"),
-        (VoteRequest("zz", "a", 9, 0, 0), "dropped_unknown_node"),
+        (VoteRequest("zz", "a", 9, 0, 0), "dropped_not_member"),
         (Heartbeat("b", "q", 1, 0), "dropped_misaddressed"),
     ],
 )
@@ -975,3 +975,107 @@ def test_a_heartbeat_ack_of_a_read_round_never_started_confirms_nothing__thesis_
     core.step(HeartbeatResponse("d", "a", 1, beat.context))  # a, c, d: now it may be served
     states, _ = _read_states(core, storage)
     assert [s.context for s in states] == [b"r"]
+
+
+# ---------------------------------------------------------------- who may send (thesis §4)
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        Heartbeat("evil", "a", 5, 0),
+        AppendEntries("evil", "a", 5, 0, 0, (Entry(1, 5),), 0),  # commit not past ours: proves nothing
+        InstallSnapshot("evil", "a", 5, SnapshotMeta(0, 0, ConfState(("evil",))), 0, b"", True),
+        VoteRequest("evil", "a", 5, 9, 5),
+        VoteRequest("evil", "a", 5, 9, 5, pre_vote=True),
+        TimeoutNow("evil", "a", 5),
+        ReadIndexRequest("evil", "a", 5, b"r"),
+        AppendResponse("evil", "a", 5, 0, reject=True),
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_a_sender_outside_the_configuration_is_refused_and_counted__thesis_4(msg):
+    core, storage = make_core("a")
+    core.step(msg)
+    sent, _ = drain(core, storage)
+    assert core.stats["dropped_not_member"] == 1
+    assert sent == [] and core.term == 0 and core.leader_id is None and core.last_index() == 0
+
+
+def test_a_brand_new_node_takes_the_leaders_appends_before_it_knows_any_configuration__thesis_4_2_1():
+    cluster = Cluster(spares=("d",))
+    leader = cluster.elect("a")
+    leader.propose(b"x")
+    cluster.settle()
+    d = cluster.core("d")
+    assert d.conf_state == ConfState()  # empty: holds no configuration
+    # Before the leader adds it, anyone's appends reach it (it cannot judge who leads).
+    d.step(AppendEntries("a", "d", leader.term, 0, 0, (), 0))
+    assert d.leader_id == "a" and d.stats["dropped_not_member"] == 0
+    leader.propose_conf_change(ConfChange(ConfChangeKind.ADD_LEARNER, "d"))
+    cluster.settle()
+    cluster.tick(2)
+    assert d.conf_state == leader.conf_state and d.commit_index == leader.commit_index
+    # Now it holds a configuration: a stranger is refused.
+    d.step(Heartbeat("evil", "d", leader.term + 1, 0))
+    assert d.stats["dropped_not_member"] == 1 and d.term == leader.term
+
+
+def test_a_removed_node_is_heard_until_its_removal_commits_then_refused__thesis_4_2_2():
+    core, storage = make_core("b", voters=("a", "b", "c", "d"))
+    without_d = encode_conf_state(ConfState(("a", "b", "c")))
+    core.step(AppendEntries("a", "b", 1, 0, 0, (Entry(1, 1, EntryKind.CONFIG, without_d),), 0))
+    drain(core, storage)
+    assert core.voters == {"a", "b", "c"} and core.commit_index == 0
+    core.step(VoteRequest("d", "b", 2, 1, 1, pre_vote=True))  # uncommitted: d may come back
+    sent, _ = drain(core, storage)
+    assert core.stats["dropped_not_member"] == 0 and any(isinstance(m, VoteResponse) for m in sent)
+    core.step(Heartbeat("a", "b", 1, 1))  # the removal commits here
+    drain(core, storage)
+    core.step(VoteRequest("d", "b", 2, 1, 1, pre_vote=True))
+    sent, _ = drain(core, storage)
+    assert core.stats["dropped_not_member"] == 1 and sent == []
+
+
+def _newer_leader_cluster():
+    """a, b, c; c is cut off while d joins, is promoted and takes over leadership, and a
+    leaves: c's configuration {a, b, c} knows nothing of its new leader d."""
+    cluster = Cluster(spares=("d",))
+    leader = cluster.elect("a")
+    cluster.isolate("c")
+    for change in (ConfChange(ConfChangeKind.ADD_LEARNER, "d"), ConfChange(ConfChangeKind.PROMOTE, "d")):
+        leader.propose_conf_change(change)
+        cluster.settle()
+        cluster.tick(2)
+    leader.transfer_leadership("d")
+    cluster.tick(3)
+    d = cluster.core("d")
+    assert d.role == Role.LEADER
+    d.propose_conf_change(ConfChange(ConfChangeKind.REMOVE, "a"))
+    cluster.tick(3)
+    d.propose(b"while c was away")
+    cluster.tick(2)
+    c = cluster.core("c")
+    assert "d" not in c.conf_state.voters + c.conf_state.learners
+    return cluster, c, d
+
+
+def test_a_leader_newer_than_our_configuration_is_followed_once_it_proves_it_is_ahead__thesis_4():
+    cluster, c, d = _newer_leader_cluster()
+    cluster.cut.clear()
+    cluster.tick(5)
+    assert c.leader_id == "d" and c.commit_index == d.commit_index
+    assert c.conf_state == d.conf_state == ConfState(("b", "c", "d"))
+    assert c.stats["dropped_not_member"] >= 1  # its heartbeats, refused until then
+
+
+def test_a_newer_leaders_lost_probe_is_sent_again_though_its_heartbeats_are_refused__thesis_4():
+    """The one append that proves the leader ahead is lost; its heartbeats prove nothing
+    and are refused, so nothing would ever answer the probe: it is sent again."""
+    cluster, c, d = _newer_leader_cluster()
+    cluster.cut = {("d", "c")}  # c hears b again, but none of d's messages
+    cluster.tick(3)
+    cluster.cut.clear()
+    cluster.tick(2 * 3 + 2)  # _RESEND_HEARTBEATS heartbeat intervals, twice over
+    assert d.stats["probes_resent"] >= 1
+    assert c.leader_id == "d" and c.commit_index == d.commit_index
