@@ -128,7 +128,7 @@ class _Peer:
 
     __slots__ = (
         "node_id", "address", "queue", "queued_bytes", "wakeup", "failures", "down", "cancel_scope",
-        "next_seq", "slots", "resume_at", "stream", "use_stream",
+        "next_seq", "slots", "resume_at", "stream", "use_stream", "loop_done",
     )
 
     def __init__(self, node_id: str, address: str, in_flight: int) -> None:
@@ -139,7 +139,8 @@ class _Peer:
         self.wakeup = trio.Event()
         self.failures = 0  # consecutive failed Sends
         self.down = False
-        self.cancel_scope: trio.CancelScope | None = None
+        self.cancel_scope = trio.CancelScope()  # the send loop's: cancelled to retire the peer
+        self.loop_done = trio.Event()  # its send loop ended (channel and stream closed)
         self.next_seq = 1
         self.slots = trio.Semaphore(in_flight)
         self.resume_at = 0.0  # backing off: no new batch before this (trio clock)
@@ -175,26 +176,42 @@ class RaftTransport:
 
     # -- membership of the peer set -------------------------------------------------
     def peers(self) -> dict[str, str]:
+        """Every peer this node sends to, by id: its address."""
         return {p.node_id: p.address for p in self._peers.values()}
 
     def add_peer(self, node_id: str, address: str) -> None:
-        """Start sending to a new peer (or re-address a known one)."""
+        """Send to `node_id` at `address` from now on, whether or not run() is running.
+
+        A peer already known at another address (a node restarted elsewhere) moves: its
+        old send loop, stream and channel are closed, and the messages still queued for
+        it, with the numbering of its batches, carry over to the new address.
+        """
         if node_id == self.node_id:
             return
         old = self._peers.get(node_id)
-        if old is not None:
-            if old.address == address:
-                return
-            self.remove_peer(node_id)
+        if old is not None and old.address == address:
+            return
         peer = _Peer(node_id, address, self.config.max_rpcs_in_flight)
+        if old is not None:
+            self._retire(old)
+            peer.queue, peer.queued_bytes, peer.next_seq = old.queue, old.queued_bytes, old.next_seq
+            old.queue, old.queued_bytes = deque(), 0
+            log.info("%s event=raft_peer_moved peer=%s from=%s to=%s", self.node_id, node_id, old.address, address)
         self._peers[node_id] = peer
         if self._nursery is not None:
             self._nursery.start_soon(self._send_loop, peer)
 
     def remove_peer(self, node_id: str) -> None:
+        """Stop sending to `node_id`: its queue is dropped, its send loop, stream and
+        channel closed; messages to it count as dropped_unknown_peer from now on."""
         peer = self._peers.pop(node_id, None)
-        if peer is not None and peer.cancel_scope is not None:
-            peer.cancel_scope.cancel()
+        if peer is not None:
+            self._retire(peer)
+
+    def _retire(self, peer: _Peer) -> None:
+        peer.cancel_scope.cancel()  # a loop not started yet never opens its channel
+        if self._nursery is None:
+            peer.loop_done.set()  # no loop runs, nor will
 
     # -- sending -------------------------------------------------------------------
     def send(self, messages: list[Message]) -> None:
@@ -266,37 +283,44 @@ class RaftTransport:
         return batch
 
     async def _send_loop(self, peer: _Peer) -> None:
-        with trio.CancelScope() as scope:
-            peer.cancel_scope = scope
-            channel = Channel(peer.address, options=_CHANNEL_OPTIONS).open()
-            try:
-                stub = channel.stub(raft_pb2_grpc.RaftServiceStub)
-                async with trio.open_nursery() as calls:
-                    while True:
-                        while not peer.queue:
-                            peer.wakeup = trio.Event()
-                            await peer.wakeup.wait()
-                        if self.config.linger_s > 0 and _only_commit_notices(peer.queue):
-                            await self._linger(peer)  # holding no slot: `send` may go meanwhile
-                        await peer.slots.acquire()
-                        if trio.current_time() < peer.resume_at:
-                            await trio.sleep_until(peer.resume_at)
-                        if not peer.queue:  # `send` handed it to the stream meanwhile
-                            peer.slots.release()
-                            continue
-                        if self.config.stream and peer.use_stream:
-                            if peer.stream is None:
-                                peer.stream = _BatchStream(stub)
-                                calls.start_soon(self._read_acks, peer, peer.stream)
-                            self._submit(peer, acquired=True)
-                        else:
-                            request, count = self._next_request(peer)
-                            calls.start_soon(self._send_batch, peer, stub, request, count)
-            finally:
-                if peer.stream is not None:
-                    peer.stream.close()
-                    peer.stream = None
-                channel.close()
+        try:
+            with peer.cancel_scope:
+                if not peer.cancel_scope.cancel_called:
+                    await self._send_from_channel(peer)
+        finally:
+            peer.loop_done.set()
+
+    async def _send_from_channel(self, peer: _Peer) -> None:
+        """Carry the peer's queue over one channel until cancelled."""
+        channel = Channel(peer.address, options=_CHANNEL_OPTIONS).open()
+        try:
+            stub = channel.stub(raft_pb2_grpc.RaftServiceStub)
+            async with trio.open_nursery() as calls:
+                while True:
+                    while not peer.queue:
+                        peer.wakeup = trio.Event()
+                        await peer.wakeup.wait()
+                    if self.config.linger_s > 0 and _only_commit_notices(peer.queue):
+                        await self._linger(peer)  # holding no slot: `send` may go meanwhile
+                    await peer.slots.acquire()
+                    if trio.current_time() < peer.resume_at:
+                        await trio.sleep_until(peer.resume_at)
+                    if not peer.queue:  # `send` handed it to the stream meanwhile
+                        peer.slots.release()
+                        continue
+                    if self.config.stream and peer.use_stream:
+                        if peer.stream is None:
+                            peer.stream = _BatchStream(stub)
+                            calls.start_soon(self._read_acks, peer, peer.stream)
+                        self._submit(peer, acquired=True)
+                    else:
+                        request, count = self._next_request(peer)
+                        calls.start_soon(self._send_batch, peer, stub, request, count)
+        finally:
+            if peer.stream is not None:
+                peer.stream.close()
+                peer.stream = None
+            channel.close()
 
     def _next_request(self, peer: _Peer) -> tuple[raft_pb2.MessageBatch, int]:
         """The next numbered batch for `peer`, encoded from the head of its queue."""

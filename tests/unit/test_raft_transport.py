@@ -277,6 +277,82 @@ async def test_unreachable_peer_is_backed_off_and_found_again_once_it_starts(nur
     assert receiver.received[-1].context in range(1, 100)
 
 
+async def test_a_peer_added_at_run_time_gets_its_messages(nursery):
+    receiver = FakeNode("n2")
+    port, _ = await serve(nursery, "n2", receiver.exchange)
+    transport = RaftTransport("n1", {}, FAST)
+    await nursery.start(transport.run)
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=1)])
+    assert transport.stats["dropped_unknown_peer"] == 1
+    transport.add_peer("n2", f"127.0.0.1:{port}")
+    transport.add_peer("n1", "127.0.0.1:1")  # itself: never a peer
+    assert transport.peers() == {"n2": f"127.0.0.1:{port}"}
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=2)])
+    await wait_for(lambda: [m.context for m in receiver.received] == [2])
+
+
+async def test_a_peer_that_moves_is_sent_to_at_its_new_address_only_and_the_old_channel_closes(nursery):
+    """A restarted node at a new address: the old send loop, stream and channel close; what
+    was queued meanwhile and the numbering of batches carry over."""
+    old_home, new_home = FakeNode("n2"), FakeNode("n2")
+    old_port, _ = await serve(nursery, "n2", old_home.exchange)
+    new_port, _ = await serve(nursery, "n2", new_home.exchange)
+    transport = RaftTransport("n1", {"n2": f"127.0.0.1:{old_port}"}, FAST)
+    await nursery.start(transport.run)
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=1)])
+    await wait_for(lambda: len(old_home.received) == 1)
+    old_peer = transport._peers["n2"]
+    assert old_peer.stream is not None  # a stream is open to the old address
+    transport.add_peer("n2", f"127.0.0.1:{old_port}")  # the same address: nothing changes
+    assert transport._peers["n2"] is old_peer
+    transport.send([AppendEntries("n1", "n2", 1, 1, 1, (), 1)])  # a notice lingers in the queue...
+    transport.add_peer("n2", f"127.0.0.1:{new_port}")
+    assert transport.peers() == {"n2": f"127.0.0.1:{new_port}"}
+    await wait_for(old_peer.loop_done.is_set)
+    assert old_peer.stream is None and not old_peer.queue
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=2)])
+    await wait_for(lambda: len(new_home.received) == 2)
+    assert [type(m).__name__ for m in new_home.received] == ["AppendEntries", "Heartbeat"]  # ...and moved
+    assert len(old_home.received) == 1
+    # The numbering went on from where it was at the old address.
+    assert transport._peers["n2"].next_seq == old_peer.next_seq + len(new_home.batches)
+
+
+async def test_a_removed_peer_gets_nothing_more_and_its_loop_ends(nursery):
+    receiver = FakeNode("n2")
+    port, _ = await serve(nursery, "n2", receiver.exchange)
+    transport = RaftTransport("n1", {"n2": f"127.0.0.1:{port}"}, FAST)
+    await nursery.start(transport.run)
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=1)])
+    await wait_for(lambda: len(receiver.received) == 1)
+    peer = transport._peers["n2"]
+    transport.remove_peer("n2")
+    transport.remove_peer("n2")  # twice: no harm
+    await wait_for(peer.loop_done.is_set)
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=2)])
+    assert transport.stats["dropped_unknown_peer"] == 1 and transport.peers() == {}
+    # Added and removed before its loop ever ran: it never opens a channel.
+    transport.add_peer("n3", "127.0.0.1:1")
+    ghost = transport._peers["n3"]
+    transport.remove_peer("n3")
+    await wait_for(ghost.loop_done.is_set)
+    assert transport.stats["send_failures"] == 0
+    assert len(receiver.received) == 1
+
+
+async def test_peers_changed_before_run_start_their_loops_with_it(nursery):
+    receiver = FakeNode("n2")
+    port, _ = await serve(nursery, "n2", receiver.exchange)
+    transport = RaftTransport("n1", {"n3": "127.0.0.1:1"}, FAST)
+    transport.add_peer("n2", f"127.0.0.1:{port}")
+    gone = transport._peers["n3"]
+    transport.remove_peer("n3")
+    assert gone.loop_done.is_set()
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=1)])
+    await nursery.start(transport.run)
+    await wait_for(lambda: len(receiver.received) == 1)
+
+
 async def test_oversized_and_misaddressed_messages_are_dropped_and_counted(nursery):
     transport = RaftTransport("n1", {"n2": "127.0.0.1:1"}, replace(FAST, max_rpc_bytes=1000))
     big = InstallSnapshot("n1", "n2", 1, SnapshotMeta(), 0, b"x" * 2000, True)
