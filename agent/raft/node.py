@@ -4,7 +4,10 @@ Owns: the one task that runs the core (`RaftNode.run`); the clock that ticks it;
 Ready loop (persist, send, apply, serve reads, advance); taking state-machine snapshots
 and compacting the log; and the async API the rest of agentd calls: `propose`,
 `propose_many`, `read`, `transfer_leadership`, `add_learner`, `promote`, `remove`,
-`status`.
+`status`, `soft_state` and `wait_status_change`, `wait_leader`, `wait_applied`. A node
+joining a cluster starts from an empty storage, without bootstrap: once its address is
+known to the others (`RaftTransport.add_peer` on both sides) the leader adds it with
+`add_learner` and it takes the log (or a snapshot) from the leader.
 
 Rules it keeps:
 - The core is touched only in `_turn`, which never awaits, so turns never interleave.
@@ -57,7 +60,7 @@ import trio
 from agent.raft.batches import CommandBatches, capture_snapshot
 from agent.raft.config import RaftConfig
 from agent.raft.confchange import ConfChange, ConfChangeKind
-from agent.raft.core import RaftCore, Ready, Role
+from agent.raft.core import RaftCore, Ready, Role, SoftState
 from agent.raft.errors import NodeStopped, NotLeader, RaftError, RaftInvariantError
 from agent.raft.messages import Message
 from agent.raft.proposals import Proposals, Waiter, pack_requests
@@ -166,7 +169,7 @@ class RaftNode:
         self._reads_to_apply: list[tuple[int, int, bytes]] = []  # heap of (index, seq, context)
         self._read_ids = itertools.count(1)
         self._apply_waiters: list[tuple[int, int, Waiter]] = []  # heap: wait until applied >= index
-        self._leader_changed = trio.Event()
+        self._status_changed = trio.Event()  # set (and replaced) when term, leader or role change
 
         self._term = self.core.term
         self._leader_id: str | None = None
@@ -190,6 +193,21 @@ class RaftNode:
 
     def is_leader(self) -> bool:
         return self._role == Role.LEADER
+
+    @property
+    def soft_state(self) -> SoftState:
+        """This node's term, the leader it knows (None when unknown) and its own role."""
+        return SoftState(self._term, self._leader_id, self._role)
+
+    async def wait_status_change(self, seen: SoftState) -> SoftState:
+        """Return `soft_state` as soon as it differs from `seen` (at once when it already
+        does): how the rest of agentd follows elections. NodeStopped if the node fails."""
+        while True:
+            self._check_running()
+            current = self.soft_state
+            if current != seen:
+                return current
+            await self._status_changed.wait()
 
     def status(self) -> dict[str, Any]:
         """A consistent-enough picture of this node for status pages and tests."""
@@ -293,7 +311,7 @@ class RaftNode:
             timeout_s = 2 * self._election_timeout_s()
         with trio.move_on_after(timeout_s):
             while self._leader_id != target:
-                await self._leader_changed.wait()
+                await self._status_changed.wait()
             return True
         return False
 
@@ -321,7 +339,8 @@ class RaftNode:
     async def wait_leader(self) -> str:
         """Return the leader's id once one is known."""
         while self._leader_id is None:
-            await self._leader_changed.wait()
+            self._check_running()
+            await self._status_changed.wait()
         return self._leader_id
 
     async def _conf_change(self, change: ConfChange) -> int:
@@ -435,6 +454,7 @@ class RaftNode:
         self._collectors.clear()
         self._fail_everything(stopped)
         self._peer_space.set()
+        self._status_changed.set()
         self._wakeup.set()
 
     def _check_running(self) -> None:
@@ -596,13 +616,14 @@ class RaftNode:
             self._fail_forwarded_reads(leader_id)
             log.info("%s event=raft_leader_changed term=%d leader=%s role=%s", self.id, term, leader_id,
                      role.name.lower())
-            self._leader_changed.set()
-            self._leader_changed = trio.Event()
         if role in (Role.PRE_CANDIDATE, Role.CANDIDATE) and role != self._role:
             self.stats["campaigns_started"] += 1  # PreVote rounds included: most end at once
         if role == Role.LEADER and self._role != Role.LEADER:
             self.stats["became_leader"] += 1
         deposed = self._proposals.deposed(role == Role.LEADER, term)
+        if (term, leader_id, role) != (self._term, self._leader_id, self._role):
+            self._status_changed.set()
+            self._status_changed = trio.Event()
         self._term, self._leader_id, self._role = term, leader_id, role
         if deposed:
             self.stats["proposals_failed_deposed"] += self._proposals.fail_below(None, NotLeader(leader_id))
