@@ -24,6 +24,7 @@ from agent.raft.kv import KvError, KvStore, encode_put
 from agent.raft.messages import AppendEntries, Heartbeat, HeartbeatResponse, InstallSnapshot, MsgType
 from agent.raft.batches import CommandBatches, decode_batch, encode_batch
 from agent.raft.config import RaftConfig
+from agent.raft.core import Role, SoftState
 from agent.raft.node import NodeConfig, RaftNode, bootstrap_storage
 from agent.raft.segments import Segment
 from agent.raft.storage import RaftStorage, StorageConfig
@@ -96,23 +97,24 @@ async def test_messages_arrive_in_order_and_replies_come_back_in_the_ack(nursery
 async def test_a_commit_notice_waits_briefly_for_the_next_append_and_shares_its_rpc(nursery):
     receiver = FakeNode("n2")
     port, _ = await serve(nursery, "n2", receiver.exchange)
-    transport = RaftTransport("n1", {"n2": f"127.0.0.1:{port}"}, replace(FAST, linger_s=0.05))
+    config = replace(FAST, linger_s=0.5)
+    transport = RaftTransport("n1", {"n2": f"127.0.0.1:{port}"}, config)
     await nursery.start(transport.run)
     notice = AppendEntries("n1", "n2", 1, 1, 1, (), 1)
     append = AppendEntries("n1", "n2", 1, 1, 1, (Entry(2, 1, EntryKind.NORMAL, b"x"),), 1)
     transport.send([notice])
-    await trio.sleep(0.01)
-    assert receiver.received == []  # lingering
+    await trio.testing.wait_all_tasks_blocked()  # the send loop waits, the notice queued
+    assert receiver.received == [] and len(transport._peers["n2"].queue) == 1  # lingering
     transport.send([append])
     await wait_for(lambda: len(receiver.received) == 2 and transport.stats["rpcs_sent"] == 1)
     assert transport.stats["notices_coalesced"] == 1
     # A notice alone still leaves once the linger is over; other messages never linger.
     transport.send([notice])
-    await wait_for(lambda: len(receiver.received) == 3, timeout_s=1)
+    await wait_for(lambda: len(receiver.received) == 3, timeout_s=3 * config.linger_s)
     transport.send([Heartbeat("n1", "n2", 1, 1)])
     started = trio.current_time()
     await wait_for(lambda: len(receiver.received) == 4)
-    assert trio.current_time() - started < 0.04
+    assert trio.current_time() - started < config.linger_s
 
 
 
@@ -166,7 +168,7 @@ async def test_pipelined_batches_reach_the_node_in_the_order_sent(nursery):
     for k in range(1, 301):
         transport.send([Heartbeat("n1", "n2", 1, 0, context=k)])
         if k % 7 == 0:
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
     await wait_for(lambda: len(receiver.received) == 300)
     assert [m.context for m in receiver.received] == list(range(1, 301))
     assert most_active >= 2  # batches really were in flight together
@@ -182,7 +184,7 @@ async def test_a_stream_carries_pipelined_batches_in_order_and_their_acks_back(n
     for k in range(1, 301):
         transport.send([Heartbeat("n1", "n2", 1, 0, context=k)])
         if k % 7 == 0:
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
     await wait_for(lambda: len(receiver.received) == 300 and len(sender.received) == 300)
     assert [m.context for m in receiver.received] == list(range(1, 301))
     assert [m.context for m in sender.received] == list(range(1, 301))
@@ -258,23 +260,22 @@ async def test_a_malformed_message_is_counted_and_the_rest_of_its_batch_delivere
 
 async def test_unreachable_peer_is_backed_off_and_found_again_once_it_starts(nursery):
     [port] = __import__("tests.integration.raft_cluster", fromlist=["free_ports"]).free_ports(1)
-    transport = RaftTransport("n1", {"n2": f"127.0.0.1:{port}"}, FAST)
+    config = replace(FAST, backoff_initial_s=0.3, backoff_max_s=0.3)
+    transport = RaftTransport("n1", {"n2": f"127.0.0.1:{port}"}, config)
     await nursery.start(transport.run)
-    for k in range(20):
-        transport.send([Heartbeat("n1", "n2", 1, 0, context=k + 1)])
-        await trio.sleep(0.01)
-    await wait_for(lambda: transport.stats["send_failures"] >= 2)
-    failures_then = transport.stats["send_failures"]
-    # Backoff: far fewer attempts than sends while the peer is down; queue bounded meanwhile.
-    assert failures_then < 20
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=1)])
+    await wait_for(lambda: transport.stats["send_failures"] == 1)
+    peer = transport._peers["n2"]
+    assert peer.down and peer.resume_at > trio.current_time()  # backing off: no attempt before it
+    # Meanwhile messages wait, only the newest of them: a bounded queue.
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=k) for k in range(2, 1002)])
+    assert len(peer.queue) == config.max_queued_while_down
+    assert transport.stats["send_failures"] == 1
     receiver = FakeNode("n2")
     await serve(nursery, "n2", receiver.exchange, port=port)
-    # The peer is found again quickly (backoff capped at 50 ms here, grpc reconnect at 250 ms).
-    with trio.fail_after(3):
-        while not receiver.received:
-            transport.send([Heartbeat("n1", "n2", 1, 0, context=99)])
-            await trio.sleep(0.02)
-    assert receiver.received[-1].context in range(1, 100)
+    # Found again once the backoff ends (grpc's own reconnect backoff is capped at 250 ms).
+    await wait_for(lambda: receiver.received, timeout_s=3)
+    assert [m.context for m in receiver.received] == list(range(1002 - config.max_queued_while_down, 1002))
 
 
 async def test_a_peer_added_at_run_time_gets_its_messages(nursery):
@@ -485,6 +486,7 @@ class Cluster:
         self.stores: dict[str, KvStore] = {}
         self.scopes: dict[str, trio.CancelScope] = {}
         self.storages: dict[str, RaftStorage] = {}
+        self.transports: dict[str, RaftTransport] = {}
         self.stopped: dict[str, trio.Event] = {}
 
     async def start_all(self, voters=None):
@@ -495,12 +497,18 @@ class Cluster:
         for node_id in self.ids:
             await self.start(node_id, voters if voters is not None else self.ids)
 
-    async def start(self, node_id: str, voters):
+    def address(self, node_id: str) -> str:
+        return f"127.0.0.1:{self.ports[node_id]}"
+
+    async def start(self, node_id: str, voters, peers: dict[str, str] | None = None):
+        """Start a node; `voters` bootstrap an empty storage (None: a node that joins);
+        `peers` are the addresses its transport starts with (default: every node's)."""
         storage = RaftStorage.open(self.tmp_path / node_id, StorageConfig(node_id=node_id))
         store = KvStore()
         if voters:
             bootstrap_storage(storage, voters, store.snapshot())
-        peers = {n: f"127.0.0.1:{p}" for n, p in self.ports.items()}
+        if peers is None:
+            peers = {n: self.address(n) for n in self.ports}
         transport = RaftTransport(node_id, peers, FAST, rng=random.Random(node_id))
         node = RaftNode(node_id, storage, store, transport.send, TEST_RAFT, self.node_config,
                         rng=random.Random(hash(node_id)))
@@ -525,7 +533,7 @@ class Cluster:
 
         await self.nursery.start(run)
         self.nodes[node_id], self.stores[node_id], self.scopes[node_id] = node, store, scope
-        self.storages[node_id] = storage
+        self.storages[node_id], self.transports[node_id] = storage, transport
         self.stopped[node_id] = stopped
 
     async def stop(self, node_id: str):
@@ -786,7 +794,7 @@ async def test_a_busy_node_pushes_back_on_peers_and_every_waiting_handler_resume
         async with trio.open_nursery() as peers:
             for k in range(1, 6):
                 peers.start_soon(peer, k)
-            await trio.sleep(0.05)
+            await trio.testing.wait_all_tasks_blocked()
             assert len(delivered) == 2  # the queue is full: three handlers wait
             assert node.stats["peer_input_waits"] >= 3
             await inner.start(node.run)
@@ -829,7 +837,7 @@ async def test_a_storage_failure_in_a_callers_turn_stops_the_node_for_good(tmp_p
     bootstrap_storage(storage, ["n1", "n2", "n3"], store.snapshot())
     node = RaftNode("n1", storage, store, lambda messages: None, TEST_RAFT)
     ended: list[BaseException] = []
-    waiting: list[BaseException] = []
+    waiting: list[BaseException] = []  # one waiting for an apply, one for a status change
 
     async def run(task_status=trio.TASK_STATUS_IGNORED):
         try:
@@ -843,19 +851,26 @@ async def test_a_storage_failure_in_a_callers_turn_stops_the_node_for_good(tmp_p
         except NodeStopped as exc:
             waiting.append(exc)
 
+    async def wait_for_status():
+        try:
+            await node.wait_status_change(node.soft_state)
+        except NodeStopped as exc:
+            waiting.append(exc)
+
     def disk_gone(segment, data):
         raise OSError(errno.EIO, "disk gone")
 
     async with trio.open_nursery() as nursery:
         await nursery.start(run)
         nursery.start_soon(wait_for_apply)
+        nursery.start_soon(wait_for_status)
         await trio.testing.wait_all_tasks_blocked()
         monkeypatch.setattr(Segment, "append", disk_gone)
         append = AppendEntries("n2", "n1", 1, 0, 0, (Entry(1, 1, EntryKind.NORMAL, b"x"),), 0)
         with pytest.raises(NodeStopped):
             await node.exchange([append])
         with trio.fail_after(2):
-            while not (ended and waiting):
+            while not (ended and len(waiting) == 2):
                 await trio.sleep(0.01)
     assert isinstance(ended[0].__cause__, OSError) and ended[0].__cause__.errno == errno.EIO
     assert node.core.last_index() == 1  # appended in memory, never acknowledged
@@ -864,3 +879,58 @@ async def test_a_storage_failure_in_a_callers_turn_stops_the_node_for_good(tmp_p
     with pytest.raises(NodeStopped):
         await node.read(lambda s: s.get("k"))
     storage.close()
+
+
+async def test_a_node_joining_with_empty_storage_is_added_once_its_address_is_known(nursery, tmp_path):
+    """How agentd grows the cluster: the new node starts empty, without bootstrap, knowing
+    nobody; the addresses are given on both sides (add_peer); the leader adds it as a
+    learner, it catches up, and it is promoted (thesis §4.2.1). Its status changes are
+    awaited with wait_status_change."""
+    cluster = Cluster(nursery, tmp_path, ids=("n1", "n2", "n3", "n4"))
+    from tests.integration.raft_cluster import free_ports
+
+    cluster.ports.update(zip(cluster.ids, free_ports(4)))
+    founders = ("n1", "n2", "n3")
+    for node_id in founders:
+        await cluster.start(node_id, list(founders), peers={n: cluster.address(n) for n in founders})
+    await cluster.start("n4", voters=None, peers={})
+    joiner = cluster.nodes["n4"]
+    assert joiner.soft_state == SoftState(0, None, Role.FOLLOWER)
+    leader = await cluster.leader()
+    await leader.propose_many([encode_put("c", k, f"k{k}", "v") for k in range(1, 21)])
+    for node_id in founders:
+        cluster.transports[node_id].add_peer("n4", cluster.address("n4"))
+        cluster.transports["n4"].add_peer(node_id, cluster.address(node_id))
+    await retry_refused(leader.add_learner, "n4")
+    with trio.fail_after(5):
+        status = await joiner.wait_status_change(SoftState(0, None, Role.FOLLOWER))
+        assert status.leader_id == leader.id and status.role == Role.FOLLOWER
+        await joiner.wait_applied(leader.core.commit_index)
+    assert cluster.stores["n4"].get("k20") == "v"
+    await retry_refused(leader.promote, "n4")
+    assert joiner.core.voters == {"n1", "n2", "n3", "n4"}
+    # The joiner now counts toward a quorum: with two founders gone, it and the third commit.
+    assert await leader.transfer_leadership("n4")
+    with trio.fail_after(5):
+        seen = joiner.soft_state
+        while not joiner.is_leader():
+            seen = await joiner.wait_status_change(seen)
+    assert await joiner.propose(encode_put("c", 21, "by", "n4")) is None
+
+
+async def test_wait_status_change_follows_a_leader_change(nursery, tmp_path):
+    cluster = Cluster(nursery, tmp_path)
+    await cluster.start_all()
+    leader = await cluster.leader()
+    follower = next(n for n in cluster.nodes.values() if n is not leader)
+    seen = follower.soft_state
+    with trio.fail_after(5):
+        while seen.leader_id != leader.id:
+            seen = await follower.wait_status_change(seen)
+    with trio.fail_after(1):  # already different from an older view: at once
+        assert await follower.wait_status_change(SoftState(0, None, Role.FOLLOWER)) == seen
+    await cluster.stop(leader.id)
+    with trio.fail_after(10):
+        while seen.leader_id in (leader.id, None):
+            seen = await follower.wait_status_change(seen)
+    assert seen.term > leader.term and seen == follower.soft_state
