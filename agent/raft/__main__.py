@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    """Run the node until a signal stops it; the process's exit status."""
+    """Run the node until a signal or a failure stops it; the process's exit status."""
     peers = parse_peers(args.peers)
     if args.id not in peers:
         raise SystemExit(f"--id {args.id} is not among --peers")
@@ -283,15 +283,20 @@ async def serve(args: argparse.Namespace) -> int:
         NodeConfig(), snapshot_every_entries=args.snapshot_every, compaction_retain_entries=args.retain,
         pack_commands=not args.no_pack,
     )
-    try:
+    store = KvStore()
+
+    def open_storage() -> RaftStorage:
         storage = RaftStorage.open(args.data_dir, StorageConfig(node_id=args.id))
+        if not args.join and bootstrap_storage(storage, sorted(peers), store.snapshot()):
+            log.info("%s event=raft_bootstrapped voters=%s", args.id, ",".join(sorted(peers)))
+        return storage
+
+    try:  # recovery reads the whole log: not on the Trio thread
+        storage = await trio.to_thread.run_sync(open_storage)
     except StorageError as exc:
         log.error("%s event=raft_storage_unusable error=%s: %s", args.id, type(exc).__name__, exc)
         return EXIT_STORAGE_UNUSABLE
     try:
-        store = KvStore()
-        if not args.join and bootstrap_storage(storage, sorted(peers), store.snapshot()):
-            log.info("%s event=raft_bootstrapped voters=%s", args.id, ",".join(sorted(peers)))
         transport_config = TransportConfig()
         transport = RaftTransport(args.id, peers, transport_config)
         node = RaftNode(args.id, storage, store, transport.send, raft_config, node_config)

@@ -750,7 +750,7 @@ class RaftCore:
             pr.snap_index = meta.index
             pr.snap_offset = 0
         offset = min(pr.snap_offset, len(data))
-        chunk = data[offset : offset + self.config.snapshot_chunk_bytes]
+        chunk = bytes(memoryview(data)[offset : offset + self.config.snapshot_chunk_bytes])
         done = offset + len(chunk) >= len(data)
         self._send(InstallSnapshot(self.id, to, self.term, meta, offset, chunk, done))
 
@@ -1055,7 +1055,7 @@ class RaftCore:
             # The log already holds the snapshot point: just move commit (Raft §7).
             self._commit_to(meta.index)
         else:
-            self._log.restore(meta, bytes(rx[1]))
+            self._log.restore(meta, rx[1])  # no copy of what may be tens of MB: nobody writes it again
             self.commit_index = meta.index
             self._confs.reset(meta.index, meta.conf)
             self._apply_conf(meta.conf)

@@ -23,7 +23,17 @@ Rules it keeps:
   to the transport first, so the followers' writes overlap ours; then storage
   (snapshot, then entries and hard state, one fdatasync); only then the other
   messages; then apply committed entries, serve reads, `advance`. Processing a Ready
-  never awaits, so nothing can interleave with it.
+  never awaits, so nothing can interleave with it -- except a Ready carrying a
+  leader's snapshot, whose slow parts run on worker threads (below).
+- The Trio thread is shared (with SWIM, in agentd): no step of the node may hold it
+  for long. Whatever is slow runs on a worker thread: recovery at start (restoring
+  the snapshot, reading the log), writing, placing and removing files for snapshots
+  and compaction, and decoding a snapshot for the state machine. The Ready contract
+  still holds: a leader's snapshot is written, placed and the log rebased on it
+  before anything of its Ready is written or sent; the state machine's new state is
+  put in place, on the node's task, before the entries after it are applied; no
+  other Ready is taken meanwhile, while turns go on taking inputs and ticks. One
+  snapshot is placed at a time (`_snapshot_lock`): ours and the leader's never race.
 - Many proposals waiting at one turn become few log entries: with `pack_commands` the
   commands are packed into batch entries (batches.py), each command keeping its own
   result; one fsync and one RPC per peer carry them all. Who waits for which command
@@ -36,8 +46,8 @@ Rules it keeps:
 - Snapshots (Raft §7): the state is captured in a turn, at an applied index (a cheap
   copy when the machine has `snapshot_builder`, its bytes otherwise); serializing,
   writing and fsyncing run on a worker thread (storage.prepare_snapshot), one snapshot
-  at a time; back on the node's task it is published and only then is the log
-  compacted. A leader's snapshot installed meanwhile supersedes ours.
+  at a time; then it is placed (a thread) and adopted (the node's task), and only then
+  is the log compacted. A leader's snapshot installed meanwhile supersedes ours.
 - A storage failure or a broken invariant stops the node, wherever the turn ran (in the
   run task or in a caller's task): the failure is recorded in one log line, every
   waiting caller gets NodeStopped, no turn is taken again, and `run` raises NodeStopped
@@ -57,7 +67,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from agent.raft.batches import CommandBatches, capture_snapshot
+from agent.raft.batches import CommandBatches, capture_snapshot, prepare_restore
 from agent.raft.config import RaftConfig
 from agent.raft.confchange import ConfChange, ConfChangeKind
 from agent.raft.core import RaftCore, Ready, Role, SoftState
@@ -65,7 +75,7 @@ from agent.raft.errors import NodeStopped, NotLeader, RaftError, RaftInvariantEr
 from agent.raft.messages import Message
 from agent.raft.proposals import Proposals, Waiter, pack_requests
 from agent.raft.statemachine import StateMachine
-from agent.raft.storage import PreparedSnapshot, RaftStorage, StorageError
+from agent.raft.storage import RaftStorage, SnapshotData, StorageError
 from agent.raft.types import ConfState, Entry, SnapshotMeta
 
 __all__ = ["NodeConfig", "RaftNode", "bootstrap_storage"]
@@ -137,22 +147,16 @@ class RaftNode:
         self.state_machine = state_machine  # what reads query
         self._applier: StateMachine = CommandBatches(state_machine) if config.pack_commands else state_machine
         self._send = send
+        self._rng = rng or random.Random()
         self.stats: Counter[str] = Counter()
+        # The core: built by run(), off the Trio thread (it reads the whole log).
+        self.core: RaftCore = None  # type: ignore[assignment]
 
-        snapshot = storage.load_snapshot()
-        if snapshot is not None:
-            state_machine.restore(snapshot[1])
-            if state_machine.applied_index != snapshot[0].index:
-                raise RaftInvariantError(
-                    f"{node_id} snapshot at {snapshot[0].index} restored to applied {state_machine.applied_index}"
-                )
-        self._last_snapshot_index = storage.snapshot_meta().index
+        self._last_snapshot_index = 0
         self._bytes_since_snapshot = 0
         self._snapshot_writing = False  # a snapshot file is being written on a worker thread
+        self._snapshot_lock = trio.Lock()  # one snapshot placed (and the log rebased) at a time
         self._background: trio.Nursery | None = None
-        self.core = RaftCore(
-            node_id, storage, raft_config, rng or random.Random(), storage.hard_state(), state_machine.applied_index
-        )
 
         # Inputs, drained by the run task.
         self._peer_batches: deque[tuple[list[Message], Waiter | None]] = deque()
@@ -171,7 +175,7 @@ class RaftNode:
         self._apply_waiters: list[tuple[int, int, Waiter]] = []  # heap: wait until applied >= index
         self._status_changed = trio.Event()  # set (and replaced) when term, leader or role change
 
-        self._term = self.core.term
+        self._term = 0
         self._leader_id: str | None = None
         self._role = Role.FOLLOWER
         self.leader_changes = 0  # times a different leader (or none) was seen
@@ -371,15 +375,16 @@ class RaftNode:
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Drive the core (with its snapshot writers, in a nursery of its own) until
         cancelled, or until the node fails: then it raises NodeStopped."""
-        if self._running:
+        if self.core is not None:
             raise RaftInvariantError("RaftNode.run started twice")
-        self._running = True
+        await trio.to_thread.run_sync(self._recover)
         tick_s = self.raft_config.tick_interval_ms / 1000
         log.info("%s event=raft_node_started term=%d last=%d applied=%d voters=%s", self.id, self.core.term,
                  self.core.last_index(), self._applier.applied_index, ",".join(self.core.conf_state.voters))
         try:
             async with trio.open_nursery() as background:
                 self._background = background
+                self._running = True
                 task_status.started()
                 await self._loop(tick_s)
                 background.cancel_scope.cancel()  # failed: nothing more gets written
@@ -388,6 +393,24 @@ class RaftNode:
             self._fail_everything(NotLeader(None))
             self._running = False
         raise NodeStopped(f"{self.id} stopped: {self._failure!r}") from self._failure
+
+    def _recover(self) -> None:
+        """Restore the state machine from the snapshot and build the core from the log.
+        Slow for a large state or a long log: run() calls it on a worker thread, before
+        anything else may touch the node's storage or state machine."""
+        storage, machine = self.storage, self.state_machine
+        snapshot = storage.load_snapshot()
+        if snapshot is not None:
+            machine.restore(snapshot[1])
+            if machine.applied_index != snapshot[0].index:
+                raise RaftInvariantError(
+                    f"{self.id} snapshot at {snapshot[0].index} restored to applied {machine.applied_index}"
+                )
+        self._last_snapshot_index = storage.snapshot_meta().index
+        self.core = RaftCore(
+            self.id, storage, self.raft_config, self._rng, storage.hard_state(), machine.applied_index
+        )
+        self._term = self.core.term
 
     async def _loop(self, tick_s: float) -> None:
         """Tick the clock and take a turn whenever woken, until cancelled or failed."""
@@ -415,7 +438,11 @@ class RaftNode:
     def _turn_body(self) -> None:
         self._take_inputs()
         if self.core.has_ready():
-            self._handle_ready(self.core.ready())
+            rd = self.core.ready()
+            if rd.snapshot is None:
+                self._handle_ready(rd)
+            else:  # a leader's snapshot: slow, so its Ready is processed off this turn
+                self._background.start_soon(self._install_snapshot_ready, rd)
         if self._collectors:
             self._answer_collectors()
         if self._has_input() or self.core.has_ready():
@@ -532,17 +559,17 @@ class RaftNode:
         self.stats["entries_proposed"] += len(datas)
 
     # ----------------------------------------------------------------- the Ready contract
-    def _handle_ready(self, rd: Ready) -> None:
+    def _handle_ready(self, rd: Ready, restore: Callable[[], None] | None = None) -> None:
+        """Process a Ready by the contract; one carrying a snapshot arrives here with the
+        snapshot already durable and `restore`, which puts its state in place."""
         storage = self.storage
         # 0. A leader's appends leave now, so followers write while we do (thesis §10.2.1).
         if rd.early_messages:
             self._send(rd.early_messages)
-        # 1. Durable first: snapshot, then entries and hard state (one fdatasync).
-        if rd.snapshot is not None:
-            meta, data = rd.snapshot
-            storage.install_snapshot(meta, data)
-            self._last_snapshot_index = meta.index
-            self._bytes_since_snapshot = 0
+        # 1. Durable first: snapshot (done by _install_snapshot_ready), then entries and
+        # hard state (one fdatasync).
+        if (rd.snapshot is None) != (restore is None):
+            raise RaftInvariantError("a snapshot is installed by _install_snapshot_ready, and only a snapshot")
         if rd.entries or rd.hard_state is not None:
             storage.save(rd.hard_state, rd.entries)
         # 2. Only now may anything that depends on it leave.
@@ -552,9 +579,13 @@ class RaftNode:
             self._on_soft_state(rd.soft_state.term, rd.soft_state.leader_id, rd.soft_state.role)
         # 3. Apply.
         if rd.snapshot is not None:
-            self._applier.restore(rd.snapshot[1])
+            meta = rd.snapshot[0]
+            restore()
+            if self._applier.applied_index != meta.index:
+                raise RaftInvariantError(f"{self.id} snapshot at {meta.index} restored to {self._applier.applied_index}")
+            self._last_snapshot_index, self._bytes_since_snapshot = meta.index, 0
             self.stats["snapshots_restored"] += 1
-            self._proposals.fail_below(rd.snapshot[0].index + 1, NotLeader(self.core.leader_id))
+            self._proposals.fail_below(meta.index + 1, NotLeader(self.core.leader_id))
         for entry in rd.committed_entries:
             self._apply(entry)
         # 4. Reads.
@@ -680,7 +711,7 @@ class RaftNode:
         self._bytes_since_snapshot = 0
         self._background.start_soon(self._write_snapshot, meta, build)
 
-    async def _write_snapshot(self, meta: SnapshotMeta, build: Callable[[], bytes]) -> None:
+    async def _write_snapshot(self, meta: SnapshotMeta, build: Callable[[], SnapshotData]) -> None:
         storage = self.storage
         try:
             prepared = await trio.to_thread.run_sync(lambda: storage.prepare_snapshot(meta, build()))
@@ -693,20 +724,48 @@ class RaftNode:
         except Exception as exc:  # noqa: BLE001 - the state machine's builder broke: a bug
             self._stop(exc)
             return
-        self._guarded(lambda: self._publish_snapshot(prepared))
-        self._snapshot_writing = False
+        try:
+            async with self._snapshot_lock:
+                if self._failure is not None:
+                    return
+                if storage.snapshot_is_superseded(meta):  # a leader's, installed meanwhile
+                    storage.discard_snapshot(prepared)
+                    self.stats["snapshots_superseded"] += 1
+                    return
+                await trio.to_thread.run_sync(storage.place_snapshot, prepared)
+                storage.adopt_snapshot(prepared)
+                self._last_snapshot_index = max(self._last_snapshot_index, meta.index)
+                compact_to = meta.index - self.config.compaction_retain_entries
+                if compact_to >= storage.first_index():
+                    storage.compact(compact_to, remove_segments=False)  # a STATE record: quick
+                    await trio.to_thread.run_sync(storage.remove_segments, storage.detach_dead_segments())
+            self.stats["snapshots_taken"] += 1
+            log.info("%s event=raft_snapshot index=%d term=%d bytes=%d first_index=%d", self.id, meta.index,
+                     meta.term, len(prepared.data), storage.first_index())
+        except Exception as exc:  # noqa: BLE001 - storage, invariants: the node stops
+            self._stop(exc)
+        finally:
+            self._snapshot_writing = False
 
-    def _publish_snapshot(self, prepared: PreparedSnapshot) -> None:
-        """Back on the node's task: make the snapshot the durable one, then compact the log
-        behind it. A leader's snapshot installed meanwhile supersedes it."""
-        storage, meta = self.storage, prepared.meta
-        if not storage.publish_snapshot(prepared):
-            self.stats["snapshots_superseded"] += 1
+    async def _install_snapshot_ready(self, rd: Ready) -> None:
+        """Process a Ready carrying a leader's snapshot (Raft §7), its slow parts on
+        worker threads: write the snapshot and place it, rebase the log on it (a STATE
+        record, on this task), remove the segments it frees, decode the new state; only
+        then the rest of the Ready, by the contract (_handle_ready)."""
+        meta, data = rd.snapshot
+        storage = self.storage
+        try:
+            async with self._snapshot_lock:
+                prepared = await trio.to_thread.run_sync(storage.prepare_snapshot, meta, data)
+                await trio.to_thread.run_sync(storage.place_snapshot, prepared)
+                if self._failure is not None:
+                    return
+                storage.adopt_snapshot(prepared)
+                storage.rebase_on_snapshot()
+                await trio.to_thread.run_sync(storage.remove_segments, storage.detach_dead_segments())
+            restore = await trio.to_thread.run_sync(prepare_restore, self._applier, data)
+        except Exception as exc:  # noqa: BLE001 - storage, a snapshot the machine cannot read: stop
+            self._stop(exc)
             return
-        self._last_snapshot_index = max(self._last_snapshot_index, meta.index)
-        compact_to = meta.index - self.config.compaction_retain_entries
-        if compact_to >= storage.first_index():
-            storage.compact(compact_to)
-        self.stats["snapshots_taken"] += 1
-        log.info("%s event=raft_snapshot index=%d term=%d bytes=%d first_index=%d", self.id, meta.index,
-                 meta.term, len(prepared.data), storage.first_index())
+        self._guarded(lambda: self._handle_ready(rd, restore))
+        self._wakeup.set()  # what arrived meanwhile waits for the next turn

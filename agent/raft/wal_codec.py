@@ -198,28 +198,31 @@ SNAPSHOT_VERSION = 2
 _SNAPSHOT_HEAD = struct.Struct("<6sBQQI")
 
 
-def encode_snapshot(meta: SnapshotMeta, data: bytes) -> bytes:
+def encode_snapshot(meta: SnapshotMeta, data: bytes | bytearray | memoryview) -> list:
+    """The snapshot file's bytes as parts to write in order (the data itself is never
+    copied: it can be tens of MB)."""
     conf = encode_conf_state(meta.conf)
     head = _SNAPSHOT_HEAD.pack(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, meta.index, meta.term, len(conf))
     crc = zlib.crc32(data, zlib.crc32(conf, zlib.crc32(head)))
-    return b"".join((head, conf, data, _LENGTH.pack(crc)))  # one copy of a large state
+    return [head, conf, data, _LENGTH.pack(crc)]
 
 
-def decode_snapshot(blob: bytes) -> tuple[SnapshotMeta, bytes] | None:
-    """The snapshot in `blob`, or None if it is damaged in any way."""
+def decode_snapshot(blob: bytes) -> tuple[SnapshotMeta, memoryview] | None:
+    """The snapshot in `blob` (its data a view into `blob`), or None if it is damaged."""
     if len(blob) < _SNAPSHOT_HEAD.size + _LENGTH.size:
         return None
-    body, (crc,) = blob[: -_LENGTH.size], _LENGTH.unpack_from(blob, len(blob) - _LENGTH.size)
+    view = memoryview(blob)
+    body, (crc,) = view[: -_LENGTH.size], _LENGTH.unpack_from(blob, len(blob) - _LENGTH.size)
     if zlib.crc32(body) != crc:
         return None
-    magic, version, index, term, conf_length = _SNAPSHOT_HEAD.unpack_from(body, 0)
+    magic, version, index, term, conf_length = _SNAPSHOT_HEAD.unpack_from(blob, 0)
     if magic != SNAPSHOT_MAGIC or version != SNAPSHOT_VERSION:
         return None
     conf_end = _SNAPSHOT_HEAD.size + conf_length
     if conf_end > len(body):
         return None
     try:
-        conf = decode_conf_state(body[_SNAPSHOT_HEAD.size : conf_end])
+        conf = decode_conf_state(bytes(body[_SNAPSHOT_HEAD.size : conf_end]))
     except ValueError:
         return None
     return SnapshotMeta(index, term, conf), body[conf_end:]

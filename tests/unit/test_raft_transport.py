@@ -29,7 +29,7 @@ from agent.raft.node import NodeConfig, RaftNode, bootstrap_storage
 from agent.raft.segments import Segment
 from agent.raft.storage import RaftStorage, StorageConfig
 from agent.raft.transport import RaftServicer, RaftTransport, TransportConfig, message_size
-from agent.raft.types import Entry, EntryKind, SnapshotMeta
+from agent.raft.types import Entry, EntryKind, HardState, SnapshotMeta
 from agent.rpc import raft_pb2, raft_pb2_grpc
 
 FAST = TransportConfig(rpc_timeout_s=0.5, backoff_initial_s=0.01, backoff_max_s=0.05)
@@ -503,10 +503,15 @@ class Cluster:
     async def start(self, node_id: str, voters, peers: dict[str, str] | None = None):
         """Start a node; `voters` bootstrap an empty storage (None: a node that joins);
         `peers` are the addresses its transport starts with (default: every node's)."""
-        storage = RaftStorage.open(self.tmp_path / node_id, StorageConfig(node_id=node_id))
         store = KvStore()
-        if voters:
-            bootstrap_storage(storage, voters, store.snapshot())
+
+        def open_storage() -> RaftStorage:  # as agentd does: recovery reads the whole log
+            storage = RaftStorage.open(self.tmp_path / node_id, StorageConfig(node_id=node_id))
+            if voters:
+                bootstrap_storage(storage, voters, store.snapshot())
+            return storage
+
+        storage = await trio.to_thread.run_sync(open_storage)
         if peers is None:
             peers = {n: self.address(n) for n in self.ports}
         transport = RaftTransport(node_id, peers, FAST, rng=random.Random(node_id))
@@ -934,3 +939,103 @@ async def test_wait_status_change_follows_a_leader_change(nursery, tmp_path):
         while seen.leader_id in (leader.id, None):
             seen = await follower.wait_status_change(seen)
     assert seen.term > leader.term and seen == follower.soft_state
+
+
+class LoopWatch:
+    """How long the Trio thread kept a task that wants to run every millisecond waiting:
+    what SWIM, sharing the thread in agentd, would see (its probe timeout is 80 ms)."""
+
+    def __init__(self) -> None:
+        self.gaps: list[tuple[float, float]] = []  # (when the wait ended, how much longer than asked)
+
+    async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        last = trio.current_time()
+        while True:
+            await trio.sleep(0.001)
+            now = trio.current_time()
+            self.gaps.append((now, now - last - 0.001))
+            last = now
+
+    def longest_s(self, start: float, end: float) -> float:
+        """The longest wait that overlapped [start, end]."""
+        return max((gap for when, gap in self.gaps if when >= start and when - gap <= end), default=0.0)
+
+
+# The longest the Trio thread may be kept waiting while the node does slow work: SWIM's
+# probe timeout (80 ms). Measured here: 10-15 ms during a snapshot install (a worker
+# thread holds the GIL for up to a few of its 5 ms switch intervals), up to 55 ms during
+# a long recovery on a loaded 2-CPU machine (the CPU, not the GIL: our worker thread
+# competes with every other process for it). The same work done on the Trio thread
+# stalls it for all of its 100 ms to 2 s.
+MAX_STALL_S = 0.08
+
+
+async def test_installing_a_large_snapshot_never_stalls_the_trio_thread(nursery, tmp_path, monkeypatch):
+    """Raft §7 on a follower, with 100,000 keys: the snapshot is written, placed and decoded
+    on worker threads, so the loop keeps turning and heartbeats keep the follower quiet."""
+    config = replace(NodeConfig(), snapshot_every_entries=50, compaction_retain_entries=5)
+    cluster = Cluster(nursery, tmp_path, node_config=config)
+    await cluster.start_all()
+    leader = await cluster.leader()
+    lagging = next(i for i in cluster.ids if i != leader.id)
+    await cluster.stop(lagging)
+    keys = 100_000
+    for first in range(0, keys, 10_000):
+        await leader.propose_many([encode_put("c", k + 1, f"key-{k:07d}", "v" * 200) for k in range(first, first + 10_000)])
+    await wait_for(lambda: leader.storage.snapshot_meta().index > 50 and leader.storage.first_index() > 1)
+    leader_changes = leader.leader_changes
+    installs: list[tuple[float, float]] = []
+    install = RaftNode._install_snapshot_ready
+
+    async def timed_install(node, rd):
+        started = trio.current_time()
+        await install(node, rd)
+        installs.append((started, trio.current_time()))
+
+    monkeypatch.setattr(RaftNode, "_install_snapshot_ready", timed_install)
+    watch = LoopWatch()
+    async with trio.open_nursery() as watching:
+        await watching.start(watch.run)
+        await cluster.start(lagging, voters=None)
+        node = cluster.nodes[lagging]
+        with trio.fail_after(30):
+            await node.wait_applied(leader.core.commit_index)
+        watching.cancel_scope.cancel()
+    assert node.stats["snapshots_restored"] == 1 and len(cluster.stores[lagging].data) == keys
+    # Heartbeats kept flowing: no election, the follower in the leader's term.
+    assert leader.is_leader() and leader.leader_changes == leader_changes and node.term == leader.term
+    [(started, ended)] = installs
+    longest = watch.longest_s(started, ended)
+    print(f"install of {len(leader.storage.snapshot_data())} bytes took {1000 * (ended - started):.0f} ms; "
+          f"longest stall of the Trio thread meanwhile {longest * 1000:.1f} ms")
+    assert ended - started > MAX_STALL_S  # long enough that a stall would show
+    assert longest < MAX_STALL_S
+
+
+async def test_recovering_a_long_log_at_start_never_stalls_the_trio_thread(tmp_path):
+    """Opening the storage (on a worker thread, as python -m agent.raft does) and the node's
+    own recovery (restoring the snapshot, reading the log: run() does it on a worker
+    thread) take long for a long log; the Trio thread goes on meanwhile."""
+    path, entries = tmp_path / "n1", 100_000
+    with RaftStorage.open(path, StorageConfig(node_id="n1")) as storage:
+        bootstrap_storage(storage, ["n1", "n2", "n3"], KvStore().snapshot())
+        for first in range(1, entries + 1, 10_000):
+            batch = [Entry(i, 1, EntryKind.NORMAL, encode_put("c", i, f"k{i}", "v" * 64)) for i in range(first, first + 10_000)]
+            storage.save(HardState(1, "n2", 0), batch)
+    watch = LoopWatch()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(watch.run)
+        started = trio.current_time()
+        storage = await trio.to_thread.run_sync(RaftStorage.open, path, StorageConfig(node_id="n1"))
+        node = RaftNode("n1", storage, KvStore(), lambda messages: None, TEST_RAFT)
+        await nursery.start(node.run)
+        ended = trio.current_time()
+        nursery.cancel_scope.cancel()
+    storage.close()
+    assert node.core.last_index() == entries and node.core.term == 1
+    longest = watch.longest_s(started, ended)
+    print(f"recovery of {entries} entries took {1000 * (ended - started):.0f} ms; "
+          f"longest stall of the Trio thread meanwhile {longest * 1000:.1f} ms")
+    assert ended - started > MAX_STALL_S  # long enough that a stall would show
+    assert longest < MAX_STALL_S
