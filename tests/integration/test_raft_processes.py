@@ -480,3 +480,20 @@ def test_a_config_entry_of_garbage_is_refused_before_anything_is_appended(cluste
     assert all(node.alive for node in cluster3.nodes.values()), cluster3.logs()
     cluster3.put("c", 2, "k", "w", start=leader)
     assert cluster3.get("k", start=follower) == "w"
+
+
+def test_a_sender_outside_the_configuration_is_refused_and_counted(cluster3):
+    """A well-formed batch from 'evil', a node no configuration names: its heartbeat of a
+    higher term and its append reach the node and are refused there, changing nothing."""
+    leader = cluster3.wait_leader()
+    follower = _follower_of(cluster3, leader)
+    before = cluster3.status(follower)
+    forged = [Heartbeat("evil", follower, before.term + 5, before.commit_index),
+              AppendEntries("evil", follower, before.term + 5, before.last_index, before.term, (), 0)]
+    ack = cluster3.send_raw(follower, forged, src="evil")
+    assert (ack.accepted, ack.rejected) == (2, 0)  # well formed: the core judges the sender
+    after = cluster3.status(follower)
+    assert after.counters["dropped_not_member"] == 2
+    assert (after.term, after.leader_id) == (before.term, leader)
+    cluster3.put("c", 1, "still", "led", start=leader)
+    assert cluster3.status(leader).role == "leader"
