@@ -10,7 +10,8 @@ known to the others (`RaftTransport.add_peer` on both sides) the leader adds it 
 `add_learner` and it takes the log (or a snapshot) from the leader.
 
 Rules it keeps:
-- The core is touched only in `_turn`, which never awaits, so turns never interleave.
+- The core is touched only in `_turn` (and when a snapshot's Ready is finished), never
+  across an await, so turns never interleave.
   Callers queue requests (proposals, reads, admin calls, peer messages) and wait on
   their own waiter. The run task ticks the clock and takes a turn whenever woken, so
   proposals and reads queued meanwhile share one turn (one entry, one heartbeat
@@ -128,7 +129,9 @@ def bootstrap_storage(storage: RaftStorage, voters: Sequence[str], initial_state
 
 
 class RaftNode:
-    """One Raft node driven by Trio. Start it with `await nursery.start(node.run)`."""
+    """One Raft node driven by Trio. Start it with `await nursery.start(node.run)`: run()
+    recovers the node (on a worker thread) before it reports started; `core`, `status()`
+    and the calls that need them are for a started node."""
 
     def __init__(
         self,

@@ -28,6 +28,8 @@ Rules it keeps:
   new stream. A peer answering UNIMPLEMENTED gets unary `Send`s from then on.
 - Nothing a peer sends crashes the node: a malformed, misaddressed or unknown message
   is counted (`stats`) and dropped; the rest of its batch is still delivered.
+- Peers come and go at run time (`add_peer`, `remove_peer`); a peer that moves to a new
+  address keeps its queue and batch numbering, and its old channel and loop close.
 - Every counter lives in `stats` (a Counter); log lines are `<node> key=value`.
 """
 
