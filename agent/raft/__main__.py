@@ -9,8 +9,13 @@ Transfer and ChangeMember) that the process tests and the benchmark use.
 
 Rules: a brand-new data directory is bootstrapped with the voters named by --peers
 (unless --join); a used one always recovers what it holds. SIGTERM/SIGINT stop the node
-cleanly; SIGKILL is what the tests use to crash it. Client errors travel as a KvStatus
-in the reply, with the leader's id and address when this node is not the leader.
+cleanly (exit 0); SIGKILL is what the tests use to crash it. A data directory the node
+cannot run from (damaged, unusable, or open in another process) is named in one log
+line and the process exits with EXIT_STORAGE_UNUSABLE, before serving anything; a node
+that stops while running (its storage failed) has said why in one line and the
+process exits with EXIT_NODE_STOPPED, never staying up half alive. Client
+errors travel as a KvStatus in the reply, with the leader's id and address when this
+node is not the leader.
 """
 
 from __future__ import annotations
@@ -28,11 +33,12 @@ from agent.affinity import parse_cpu, pin_to_cpu
 from agent.grpcbridge import TrioGrpcServer
 from agent.grpcbridge.errors import InvalidArgument
 from agent.logsetup import configure_logging
-from agent.raft.errors import NotLeader, RaftError, TransferInProgress
+from agent.raft.errors import NodeStopped, NotLeader, RaftError, TransferInProgress
 from agent.raft.kv import KvError, KvStore, encode_put
-from agent.raft.node import NODE_RAFT_CONFIG, NodeConfig, RaftNode, bootstrap_storage
-from agent.raft.storage import RaftStorage, StorageConfig
-from agent.raft.transport import LAN_TRANSPORT, RaftServicer, RaftTransport
+from agent.raft.config import RaftConfig
+from agent.raft.node import NodeConfig, RaftNode, bootstrap_storage
+from agent.raft.storage import RaftStorage, StorageConfig, StorageError
+from agent.raft.transport import RaftServicer, RaftTransport, TransportConfig
 from agent.rpc import raft_pb2 as pb
 from agent.rpc import raft_pb2_grpc as pb_grpc
 
@@ -42,6 +48,10 @@ log = logging.getLogger("agent.raft.main")
 DEFAULT_REQUEST_TIMEOUT_S = 2.0
 # Keys the Bench RPC cycles over, so a long benchmark does not grow the store without bound.
 BENCH_KEYSPACE = 10_000
+# The data directory cannot be used: nothing was served, restarting will not help.
+EXIT_STORAGE_UNUSABLE = 3
+# The node stopped while running (its storage failed, or a bug): see its last log line.
+EXIT_NODE_STOPPED = 4
 
 
 def parse_peers(text: str) -> dict[str, str]:
@@ -244,9 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--listen", required=True, help="host:port for RaftService and KvService")
     parser.add_argument("--peers", required=True, help="id=host:port,... of every node, this one included")
     parser.add_argument("--join", action="store_true", help="do not bootstrap: wait to be added as a learner")
-    parser.add_argument("--tick-ms", type=int, default=NODE_RAFT_CONFIG.tick_interval_ms)
-    parser.add_argument("--election-ticks", type=int, default=NODE_RAFT_CONFIG.election_timeout_ticks)
-    parser.add_argument("--heartbeat-ticks", type=int, default=NODE_RAFT_CONFIG.heartbeat_interval_ticks)
+    parser.add_argument("--tick-ms", type=int, default=RaftConfig().tick_interval_ms)
+    parser.add_argument("--election-ticks", type=int, default=RaftConfig().election_timeout_ticks)
+    parser.add_argument("--heartbeat-ticks", type=int, default=RaftConfig().heartbeat_interval_ticks)
     parser.add_argument("--snapshot-every", type=int, default=NodeConfig().snapshot_every_entries,
                         help="entries applied between state-machine snapshots")
     parser.add_argument("--retain", type=int, default=NodeConfig().compaction_retain_entries,
@@ -258,12 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def serve(args: argparse.Namespace) -> int:
+    """Run the node until a signal or a failure stops it; the process's exit status."""
     peers = parse_peers(args.peers)
     if args.id not in peers:
         raise SystemExit(f"--id {args.id} is not among --peers")
     raft_config = replace(
-        NODE_RAFT_CONFIG,
+        RaftConfig(),
         tick_interval_ms=args.tick_ms,
         election_timeout_ticks=args.election_ticks,
         heartbeat_interval_ticks=args.heartbeat_ticks,
@@ -272,30 +283,50 @@ async def serve(args: argparse.Namespace) -> None:
         NodeConfig(), snapshot_every_entries=args.snapshot_every, compaction_retain_entries=args.retain,
         pack_commands=not args.no_pack,
     )
-    storage = RaftStorage.open(args.data_dir, StorageConfig(node_id=args.id))
-    try:
-        store = KvStore()
+    store = KvStore()
+
+    def open_storage() -> RaftStorage:
+        storage = RaftStorage.open(args.data_dir, StorageConfig(node_id=args.id))
         if not args.join and bootstrap_storage(storage, sorted(peers), store.snapshot()):
             log.info("%s event=raft_bootstrapped voters=%s", args.id, ",".join(sorted(peers)))
-        transport = RaftTransport(args.id, peers, LAN_TRANSPORT)
+        return storage
+
+    try:  # recovery reads the whole log: not on the Trio thread
+        storage = await trio.to_thread.run_sync(open_storage)
+    except StorageError as exc:
+        log.error("%s event=raft_storage_unusable error=%s: %s", args.id, type(exc).__name__, exc)
+        return EXIT_STORAGE_UNUSABLE
+    try:
+        transport_config = TransportConfig()
+        transport = RaftTransport(args.id, peers, transport_config)
         node = RaftNode(args.id, storage, store, transport.send, raft_config, node_config)
         transport.deliver = node.receive
         server = TrioGrpcServer(node_id=args.id)
-        server.add_service(pb_grpc.add_RaftServiceServicer_to_server, RaftServicer(args.id, node.exchange,
-                                                                                   transport.stats, LAN_TRANSPORT))
+        servicer = RaftServicer(args.id, node.exchange, transport.stats, transport_config)
+        server.add_service(pb_grpc.add_RaftServiceServicer_to_server, servicer)
         server.add_service(pb_grpc.add_KvServiceServicer_to_server, KvServicer(node, store, transport, peers))
-        async with trio.open_nursery() as nursery:
-            await nursery.start(transport.run)
-            await nursery.start(node.run)
-            port = await nursery.start(server.run, args.listen)
-            log.info("%s event=raft_process_ready listen=%s port=%d", args.id, args.listen, port)
-            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async for signum in signals:
-                    log.info("%s event=raft_process_stopping signal=%d", args.id, signum)
-                    nursery.cancel_scope.cancel()
-                    break
+        stopped = False
+        try:
+            await _serve_node(args, node, transport, server)
+        except* NodeStopped:
+            stopped = True  # the node logged why, in one line
     finally:
         storage.close()
+    return EXIT_NODE_STOPPED if stopped else 0
+
+
+async def _serve_node(args: argparse.Namespace, node: RaftNode, transport: RaftTransport,
+                      server: TrioGrpcServer) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(transport.run)
+        await nursery.start(node.run)
+        port = await nursery.start(server.run, args.listen)
+        log.info("%s event=raft_process_ready listen=%s port=%d", args.id, args.listen, port)
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("%s event=raft_process_stopping signal=%d", args.id, signum)
+                nursery.cancel_scope.cancel()
+                break
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,8 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cpu is not None:
         pin_to_cpu(args.cpu)
     configure_logging(args.id, args.log_level)
-    trio.run(serve, args)
-    return 0
+    return trio.run(serve, args)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Batch entries: many client commands in one Raft log entry, and snapshot capture.
 
 Owns: the encoding of a batch entry (`encode_batch`, `decode_batch`), `CommandBatches`,
-the StateMachine wrapper that applies a batch entry command by command, and
-`capture_snapshot`, which takes a state machine's state for a snapshot built later.
+the StateMachine wrapper that applies a batch entry command by command,
+`capture_snapshot`, which takes a state machine's state for a snapshot built later, and
+`prepare_restore`, which decodes a snapshot for a state machine to put in place later.
 
 Rules: a batch entry is BATCH_MARK followed by a msgpack list of byte strings; no
 msgpack-encoded command can start with that mark, so a plain command is never mistaken
@@ -20,7 +21,7 @@ import msgpack
 from agent.raft.statemachine import StateMachine
 from agent.raft.types import Entry, EntryKind
 
-__all__ = ["BATCH_MARK", "CommandBatches", "capture_snapshot", "decode_batch", "encode_batch"]
+__all__ = ["BATCH_MARK", "CommandBatches", "capture_snapshot", "decode_batch", "encode_batch", "prepare_restore"]
 
 # 0xc1 is the one byte msgpack never uses, so no msgpack-encoded command starts with it.
 BATCH_MARK = b"\xc1"
@@ -93,6 +94,9 @@ class CommandBatches:
     def restore(self, data: bytes) -> None:
         self.inner.restore(data)
 
+    def restore_builder(self, data: bytes) -> Callable[[], None]:
+        return prepare_restore(self.inner, data)
+
 
 def capture_snapshot(machine: StateMachine) -> Callable[[], bytes]:
     """The machine's state as of now, serialized by the function returned: with its
@@ -103,3 +107,13 @@ def capture_snapshot(machine: StateMachine) -> Callable[[], bytes]:
         return builder()
     data = machine.snapshot()
     return lambda: data
+
+
+def prepare_restore(machine: StateMachine, data: bytes) -> Callable[[], None]:
+    """Decode a snapshot for `machine` now (call it on a worker thread) and return what
+    puts it in place (call that on the node's task): with the machine's
+    `restore_builder` when it has one, else the whole `restore` waits for that call."""
+    builder = getattr(machine, "restore_builder", None)
+    if builder is not None:
+        return builder(data)
+    return lambda: machine.restore(data)

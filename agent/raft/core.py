@@ -3,8 +3,11 @@
 Owns: elections (randomized timeouts, PreVote, CheckQuorum), log replication
 (batched, pipelined AppendEntries with a bounded window, fast back-off on conflicts),
 commitment, snapshots sent in chunks, learners and single-server membership changes,
-leadership transfer and ReadIndex reads. Section numbers refer to the Raft paper
-("Raft §5.3") and Ongaro's thesis ("thesis §6.4").
+leadership transfer and ReadIndex reads. Its parts live beside it, as etcd-io/raft
+splits them: the log it reads and appends to (raftlog.py), what a leader knows of each
+follower (progress.py), ReadIndex bookkeeping (readonly.py) and membership changes
+(confchange.py). Section numbers refer to the Raft paper ("Raft §5.3") and Ongaro's
+thesis ("thesis §6.4").
 
 Rules this module keeps:
 - No I/O, no clock, no randomness of its own. Time is `tick()`; randomness is the
@@ -35,20 +38,45 @@ Rules this module keeps:
   term the proposal got* (`term` right after proposing). When `soft_state` shows the
   node is no longer leader (or its term changed), the caller fails its pending
   proposals with NotLeader: the outcome is unknown and clients retry with sessions.
-- Bad input from a peer (malformed, stale term, unknown sender) is counted in `stats`
-  and dropped. A broken internal invariant raises RaftInvariantError.
+- Bad input from a peer (malformed, stale term, a sender that may not send) is
+  counted in `stats` and dropped. A broken internal invariant raises RaftInvariantError.
+- WHO MAY SEND (thesis §4). Refusing a message is never unsafe (it is a lost message),
+  so the rule is about liveness: refuse strangers, accept whom the node needs.
+    * The members of every configuration that is, or may again be, in effect here --
+      the newest committed one and every later one, which a truncation may revert --
+      may send anything. A node removed by a committed change is no member: its vote
+      requests can no longer disturb anyone, and a leader removing itself keeps
+      being heard until its removal commits.
+    * Anyone else is refused and counted (`dropped_not_member`), except a leader's
+      messages (AppendEntries, Heartbeat, InstallSnapshot) in two cases. A node that
+      holds no configuration at all (brand new, joining as a learner) cannot judge
+      who leads: it takes them from whoever sends, as plain Raft would. And a leader
+      newer than this node's configuration (added by entries it has not received yet)
+      proves it is ahead: an AppendEntries whose commit passes ours (that leader
+      committed the entry that added it, which we lack; log matching still checks
+      every entry) or an InstallSnapshot past our commit is taken. Such a leader's
+      heartbeats are refused (their commit is not checked against the log), so a
+      probe left unanswered is sent again after a few heartbeat intervals.
+  Without authentication this keeps out confused and removed nodes, not forgers.
 """
 
 from __future__ import annotations
 
 import enum
-import json
 import logging
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
+from agent.raft.confchange import (
+    ConfChange,
+    ConfChangeKind,
+    ConfigHistory,
+    changed_conf,
+    decode_conf_state,
+    encode_conf_state,
+)
 from agent.raft.config import RaftConfig
 from agent.raft.errors import (
     ConfChangeRejected,
@@ -58,7 +86,7 @@ from agent.raft.errors import (
     SnapshotUnavailable,
     TransferInProgress,
 )
-from agent.raft.memlog import LogReader, cut_by_bytes
+from agent.raft.memlog import LogReader
 from agent.raft.messages import (
     AppendEntries,
     AppendResponse,
@@ -74,23 +102,15 @@ from agent.raft.messages import (
     VoteResponse,
     validate,
 )
-from agent.raft.types import ConfState, Entry, EntryKind, HardState, SnapshotMeta
+from agent.raft.progress import Progress, ProgressState
+from agent.raft.raftlog import RaftLog
+from agent.raft.readonly import ReadOnly, ReadState
+from agent.raft.types import NUMBER_LIMIT, ConfState, Entry, EntryKind, HardState, SnapshotMeta
 
 if TYPE_CHECKING:
     import random  # only the type: the caller injects the generator
 
-__all__ = [
-    "ConfChange",
-    "ConfChangeKind",
-    "LogReader",
-    "RaftCore",
-    "ReadState",
-    "Ready",
-    "Role",
-    "SoftState",
-    "decode_conf_state",
-    "encode_conf_state",
-]
+__all__ = ["RaftCore", "Ready", "Role", "SoftState"]
 
 _logger = logging.getLogger("agent.raft")
 
@@ -100,36 +120,6 @@ class Role(enum.IntEnum):
     PRE_CANDIDATE = 1
     CANDIDATE = 2
     LEADER = 3
-
-
-class ConfChangeKind(enum.IntEnum):
-    ADD_LEARNER = 0
-    PROMOTE = 1  # learner -> voter, only once it has caught up
-    REMOVE = 2  # voter or learner leaves
-
-
-@dataclass(frozen=True, slots=True)
-class ConfChange:
-    kind: ConfChangeKind
-    node_id: str
-
-
-def encode_conf_state(conf: ConfState) -> bytes:
-    """The data of a CONFIG entry: the whole new membership."""
-    return json.dumps({"voters": list(conf.voters), "learners": list(conf.learners)}).encode()
-
-
-def decode_conf_state(data: bytes) -> ConfState:
-    obj = json.loads(data)
-    return ConfState(voters=tuple(obj["voters"]), learners=tuple(obj["learners"]))
-
-
-@dataclass(frozen=True, slots=True)
-class ReadState:
-    """A read identified by `context` may be served once applied >= `index` (thesis §6.4)."""
-
-    context: bytes
-    index: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,137 +146,12 @@ class Ready:
     soft_state: SoftState | None = None
 
 
-class _ProgressState(enum.IntEnum):
-    PROBE = 0  # one append at a time until the follower's match point is found
-    REPLICATE = 1  # optimistic: next advances as appends go out, up to the inflight bound
-    SNAPSHOT = 2  # an InstallSnapshot transfer is under way
-
-
-class _Progress:
-    """What the leader knows of one follower (Raft §5.3 nextIndex/matchIndex)."""
-
-    __slots__ = (
-        "match",
-        "next",
-        "state",
-        "inflight",
-        "paused",
-        "recent_active",
-        "snap_index",
-        "snap_offset",
-        "snap_idle_ticks",
-    )
-
-    def __init__(self, next_index: int) -> None:
-        self.match = 0
-        self.next = next_index
-        self.state = _ProgressState.PROBE
-        self.inflight: deque[int] = deque()  # last index of each append in flight
-        self.paused = False  # PROBE: an append is out, wait for its answer or a heartbeat ack
-        self.recent_active = False
-        self.snap_index = 0
-        self.snap_offset = 0
-        self.snap_idle_ticks = 0  # heartbeats since the follower last answered a chunk
-
-    def become_probe(self) -> None:
-        self.state = _ProgressState.PROBE
-        self.next = self.match + 1
-        self.paused = False
-        self.inflight.clear()
-
-
-@dataclass(slots=True)
-class _PendingRead:
-    seq: int  # the ReadIndex round that must be acknowledged by a quorum
-    context: bytes
-    origin: str  # node to answer (this node for local reads)
-    index: int  # commit index when the read arrived
-
-
-class _RaftLog:
-    """The durable log (through LogReader) plus entries and a snapshot not yet persisted."""
-
-    __slots__ = ("storage", "unstable", "offset", "pending_snapshot")
-
-    def __init__(self, storage: LogReader) -> None:
-        self.storage = storage
-        self.unstable: list[Entry] = []
-        self.offset = storage.last_index() + 1  # index of unstable[0]
-        self.pending_snapshot: tuple[SnapshotMeta, bytes] | None = None
-
-    def last_index(self) -> int:
-        return self.offset + len(self.unstable) - 1
-
-    def durable_index(self) -> int:
-        """The last index the caller has made durable (0 while a snapshot is pending)."""
-        return 0 if self.pending_snapshot is not None else self.offset - 1
-
-    def first_index(self) -> int:
-        if self.pending_snapshot is not None:
-            return self.pending_snapshot[0].index + 1
-        return self.storage.first_index()
-
-    def snapshot_meta(self) -> SnapshotMeta:
-        if self.pending_snapshot is not None:
-            return self.pending_snapshot[0]
-        return self.storage.snapshot_meta()
-
-    def term_at(self, index: int) -> int | None:
-        if index >= self.offset:
-            k = index - self.offset
-            return self.unstable[k].term if k < len(self.unstable) else None
-        if self.pending_snapshot is not None:
-            meta = self.pending_snapshot[0]
-            return meta.term if index == meta.index else None
-        return self.storage.term_at(index)
-
-    def entries(self, lo: int, hi: int, max_bytes: int | None) -> list[Entry]:
-        """Entries [lo, hi) cut by bytes (at least one). Raises SnapshotUnavailable below the log."""
-        if lo >= hi:
-            return []
-        if lo < self.first_index():
-            raise SnapshotUnavailable(f"index {lo} compacted")
-        if hi > self.last_index() + 1:
-            raise RaftInvariantError(f"entries to {hi} beyond last {self.last_index()}")
-        offset = self.offset
-        if lo >= offset:
-            return cut_by_bytes(self.unstable[lo - offset : hi - offset], max_bytes)
-        stored = self.storage.entries(lo, min(hi, offset), max_bytes)
-        if hi <= offset or len(stored) < offset - lo:
-            return stored
-        return cut_by_bytes(stored + self.unstable[: hi - offset], max_bytes)
-
-    def append(self, entries: list[Entry] | tuple[Entry, ...]) -> None:
-        first = entries[0].index
-        offset = self.offset
-        if first == offset + len(self.unstable):
-            self.unstable.extend(entries)
-        elif first <= offset:
-            floor = self.pending_snapshot[0].index if self.pending_snapshot else 0
-            if first <= floor:
-                raise RaftInvariantError(f"append at {first} below snapshot {floor}")
-            self.unstable = list(entries)
-            self.offset = first
-        else:
-            del self.unstable[first - offset :]
-            self.unstable.extend(entries)
-
-    def stable_to(self, index: int, term: int) -> None:
-        if index >= self.offset and self.term_at(index) == term:
-            del self.unstable[: index - self.offset + 1]
-            self.offset = index + 1
-
-    def restore(self, meta: SnapshotMeta, data: bytes) -> None:
-        self.pending_snapshot = (meta, data)
-        self.unstable = []
-        self.offset = meta.index + 1
-
-
 _LEADER_MESSAGES = (AppendEntries, Heartbeat, InstallSnapshot)
 _kind_of = attrgetter("kind")
-# Snapshot chunks go stop-and-wait; an unanswered chunk is sent again after this many
-# heartbeat intervals (a lost chunk or answer must not stall the transfer).
-_SNAPSHOT_RESEND_HEARTBEATS = 3
+# Snapshot chunks and probes go stop-and-wait; one left unanswered is sent again after
+# this many heartbeat intervals (a lost message or answer must not stall replication; a
+# probe is otherwise released by a heartbeat ack, which a follower may refuse).
+_RESEND_HEARTBEATS = 3
 
 
 class RaftCore:
@@ -309,9 +174,12 @@ class RaftCore:
         self.id = node_id
         self.config = config
         self._rng = rng
-        self._log = _RaftLog(storage)
+        self._log = RaftLog(storage)
         self.stats: Counter[str] = Counter()
         meta = storage.snapshot_meta()
+        if not 0 <= hard_state.term < NUMBER_LIMIT or storage.last_index() >= NUMBER_LIMIT:
+            raise RaftInvariantError(f"{node_id} starts at term {hard_state.term}, last index "
+                                     f"{storage.last_index()}: at or past the limit {NUMBER_LIMIT}")
         self.term = hard_state.term
         self.voted_for = hard_state.voted_for
         self.commit_index = max(hard_state.commit, meta.index)
@@ -324,7 +192,7 @@ class RaftCore:
 
         # Membership (thesis §4.1): a configuration takes effect once appended, so it
         # is the newest CONFIG entry in the log, else the snapshot's.
-        self._conf_history: list[tuple[int, ConfState]] = [(meta.index, meta.conf)]
+        self._confs = ConfigHistory(meta.index, meta.conf)
         # Storage may keep entries below its snapshot: only those after it count.
         # Scanned in bounded batches so a long log is never held in memory at once.
         lo, end = max(storage.first_index(), meta.index + 1), storage.last_index() + 1
@@ -332,9 +200,14 @@ class RaftCore:
             batch = storage.entries(lo, min(end, lo + 4096), None)
             for entry in batch:
                 if entry.kind == EntryKind.CONFIG:
-                    self._conf_history.append((entry.index, decode_conf_state(entry.data)))
+                    try:
+                        conf = decode_conf_state(entry.data)
+                    except ValueError as exc:  # every appended CONFIG entry was checked first
+                        raise RaftInvariantError(f"{node_id} CONFIG entry {entry.index}: {exc}") from exc
+                    self._confs.add(entry.index, conf)
             lo += len(batch)
-        self._known: set[str] = set()
+        self._senders: frozenset[str] = frozenset()  # who may send (see WHO MAY SEND)
+        self._senders_change_at: int | None = None  # ... until commit reaches this index
         self.voters: frozenset[str] = frozenset()
         self.learners: frozenset[str] = frozenset()
         self._voter_list: tuple[str, ...] = ()
@@ -346,16 +219,11 @@ class RaftCore:
         self._heartbeat_elapsed = 0
         self._randomized_timeout = 0
         self._votes: dict[str, bool] = {}
-        self._progress: dict[str, _Progress] = {}
+        self._progress: dict[str, Progress] = {}
         self._transferee: str | None = None
         self._snapshot_rx: tuple[SnapshotMeta, bytearray] | None = None
 
-        # ReadIndex (thesis §6.4)
-        self._read_seq = 0  # last round number sent
-        self._read_round_needed = False
-        self._read_acks: dict[str, int] = {}
-        self._pending_reads: deque[_PendingRead] = deque()
-        self._reads_awaiting_term_commit: list[tuple[bytes, str]] = []
+        self._reads = ReadOnly()  # a leader's ReadIndex rounds (thesis §6.4)
 
         # output buffers
         self._msgs: list[Message] = []
@@ -367,18 +235,18 @@ class RaftCore:
         self._prev_hard = HardState(self.term, self.voted_for, self.commit_index)
         self._prev_soft = SoftState(self.term, None, Role.FOLLOWER)
 
-        self._apply_conf(self._conf_history[-1][1])
+        self._apply_conf(self._confs.latest)
         self._become_follower(self.term, None)
 
     # ------------------------------------------------------------------ queries
     @property
     def conf_state(self) -> ConfState:
-        return self._conf_history[-1][1]
+        return self._confs.latest
 
     @property
     def conf_index(self) -> int:
         """Index of the entry (or snapshot) that set the current configuration."""
-        return self._conf_history[-1][0]
+        return self._confs.latest_index
 
     def last_index(self) -> int:
         return self._log.last_index()
@@ -407,12 +275,9 @@ class RaftCore:
         if index > self.applied_index:
             raise RaftError(f"cannot snapshot {index}: applied is {self.applied_index}")
         term = self._log.term_at(index)
-        if term is None or index < self._conf_history[0][0]:
+        conf = self._confs.at(index)
+        if term is None or conf is None:
             raise SnapshotUnavailable(f"index {index} is no longer in the log")
-        conf = self._conf_history[0][1]
-        for conf_index, candidate in self._conf_history:
-            if conf_index <= index:
-                conf = candidate
         return SnapshotMeta(index=index, term=term, conf=conf)
 
     def progress_match(self, node_id: str) -> int | None:
@@ -461,33 +326,12 @@ class RaftCore:
             raise ConfChangeRejected("a membership change is still uncommitted")
         if self._log.term_at(self.commit_index) != self.term:
             raise ConfChangeRejected("no entry of this term committed yet")
-        conf = self.conf_state
-        node = change.node_id
-        voters, learners = list(conf.voters), list(conf.learners)
-        if change.kind == ConfChangeKind.ADD_LEARNER:
-            if node in voters or node in learners:
-                raise ConfChangeRejected(f"{node} is already a member")
-            learners.append(node)
-        elif change.kind == ConfChangeKind.PROMOTE:
-            if node not in learners:
-                raise ConfChangeRejected(f"{node} is not a learner")
-            pr = self._progress.get(node)
+        conf = changed_conf(self.conf_state, change)
+        if change.kind == ConfChangeKind.PROMOTE:
+            pr = self._progress.get(change.node_id)
             if pr is None or pr.match < self.commit_index:
-                raise ConfChangeRejected(f"{node} has not caught up")
-            learners.remove(node)
-            voters.append(node)
-        elif change.kind == ConfChangeKind.REMOVE:
-            if node in voters:
-                if len(voters) == 1:
-                    raise ConfChangeRejected("cannot remove the last voter")
-                voters.remove(node)
-            elif node in learners:
-                learners.remove(node)
-            else:
-                raise ConfChangeRejected(f"{node} is not a member")
-        else:
-            raise ConfChangeRejected(f"unknown change {change.kind!r}")
-        data = encode_conf_state(ConfState(tuple(voters), tuple(learners)))
+                raise ConfChangeRejected(f"{change.node_id} has not caught up")
+        data = encode_conf_state(conf)
         index = self._log.last_index() + 1
         self._append_local([Entry(index, self.term, EntryKind.CONFIG, data)], config=True)
         return index
@@ -501,7 +345,7 @@ class RaftCore:
         """
         if self.role == Role.LEADER:
             self._leader_read(context, self.id)
-        elif self.leader_id is not None and self.leader_id in self._known:
+        elif self.leader_id is not None and self.leader_id in self._senders:
             self._send(ReadIndexRequest(self.id, self.leader_id, self.term, context))
         else:
             raise NotLeader(self.leader_id)
@@ -532,10 +376,10 @@ class RaftCore:
         if msg.dst != self.id or msg.src == self.id:
             self.stats["dropped_misaddressed"] += 1
             return
-        if msg.src not in self._known and not isinstance(msg, _LEADER_MESSAGES):
-            # Leader messages from unknown senders are accepted: a node lacking the
-            # CONFIG entry that added the leader must still be able to learn it.
-            self.stats["dropped_unknown_node"] += 1
+        if self._senders_change_at is not None and self.commit_index >= self._senders_change_at:
+            self._refresh_senders()  # a configuration committed: the ones before it are gone
+        if msg.src not in self._senders and not self._stranger_leader_needed(msg):
+            self.stats["dropped_not_member"] += 1
             return
         if msg.term > self.term:
             if isinstance(msg, VoteRequest):
@@ -660,7 +504,14 @@ class RaftCore:
         return SoftState(self.term, self.leader_id, self.role)
 
     def _promotable(self) -> bool:
-        return self.id in self.voters and self._log.pending_snapshot is None
+        if self.id not in self.voters or self._log.pending_snapshot is not None:
+            return False
+        if self.term + 1 >= NUMBER_LIMIT or self._log.last_index() + 1 >= NUMBER_LIMIT:
+            # Only a forger gets a node here (types.NUMBER_LIMIT): campaigning would make
+            # a term or an index nobody may accept. Stay a follower, and say why.
+            self.stats["campaigns_refused_number_limit"] += 1
+            return False
+        return True
 
     def _reset_timers(self) -> None:
         self._election_elapsed = 0
@@ -723,11 +574,8 @@ class RaftCore:
         conf = self.conf_state
         for node in conf.voters + conf.learners:  # tuples: a deterministic order
             if node != self.id:
-                self._progress[node] = _Progress(last + 1)
-        self._read_seq = 0
-        self._read_acks = {}
-        self._pending_reads.clear()
-        self._reads_awaiting_term_commit = []
+                self._progress[node] = Progress(last + 1)
+        self._reads.reset()
         self._log_event("became_leader")
         # A new leader commits an entry of its own term (Raft §5.4.2, §8).
         self._append_local([Entry(last + 1, self.term, EntryKind.NOOP, b"")])
@@ -737,10 +585,7 @@ class RaftCore:
         self.learners = frozenset(conf.learners)
         self._voter_list = tuple(conf.voters)
         self._quorum = len(self._voter_list) // 2 + 1
-        self._known = set()
-        for _, known_conf in self._conf_history:
-            self._known.update(known_conf.voters)
-            self._known.update(known_conf.learners)
+        self._refresh_senders()
         if self.role == Role.LEADER:
             members = conf.voters + conf.learners
             for node in list(self._progress):
@@ -749,28 +594,37 @@ class RaftCore:
             next_index = self._log.last_index() + 1
             for node in members:
                 if node != self.id and node not in self._progress:
-                    self._progress[node] = _Progress(next_index)
+                    self._progress[node] = Progress(next_index)
             if self._transferee is not None and self._transferee not in self.voters:
                 self._transferee = None
+
+    def _refresh_senders(self) -> None:
+        self._senders, self._senders_change_at = self._confs.members_since(self.commit_index)
+
+    def _stranger_leader_needed(self, msg: Message) -> bool:
+        """A leader's message from outside our configurations that we must take (see WHO
+        MAY SEND): we hold no configuration, or it proves it is ahead of our commit."""
+        if not isinstance(msg, _LEADER_MESSAGES):
+            return False
+        if not self.voters and not self.learners:
+            return True
+        if isinstance(msg, AppendEntries):
+            return msg.commit > self.commit_index
+        if isinstance(msg, InstallSnapshot):
+            return msg.meta.index > self.commit_index
+        return False
 
     def _note_config_entries(self, entries) -> None:
         if EntryKind.CONFIG not in set(map(_kind_of, entries)):
             return  # the common case, checked at C speed
-        changed = False
         for entry in entries:
             if entry.kind == EntryKind.CONFIG:
-                self._conf_history.append((entry.index, decode_conf_state(entry.data)))
-                changed = True
-        if changed:
-            self._apply_conf(self._conf_history[-1][1])
+                self._confs.add(entry.index, decode_conf_state(entry.data))
+        self._apply_conf(self._confs.latest)
 
     def _truncate_conf_history(self, first_replaced: int) -> None:
-        if self._conf_history[-1][0] >= first_replaced:
-            while self._conf_history[-1][0] >= first_replaced:
-                if len(self._conf_history) == 1:
-                    raise RaftInvariantError("truncating the snapshot's configuration")
-                self._conf_history.pop()
-            self._apply_conf(self._conf_history[-1][1])
+        if self._confs.truncate_from(first_replaced):
+            self._apply_conf(self._confs.latest)
 
     # ------------------------------------------------------------------ internals: leader
     def _check_can_propose(self) -> None:
@@ -807,8 +661,9 @@ class RaftCore:
         return False
 
     def _on_commit_advanced(self) -> None:
-        if self._reads_awaiting_term_commit and self._log.term_at(self.commit_index) == self.term:
-            waiting, self._reads_awaiting_term_commit = self._reads_awaiting_term_commit, []
+        reads = self._reads
+        if reads.awaiting_term_commit and self._log.term_at(self.commit_index) == self.term:
+            waiting, reads.awaiting_term_commit = reads.awaiting_term_commit, []
             for context, origin in waiting:
                 self._leader_read(context, origin)
         if self.id not in self.voters and self.conf_index <= self.commit_index:
@@ -826,23 +681,22 @@ class RaftCore:
                 if self._send_append(node, allow_empty=allow_empty):
                     while self._send_append(node, allow_empty=False):
                         pass
-        if self._read_round_needed:
-            self._read_round_needed = False
-            self._read_seq += 1
+        if self._reads.start_round():
             self._bcast_heartbeat()
 
     def _bcast_heartbeat(self) -> None:
-        context = self._read_seq
+        context = self._reads.seq
         commit = self.commit_index
         for node, pr in self._progress.items():
             self._send(Heartbeat(self.id, node, self.term, min(pr.match, commit), context))
 
-    def _send_append(self, to: str, allow_empty: bool) -> bool:
-        """Send the next batch to `to` if its progress allows. True if more may follow."""
+    def _send_append(self, to: str, allow_empty: bool, probe_only: bool = False) -> bool:
+        """Send the next batch to `to` if its progress allows (`probe_only`: no entries,
+        just the consistency check). True if more may follow."""
         pr = self._progress[to]
-        if pr.state == _ProgressState.SNAPSHOT:
+        if pr.state == ProgressState.SNAPSHOT:
             return False
-        if pr.state == _ProgressState.PROBE and pr.paused:
+        if pr.state == ProgressState.PROBE and pr.paused:
             return False
         if len(pr.inflight) >= self.config.max_inflight_msgs:
             return False
@@ -855,7 +709,7 @@ class RaftCore:
         if prev_term is None:
             self._send_snapshot(to)
             return False
-        if pr.next > last:
+        if pr.next > last or probe_only:
             if not allow_empty:
                 return False
             entries: list[Entry] = []
@@ -867,22 +721,23 @@ class RaftCore:
                 self._send_snapshot(to)
                 return False
         self._send(AppendEntries(self.id, to, self.term, prev, prev_term, tuple(entries), self.commit_index))
-        if pr.state == _ProgressState.REPLICATE:
+        if pr.state == ProgressState.REPLICATE:
             if entries:
                 pr.next = entries[-1].index + 1
                 pr.inflight.append(pr.next - 1)
                 return pr.next <= last
             return False
         pr.paused = True
+        pr.idle_ticks = 0
         return False
 
     def _send_snapshot(self, to: str) -> None:
         pr = self._progress[to]
-        pr.state = _ProgressState.SNAPSHOT
+        pr.state = ProgressState.SNAPSHOT
         pr.inflight.clear()
         pr.snap_index = self._log.storage.snapshot_meta().index
         pr.snap_offset = 0
-        pr.snap_idle_ticks = 0
+        pr.idle_ticks = 0
         self.stats["snapshots_sent"] += 1
         self._send_snapshot_chunk(to)
 
@@ -895,7 +750,7 @@ class RaftCore:
             pr.snap_index = meta.index
             pr.snap_offset = 0
         offset = min(pr.snap_offset, len(data))
-        chunk = data[offset : offset + self.config.snapshot_chunk_bytes]
+        chunk = bytes(memoryview(data)[offset : offset + self.config.snapshot_chunk_bytes])
         done = offset + len(chunk) >= len(data)
         self._send(InstallSnapshot(self.id, to, self.term, meta, offset, chunk, done))
 
@@ -922,11 +777,17 @@ class RaftCore:
             self._heartbeat_elapsed = 0
             self._bcast_heartbeat()
             for node, pr in self._progress.items():
-                if pr.state == _ProgressState.SNAPSHOT:
-                    pr.snap_idle_ticks += 1
-                    if pr.snap_idle_ticks >= _SNAPSHOT_RESEND_HEARTBEATS:
-                        pr.snap_idle_ticks = 0  # the chunk or its answer was lost: resend
+                if pr.state == ProgressState.SNAPSHOT or (pr.state == ProgressState.PROBE and pr.paused):
+                    pr.idle_ticks += 1
+                    if pr.idle_ticks < _RESEND_HEARTBEATS:
+                        continue
+                    pr.idle_ticks = 0  # the message or its answer was lost: ask again
+                    if pr.state == ProgressState.SNAPSHOT:
                         self._send_snapshot_chunk(node)
+                    else:
+                        self.stats["probes_resent"] += 1
+                        pr.paused = False
+                        self._send_append(node, allow_empty=True, probe_only=True)
 
     def _step_leader(self, msg: Message) -> None:
         if isinstance(msg, ReadIndexRequest):
@@ -953,12 +814,12 @@ class RaftCore:
         else:
             self._handle_snapshot_response(msg, pr)
 
-    def _handle_append_response(self, msg: AppendResponse, pr: _Progress) -> None:
+    def _handle_append_response(self, msg: AppendResponse, pr: Progress) -> None:
         last = self._log.last_index()
         if msg.reject:
-            if pr.state == _ProgressState.SNAPSHOT:
+            if pr.state == ProgressState.SNAPSHOT:
                 return
-            stale = msg.index <= pr.match if pr.state == _ProgressState.REPLICATE else msg.index != pr.next - 1
+            stale = msg.index <= pr.match if pr.state == ProgressState.REPLICATE else msg.index != pr.next - 1
             if stale or msg.index > last:
                 self.stats["stale_append_rejections"] += 1
                 return
@@ -974,12 +835,12 @@ class RaftCore:
             pr.match = msg.index
         if pr.next <= msg.index:
             pr.next = msg.index + 1
-        if pr.state == _ProgressState.PROBE:
-            pr.state = _ProgressState.REPLICATE
+        if pr.state == ProgressState.PROBE:
+            pr.state = ProgressState.REPLICATE
             pr.paused = False
             pr.next = pr.match + 1
             pr.inflight.clear()
-        elif pr.state == _ProgressState.REPLICATE:
+        elif pr.state == ProgressState.REPLICATE:
             inflight = pr.inflight
             while inflight and inflight[0] <= msg.index:
                 inflight.popleft()
@@ -1008,31 +869,33 @@ class RaftCore:
                 return index + 1
             index -= 1
 
-    def _handle_heartbeat_response(self, msg: HeartbeatResponse, pr: _Progress) -> None:
+    def _handle_heartbeat_response(self, msg: HeartbeatResponse, pr: Progress) -> None:
         pr.paused = False
-        if pr.state == _ProgressState.REPLICATE and len(pr.inflight) >= self.config.max_inflight_msgs:
+        if pr.state == ProgressState.REPLICATE and len(pr.inflight) >= self.config.max_inflight_msgs:
             pr.inflight.popleft()  # an ack may have been lost: let one more append out
         if pr.match < self._log.last_index():
             # The follower lags: if the appends in flight were lost, this empty append
             # makes it reject and the leader probes again from its match point.
             self._send_append(msg.src, allow_empty=True)
-        if msg.context and msg.context > self._read_acks.get(msg.src, 0):
-            self._read_acks[msg.src] = msg.context
-            self._release_reads()
+        if msg.context > self._reads.seq:
+            self.stats["dropped_bad_read_context"] += 1  # a round this leader never started
+        elif self._reads.ack(msg.src, msg.context):
+            for read in self._reads.release(self._voter_list, self.id, self._quorum):
+                self._answer_read(read.context, read.origin, read.index)
 
-    def _handle_snapshot_response(self, msg: SnapshotResponse, pr: _Progress) -> None:
+    def _handle_snapshot_response(self, msg: SnapshotResponse, pr: Progress) -> None:
         if msg.done:
             if msg.index > self._log.last_index():
                 self.stats["dropped_bad_ack"] += 1
                 return
             if msg.index > pr.match:
                 pr.match = msg.index
-            if pr.state == _ProgressState.SNAPSHOT:
+            if pr.state == ProgressState.SNAPSHOT:
                 pr.become_probe()
                 self._send_append(msg.src, allow_empty=True)
             return
-        if pr.state == _ProgressState.SNAPSHOT and msg.index == pr.snap_index:
-            pr.snap_idle_ticks = 0
+        if pr.state == ProgressState.SNAPSHOT and msg.index == pr.snap_index:
+            pr.idle_ticks = 0
             pr.snap_offset = msg.next_offset
             self._send_snapshot_chunk(msg.src)
 
@@ -1040,27 +903,12 @@ class RaftCore:
         if self._log.term_at(self.commit_index) != self.term:
             # Until an entry of this term commits, this leader's commit index may lag
             # the true one (thesis §6.4 step 1): wait for the NOOP to commit.
-            self._reads_awaiting_term_commit.append((context, origin))
+            self._reads.awaiting_term_commit.append((context, origin))
             return
         if self._quorum <= 1 and self.id in self.voters:
             self._answer_read(context, origin, self.commit_index)
             return
-        self._pending_reads.append(_PendingRead(self._read_seq + 1, context, origin, self.commit_index))
-        self._read_round_needed = True
-
-    def _release_reads(self) -> None:
-        acks = self._read_acks
-        self_votes = 1 if self.id in self.voters else 0
-        while self._pending_reads:
-            read = self._pending_reads[0]
-            count = self_votes
-            for voter in self._voter_list:
-                if voter != self.id and acks.get(voter, 0) >= read.seq:
-                    count += 1
-            if count < self._quorum:
-                return
-            self._pending_reads.popleft()
-            self._answer_read(read.context, read.origin, read.index)
+        self._reads.add(context, origin, self.commit_index)
 
     def _answer_read(self, context: bytes, origin: str, index: int) -> None:
         if origin == self.id:
@@ -1069,12 +917,7 @@ class RaftCore:
             self._send(ReadIndexResponse(self.id, origin, self.term, context, index))
 
     def _fail_leader_reads(self) -> None:
-        pending = [(r.context, r.origin) for r in self._pending_reads]
-        pending += self._reads_awaiting_term_commit
-        self._pending_reads.clear()
-        self._reads_awaiting_term_commit = []
-        self._read_round_needed = False
-        for context, origin in pending:
+        for context, origin in self._reads.take_all():
             if origin == self.id:
                 self._dropped_reads.append(context)
             else:
@@ -1212,9 +1055,9 @@ class RaftCore:
             # The log already holds the snapshot point: just move commit (Raft §7).
             self._commit_to(meta.index)
         else:
-            self._log.restore(meta, bytes(rx[1]))
+            self._log.restore(meta, rx[1])  # no copy of what may be tens of MB: nobody writes it again
             self.commit_index = meta.index
-            self._conf_history = [(meta.index, meta.conf)]
+            self._confs.reset(meta.index, meta.conf)
             self._apply_conf(meta.conf)
             self.stats["snapshots_installed"] += 1
         self._send(SnapshotResponse(self.id, msg.src, self.term, meta.index, 0, done=True))

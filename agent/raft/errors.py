@@ -36,5 +36,10 @@ class SnapshotUnavailable(RaftError):
     """Storage cannot produce the requested snapshot or entries (they were compacted)."""
 
 
+class NodeStopped(RaftError):
+    """The node stopped for good: its storage failed, or an invariant broke. `RaftNode.run`
+    raises it (the cause chained), and every caller still waiting gets it."""
+
+
 class RaftInvariantError(RaftError):
     """An internal invariant of the algorithm broke: a bug, never a peer's fault."""

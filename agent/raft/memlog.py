@@ -133,9 +133,6 @@ class MemLog:
         self._snapshot = meta
         self._snapshot_data = data
 
-    def set_hard_state(self, hard_state: HardState) -> None:
-        self.hard_state = hard_state
-
     def persist(self, ready) -> None:
         """Make one Ready durable in the order the contract requires."""
         if ready.snapshot is not None:

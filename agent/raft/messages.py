@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import ClassVar, Union
 
-from agent.raft.types import ConfState, Entry, EntryKind, SnapshotMeta
+from agent.raft.confchange import conf_problem, decode_conf_state
+from agent.raft.types import NUMBER_LIMIT, Entry, EntryKind, SnapshotMeta, is_node_id
 
 
 class MsgType(enum.IntEnum):
@@ -224,17 +225,12 @@ _INT_FIELDS = (
 )
 
 
-def _is_count(value: object) -> bool:
-    return type(value) is int and value >= 0
-
-
-def _valid_conf(conf: object) -> bool:
-    return (
-        isinstance(conf, ConfState)
-        and isinstance(conf.voters, tuple)
-        and isinstance(conf.learners, tuple)
-        and all(type(n) is str for n in conf.voters + conf.learners)
-    )
+def _number_problem(value: object, name: str) -> str | None:
+    if type(value) is not int or value < 0:
+        return f"bad_{name}"
+    if value >= NUMBER_LIMIT:
+        return f"out_of_range_{name}"
+    return None
 
 
 _index_of = attrgetter("index")
@@ -244,8 +240,9 @@ _data_of = attrgetter("data")
 
 
 def _validate_entries(msg: AppendEntries) -> str | None:
-    """Entries must be Entry values numbered prev_index+1, +2, ... with terms between
-    prev_term and the message's term. Checked with C-speed passes: appends carry
+    """Entries must be Entry values numbered prev_index+1, +2, ... below NUMBER_LIMIT,
+    with terms between prev_term and the message's term, and a CONFIG entry must hold a
+    configuration (confchange.py's encoding). Checked with C-speed passes: appends carry
     thousands of entries and this runs on every one of them."""
     entries = msg.entries
     if type(entries) is not tuple:
@@ -255,61 +252,80 @@ def _validate_entries(msg: AppendEntries) -> str | None:
     if any(type(entry) is not Entry for entry in entries):
         return "bad_entry"
     first = msg.prev_index + 1
-    if list(map(_index_of, entries)) != list(range(first, first + len(entries))):
+    indexes = list(map(_index_of, entries))
+    if set(map(type, indexes)) != {int} or indexes != list(range(first, first + len(entries))):
         return "bad_entry_index"
+    if indexes[-1] >= NUMBER_LIMIT:
+        return "out_of_range_entry_index"
     terms = list(map(_term_of, entries))
     if set(map(type, terms)) != {int} or min(terms) < msg.prev_term or max(terms) > msg.term:
         return "bad_entry_term"
     if terms[0] != terms[-1] and terms != sorted(terms):  # terms never decrease along a log
         return "bad_entry_term"
-    if not set(map(type, map(_kind_of, entries))) <= {EntryKind}:
+    kinds = set(map(_kind_of, entries))
+    if not set(map(type, kinds)) <= {EntryKind}:
         return "bad_entry_kind"
     if set(map(type, map(_data_of, entries))) != {bytes}:
         return "bad_entry_data"
+    if EntryKind.CONFIG in kinds:  # the one payload the core parses: check it before anything is appended
+        for entry in entries:
+            if entry.kind == EntryKind.CONFIG:
+                try:
+                    decode_conf_state(entry.data)
+                except ValueError:
+                    return "bad_config_entry"
+    return None
+
+
+def _validate_snapshot(msg: InstallSnapshot) -> str | None:
+    meta = msg.meta
+    if type(meta) is not SnapshotMeta:
+        return "bad_snapshot_meta"
+    problem = _number_problem(meta.index, "snapshot_index") or _number_problem(meta.term, "snapshot_term")
+    if problem is not None:
+        return problem
+    if conf_problem(meta.conf) is not None:
+        return "bad_snapshot_conf"
+    if type(msg.data) is not bytes:
+        return "bad_data"
     return None
 
 
 def validate(msg: object) -> str | None:
     """Return why `msg` is malformed, or None when it is well formed.
 
-    Checks shapes only (types, non-negative numbers, contiguous entries); whether the
-    content makes sense for the receiver's state is the core's business.
+    Checks shapes only (types, node ids, numbers in [0, NUMBER_LIMIT), contiguous
+    entries, the configuration a CONFIG entry carries); whether the content makes sense for the receiver's state is the core's
+    business. The reason names the first field found wrong: `bad_<field>` for a wrong
+    type or sign, `out_of_range_<field>` for a number at or past the limit.
     """
     cls = type(msg)
     if MESSAGE_CLASSES.get(getattr(cls, "TYPE", None)) is not cls:
         return "unknown_type"
-    if type(msg.src) is not str or not msg.src or type(msg.dst) is not str:
-        return "bad_address"
+    if not is_node_id(msg.src):
+        return "bad_src"
+    if not is_node_id(msg.dst):
+        return "bad_dst"
     int_fields, flag_fields = _FIELDS_OF[cls]
     for name in int_fields:
         value = getattr(msg, name)
-        if type(value) is not int or value < 0:
-            return f"bad_{name}"
-    if cls in (ReadIndexRequest, ReadIndexResponse) and type(msg.context) is not bytes:
-        return "bad_context"
-    if cls is AppendEntries:
-        problem = _validate_entries(msg)
-        if problem is not None:
-            return problem
-    elif cls is InstallSnapshot:
-        meta = msg.meta
-        if (
-            type(meta) is not SnapshotMeta
-            or not _is_count(meta.index)
-            or not _is_count(meta.term)
-            or not _valid_conf(meta.conf)
-            or type(msg.data) is not bytes
-            or type(msg.done) is not bool
-        ):
-            return "bad_snapshot"
+        if type(value) is not int or not 0 <= value < NUMBER_LIMIT:
+            return _number_problem(value, name)
     for flag in flag_fields:
         if type(getattr(msg, flag)) is not bool:
             return f"bad_{flag}"
+    if cls is AppendEntries:
+        return _validate_entries(msg)
+    if cls is InstallSnapshot:
+        return _validate_snapshot(msg)
+    if cls in (ReadIndexRequest, ReadIndexResponse) and type(msg.context) is not bytes:
+        return "bad_context"
     return None
 
 
 _FLAG_FIELDS = ("reject", "granted", "pre_vote", "transfer", "done")
-# Per class: its count fields (ints >= 0; a read context is bytes instead) and its flags.
+# Per class: its number fields (ints in [0, NUMBER_LIMIT); a read context is bytes
+# instead) and its flags.
 _FIELDS_OF = {
     cls: (
         tuple(

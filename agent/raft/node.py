@@ -4,10 +4,14 @@ Owns: the one task that runs the core (`RaftNode.run`); the clock that ticks it;
 Ready loop (persist, send, apply, serve reads, advance); taking state-machine snapshots
 and compacting the log; and the async API the rest of agentd calls: `propose`,
 `propose_many`, `read`, `transfer_leadership`, `add_learner`, `promote`, `remove`,
-`status`.
+`status`, `soft_state` and `wait_status_change`, `wait_leader`, `wait_applied`. A node
+joining a cluster starts from an empty storage, without bootstrap: once its address is
+known to the others (`RaftTransport.add_peer` on both sides) the leader adds it with
+`add_learner` and it takes the log (or a snapshot) from the leader.
 
 Rules it keeps:
-- The core is touched only in `_turn`, which never awaits, so turns never interleave.
+- The core is touched only in `_turn` (and when a snapshot's Ready is finished), never
+  across an await, so turns never interleave.
   Callers queue requests (proposals, reads, admin calls, peer messages) and wait on
   their own waiter. The run task ticks the clock and takes a turn whenever woken, so
   proposals and reads queued meanwhile share one turn (one entry, one heartbeat
@@ -20,10 +24,21 @@ Rules it keeps:
   to the transport first, so the followers' writes overlap ours; then storage
   (snapshot, then entries and hard state, one fdatasync); only then the other
   messages; then apply committed entries, serve reads, `advance`. Processing a Ready
-  never awaits, so nothing can interleave with it.
+  never awaits, so nothing can interleave with it -- except a Ready carrying a
+  leader's snapshot, whose slow parts run on worker threads (below).
+- The Trio thread is shared (with SWIM, in agentd): no step of the node may hold it
+  for long. Whatever is slow runs on a worker thread: recovery at start (restoring
+  the snapshot, reading the log), writing, placing and removing files for snapshots
+  and compaction, and decoding a snapshot for the state machine. The Ready contract
+  still holds: a leader's snapshot is written, placed and the log rebased on it
+  before anything of its Ready is written or sent; the state machine's new state is
+  put in place, on the node's task, before the entries after it are applied; no
+  other Ready is taken meanwhile, while turns go on taking inputs and ticks. One
+  snapshot is placed at a time (`_snapshot_lock`): ours and the leader's never race.
 - Many proposals waiting at one turn become few log entries: with `pack_commands` the
   commands are packed into batch entries (batches.py), each command keeping its own
-  result; one fsync and one RPC per peer carry them all.
+  result; one fsync and one RPC per peer carry them all. Who waits for which command
+  is proposals.py's bookkeeping.
 - A proposal is answered only when its entry is applied with the term it was proposed
   in. When this node stops leading (or its term moves on), every pending proposal fails
   with NotLeader: its outcome is unknown and the client retries with its session.
@@ -32,9 +47,12 @@ Rules it keeps:
 - Snapshots (Raft §7): the state is captured in a turn, at an applied index (a cheap
   copy when the machine has `snapshot_builder`, its bytes otherwise); serializing,
   writing and fsyncing run on a worker thread (storage.prepare_snapshot), one snapshot
-  at a time; back on the node's task it is published and only then is the log
-  compacted. A leader's snapshot installed meanwhile supersedes ours.
-- Storage failures and broken invariants propagate: the node stops rather than lie.
+  at a time; then it is placed (a thread) and adopted (the node's task), and only then
+  is the log compacted. A leader's snapshot installed meanwhile supersedes ours.
+- A storage failure or a broken invariant stops the node, wherever the turn ran (in the
+  run task or in a caller's task): the failure is recorded in one log line, every
+  waiting caller gets NodeStopped, no turn is taken again, and `run` raises NodeStopped
+  (the cause chained), ending its caller's nursery. Never a node half alive.
 """
 
 from __future__ import annotations
@@ -45,21 +63,23 @@ import logging
 import random
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import trio
 
-from agent.raft.batches import CommandBatches, capture_snapshot, encode_batch
+from agent.raft.batches import CommandBatches, capture_snapshot, prepare_restore
 from agent.raft.config import RaftConfig
-from agent.raft.core import ConfChange, ConfChangeKind, RaftCore, Ready, Role
-from agent.raft.errors import NotLeader, RaftError, RaftInvariantError
+from agent.raft.confchange import ConfChange, ConfChangeKind
+from agent.raft.core import RaftCore, Ready, Role, SoftState
+from agent.raft.errors import NodeStopped, NotLeader, RaftError, RaftInvariantError
 from agent.raft.messages import Message
+from agent.raft.proposals import Proposals, Waiter, pack_requests
 from agent.raft.statemachine import StateMachine
-from agent.raft.storage import RaftStorage
+from agent.raft.storage import RaftStorage, SnapshotData, StorageError
 from agent.raft.types import ConfState, Entry, SnapshotMeta
 
-__all__ = ["NODE_RAFT_CONFIG", "NodeConfig", "RaftNode", "bootstrap_storage"]
+__all__ = ["NodeConfig", "RaftNode", "bootstrap_storage"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -95,74 +115,6 @@ class NodeConfig:
     max_queued_peer_batches: int = 1024
 
 
-# The core's timing for real nodes: 50 ms ticks; a follower campaigns after 6-12 ticks
-# (300-600 ms) of silence, far above a loopback or LAN round trip and a loaded loop
-# turn; heartbeats every tick. Applying at most 128 KiB per Ready (about 10 ms of
-# small commands) keeps every loop turn far below a tick.
-NODE_RAFT_CONFIG = replace(
-    RaftConfig(),
-    tick_interval_ms=50,
-    election_timeout_ticks=6,
-    heartbeat_interval_ticks=1,
-    max_committed_bytes_per_ready=128 * 1024,
-)
-
-
-# --------------------------------------------------------------------------- waiters
-
-
-class _Waiter:
-    """One caller waiting for the run task: results by slot, or an error."""
-
-    __slots__ = ("event", "results", "remaining", "error")
-
-    def __init__(self, slots: int) -> None:
-        self.event = trio.Event()
-        self.results: list[object] = [None] * slots
-        self.remaining = slots
-        self.error: BaseException | None = None
-
-    def set_result(self, slot: int, value: object) -> None:
-        if self.event.is_set():
-            return
-        self.results[slot] = value
-        self.remaining -= 1
-        if self.remaining <= 0:
-            self.event.set()
-
-    def set_results(self, first_slot: int, values: list[object]) -> None:
-        if self.event.is_set():
-            return
-        self.results[first_slot : first_slot + len(values)] = values
-        self.remaining -= len(values)
-        if self.remaining <= 0:
-            self.event.set()
-
-    def fail(self, error: BaseException) -> None:
-        if not self.event.is_set():
-            self.error = error
-            self.event.set()
-
-    async def wait(self) -> list[object]:
-        await self.event.wait()
-        if self.error is not None:
-            raise self.error
-        return self.results
-
-
-@dataclass(slots=True)
-class _PendingEntry:
-    """A proposed entry of this leader: who waits for it, for which of their slots.
-
-    `owners` holds (waiter, first slot, count) runs, in the entry's command order; a
-    plain (unpacked) entry has one run of one command.
-    """
-
-    term: int
-    batch: bool  # a batch entry: its result is a list, one item per command
-    owners: list[tuple[_Waiter, int, int]]
-
-
 def bootstrap_storage(storage: RaftStorage, voters: Sequence[str], initial_state: bytes) -> bool:
     """Give a brand-new storage its first configuration: a snapshot at index 0 naming the
     voters (the state machine's empty state as data). Returns False, doing nothing, when
@@ -177,7 +129,9 @@ def bootstrap_storage(storage: RaftStorage, voters: Sequence[str], initial_state
 
 
 class RaftNode:
-    """One Raft node driven by Trio. Start it with `await nursery.start(node.run)`."""
+    """One Raft node driven by Trio. Start it with `await nursery.start(node.run)`: run()
+    recovers the node (on a worker thread) before it reports started; `core`, `status()`
+    and the calls that need them are for a started node."""
 
     def __init__(
         self,
@@ -185,7 +139,7 @@ class RaftNode:
         storage: RaftStorage,
         state_machine: StateMachine,
         send: Callable[[list[Message]], None],
-        raft_config: RaftConfig = NODE_RAFT_CONFIG,
+        raft_config: RaftConfig = RaftConfig(),
         config: NodeConfig = NodeConfig(),
         rng: random.Random | None = None,
     ) -> None:
@@ -196,47 +150,40 @@ class RaftNode:
         self.state_machine = state_machine  # what reads query
         self._applier: StateMachine = CommandBatches(state_machine) if config.pack_commands else state_machine
         self._send = send
+        self._rng = rng or random.Random()
         self.stats: Counter[str] = Counter()
+        # The core: built by run(), off the Trio thread (it reads the whole log).
+        self.core: RaftCore = None  # type: ignore[assignment]
 
-        snapshot = storage.load_snapshot()
-        if snapshot is not None:
-            state_machine.restore(snapshot[1])
-            if state_machine.applied_index != snapshot[0].index:
-                raise RaftInvariantError(
-                    f"{node_id} snapshot at {snapshot[0].index} restored to applied {state_machine.applied_index}"
-                )
-        self._last_snapshot_index = storage.snapshot_meta().index
+        self._last_snapshot_index = 0
         self._bytes_since_snapshot = 0
         self._snapshot_writing = False  # a snapshot file is being written on a worker thread
+        self._snapshot_lock = trio.Lock()  # one snapshot placed (and the log rebased) at a time
         self._background: trio.Nursery | None = None
-        self.core = RaftCore(
-            node_id, storage, raft_config, rng or random.Random(), storage.hard_state(), state_machine.applied_index
-        )
 
         # Inputs, drained by the run task.
-        self._peer_batches: deque[tuple[list[Message], _Waiter | None]] = deque()
-        self._collectors: dict[str, _Waiter] = {}  # peer -> the RPC waiting for our messages to it
+        self._peer_batches: deque[tuple[list[Message], Waiter | None]] = deque()
+        self._collectors: dict[str, Waiter] = {}  # peer -> the RPC waiting for our messages to it
         self._peer_space = trio.Event()
-        self._proposals: deque[tuple[list[bytes], _Waiter]] = deque()
-        self._reads: deque[tuple[bytes, _Waiter]] = deque()
-        self._admin: deque[tuple[Callable[[RaftCore], Any], _Waiter]] = deque()
+        self._proposals = Proposals()
+        self._reads: deque[tuple[bytes, Waiter]] = deque()
+        self._admin: deque[tuple[Callable[[RaftCore], Any], Waiter]] = deque()
         self._wakeup = trio.Event()
 
         # Waiting for the core or the state machine.
-        self._pending: dict[int, _PendingEntry] = {}  # entry index -> owners
-        self._proposal_term = 0  # term of the entries in _pending
-        self._read_waiters: dict[bytes, _Waiter] = {}  # read context -> waiter
+        self._read_waiters: dict[bytes, Waiter] = {}  # read context -> waiter
         self._forwarded_reads: dict[bytes, str | None] = {}  # read context -> leader asked
         self._reads_to_apply: list[tuple[int, int, bytes]] = []  # heap of (index, seq, context)
         self._read_ids = itertools.count(1)
-        self._apply_waiters: list[tuple[int, int, _Waiter]] = []  # heap: wait until applied >= index
-        self._leader_changed = trio.Event()
+        self._apply_waiters: list[tuple[int, int, Waiter]] = []  # heap: wait until applied >= index
+        self._status_changed = trio.Event()  # set (and replaced) when term, leader or role change
 
-        self._term = self.core.term
+        self._term = 0
         self._leader_id: str | None = None
         self._role = Role.FOLLOWER
         self.leader_changes = 0  # times a different leader (or none) was seen
         self._running = False
+        self._failure: BaseException | None = None  # what stopped the node, for good
 
     # ----------------------------------------------------------------- public: facts
     @property
@@ -253,6 +200,21 @@ class RaftNode:
 
     def is_leader(self) -> bool:
         return self._role == Role.LEADER
+
+    @property
+    def soft_state(self) -> SoftState:
+        """This node's term, the leader it knows (None when unknown) and its own role."""
+        return SoftState(self._term, self._leader_id, self._role)
+
+    async def wait_status_change(self, seen: SoftState) -> SoftState:
+        """Return `soft_state` as soon as it differs from `seen` (at once when it already
+        does): how the rest of agentd follows elections. NodeStopped if the node fails."""
+        while True:
+            self._check_running()
+            current = self.soft_state
+            if current != seen:
+                return current
+            await self._status_changed.wait()
 
     def status(self) -> dict[str, Any]:
         """A consistent-enough picture of this node for status pages and tests."""
@@ -286,7 +248,7 @@ class RaftNode:
         peer once it processed them: the acks they caused, already made durable (the
         Ready contract). The transport's servicer answers an RPC with these. `queued`
         is called as soon as the messages are in the node's queue (order is kept)."""
-        collector = _Waiter(1)
+        collector = Waiter(1)
         collector.results[0] = []
         await self._enqueue_peer_batch(messages, collector)
         if queued is not None:
@@ -295,12 +257,14 @@ class RaftNode:
         await collector.wait()
         return collector.results[0]  # type: ignore[return-value]
 
-    async def _enqueue_peer_batch(self, messages: list[Message], collector: _Waiter | None) -> None:
+    async def _enqueue_peer_batch(self, messages: list[Message], collector: Waiter | None) -> None:
+        self._check_running()
         while len(self._peer_batches) >= self.config.max_queued_peer_batches:
             self.stats["peer_input_waits"] += 1
             if self._peer_space.is_set():  # one event shared by every waiting handler
                 self._peer_space = trio.Event()
             await self._peer_space.wait()
+            self._check_running()
         self._peer_batches.append((messages, collector))
 
     async def propose(self, command: bytes) -> object:
@@ -315,11 +279,13 @@ class RaftNode:
         """Replicate several commands together; their results, in order."""
         if not commands:
             return []
+        self._check_running()
         if self._role != Role.LEADER:
             raise NotLeader(self._leader_id)
-        waiter = _Waiter(len(commands))
-        self._proposals.append((list(commands), waiter))
-        if not self._pending and len(self._proposals) == 1:
+        waiter = Waiter(len(commands))
+        queued = self._proposals.queued
+        queued.append((list(commands), waiter))
+        if not self._proposals.has_pending() and len(queued) == 1:
             self._turn_now()  # an idle leader: no batch to wait for, go at once
         else:
             self._wakeup.set()  # under load the run task packs all waiting proposals together
@@ -331,8 +297,9 @@ class RaftNode:
         Works on followers too (the leader confirms the read index). Raises NotLeader
         when no leader can confirm it.
         """
+        self._check_running()
         context = next(self._read_ids).to_bytes(8, "big")
-        waiter = _Waiter(1)
+        waiter = Waiter(1)
         self._read_waiters[context] = waiter
         self._reads.append((context, waiter))
         self._wakeup.set()
@@ -351,7 +318,7 @@ class RaftNode:
             timeout_s = 2 * self._election_timeout_s()
         with trio.move_on_after(timeout_s):
             while self._leader_id != target:
-                await self._leader_changed.wait()
+                await self._status_changed.wait()
             return True
         return False
 
@@ -371,24 +338,25 @@ class RaftNode:
         """Return once the state machine has applied `index`."""
         if self._applier.applied_index >= index:
             return
-        waiter = _Waiter(1)
+        self._check_running()
+        waiter = Waiter(1)
         heapq.heappush(self._apply_waiters, (index, id(waiter), waiter))
         await waiter.wait()
 
     async def wait_leader(self) -> str:
         """Return the leader's id once one is known."""
         while self._leader_id is None:
-            await self._leader_changed.wait()
+            self._check_running()
+            await self._status_changed.wait()
         return self._leader_id
 
     async def _conf_change(self, change: ConfChange) -> int:
-        applied = _Waiter(1)
+        applied = Waiter(1)
 
         def propose(core: RaftCore) -> int:
             # Runs in the run task: the entry is tracked before it can possibly apply.
             index = core.propose_conf_change(change)
-            self._proposal_term = core.term
-            self._pending[index] = _PendingEntry(core.term, False, [(applied, 0, 1)])
+            self._proposals.track(index, core.term, False, [[(applied, 0, 1)]])
             return index
 
         index = await self._call_core(propose)
@@ -396,7 +364,8 @@ class RaftNode:
         return index
 
     async def _call_core(self, fn: Callable[[RaftCore], T]) -> T:
-        waiter = _Waiter(1)
+        self._check_running()
+        waiter = Waiter(1)
         self._admin.append((fn, waiter))
         self._wakeup.set()
         return (await waiter.wait())[0]  # type: ignore[return-value]
@@ -407,34 +376,56 @@ class RaftNode:
 
     # ----------------------------------------------------------------- the run task
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Drive the core until cancelled (with its snapshot writers, in a nursery of its own)."""
-        if self._running:
+        """Drive the core (with its snapshot writers, in a nursery of its own) until
+        cancelled, or until the node fails: then it raises NodeStopped."""
+        if self.core is not None:
             raise RaftInvariantError("RaftNode.run started twice")
-        self._running = True
+        await trio.to_thread.run_sync(self._recover)
         tick_s = self.raft_config.tick_interval_ms / 1000
         log.info("%s event=raft_node_started term=%d last=%d applied=%d voters=%s", self.id, self.core.term,
                  self.core.last_index(), self._applier.applied_index, ",".join(self.core.conf_state.voters))
         try:
             async with trio.open_nursery() as background:
                 self._background = background
+                self._running = True
                 task_status.started()
                 await self._loop(tick_s)
+                background.cancel_scope.cancel()  # failed: nothing more gets written
         finally:
             self._background = None
             self._fail_everything(NotLeader(None))
             self._running = False
+        raise NodeStopped(f"{self.id} stopped: {self._failure!r}") from self._failure
+
+    def _recover(self) -> None:
+        """Restore the state machine from the snapshot and build the core from the log.
+        Slow for a large state or a long log: run() calls it on a worker thread, before
+        anything else may touch the node's storage or state machine."""
+        storage, machine = self.storage, self.state_machine
+        snapshot = storage.load_snapshot()
+        if snapshot is not None:
+            machine.restore(snapshot[1])
+            if machine.applied_index != snapshot[0].index:
+                raise RaftInvariantError(
+                    f"{self.id} snapshot at {snapshot[0].index} restored to applied {machine.applied_index}"
+                )
+        self._last_snapshot_index = storage.snapshot_meta().index
+        self.core = RaftCore(
+            self.id, storage, self.raft_config, self._rng, storage.hard_state(), machine.applied_index
+        )
+        self._term = self.core.term
 
     async def _loop(self, tick_s: float) -> None:
-        """Tick the clock and take a turn whenever woken, until cancelled."""
+        """Tick the clock and take a turn whenever woken, until cancelled or failed."""
         next_tick = trio.current_time() + tick_s
-        while True:
+        while self._failure is None:
             if not self._has_input() and not self.core.has_ready():
                 with trio.move_on_at(next_tick):
                     await self._wakeup.wait()
             self._wakeup = trio.Event()
             now = trio.current_time()
             if now >= next_tick:
-                self.core.tick()
+                self._guarded(self.core.tick)
                 next_tick += tick_s
                 if next_tick <= now:  # the loop stalled (or the process was stopped)
                     self.stats["ticks_late"] += 1
@@ -445,9 +436,16 @@ class RaftNode:
     def _turn(self) -> None:
         """One turn of the core: take the queued inputs, process the Ready they caused,
         answer the RPCs waiting for our messages. Never awaits, so it is atomic."""
+        self._guarded(self._turn_body)
+
+    def _turn_body(self) -> None:
         self._take_inputs()
         if self.core.has_ready():
-            self._handle_ready(self.core.ready())
+            rd = self.core.ready()
+            if rd.snapshot is None:
+                self._handle_ready(rd)
+            else:  # a leader's snapshot: slow, so its Ready is processed off this turn
+                self._background.start_soon(self._install_snapshot_ready, rd)
         if self._collectors:
             self._answer_collectors()
         if self._has_input() or self.core.has_ready():
@@ -462,8 +460,39 @@ class RaftNode:
         else:
             self._wakeup.set()
 
+    def _guarded(self, step: Callable[[], object]) -> None:
+        """Run one step of the node's work, unless it has failed; a failure stops it."""
+        if self._failure is not None:
+            return
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - storage, invariants: every one stops the node
+            self._stop(exc)
+
+    def _stop(self, failure: BaseException) -> None:
+        """The node failed: say so once, fail every waiting caller, wake the run task
+        (which then raises NodeStopped). No turn is taken after this."""
+        if self._failure is not None:
+            return
+        self._failure = failure
+        storage = isinstance(failure, (OSError, StorageError))
+        log.critical("%s event=raft_node_failed cause=%s error=%r action=stop", self.id,
+                     "storage" if storage else "bug", failure, exc_info=not storage)
+        stopped = NodeStopped(f"{self.id} stopped: {failure!r}")
+        for collector in self._collectors.values():
+            collector.fail(stopped)
+        self._collectors.clear()
+        self._fail_everything(stopped)
+        self._peer_space.set()
+        self._status_changed.set()
+        self._wakeup.set()
+
+    def _check_running(self) -> None:
+        if self._failure is not None:
+            raise NodeStopped(f"{self.id} stopped: {self._failure!r}")
+
     def _has_input(self) -> bool:
-        return bool(self._peer_batches or self._proposals or self._reads or self._admin)
+        return bool(self._peer_batches or self._proposals.queued or self._reads or self._admin)
 
     def _take_inputs(self) -> None:
         budget = self.config.max_inputs_per_turn
@@ -505,92 +534,45 @@ class RaftNode:
             else:
                 if core.role != Role.LEADER:
                     self._forwarded_reads[context] = core.leader_id
-        if self._proposals:
+        if self._proposals.queued:
             self._propose_waiting()
 
     def _propose_waiting(self) -> None:
         """Turn the waiting proposals into as few log entries as the bounds allow."""
         core = self.core
-        taken: list[tuple[list[bytes], _Waiter]] = []
-        commands = 0
-        while self._proposals and commands < self.config.max_commands_per_turn:
-            request = self._proposals.popleft()
-            if not request[1].event.is_set():  # skip callers that were failed meanwhile
-                taken.append(request)
-                commands += len(request[0])
+        cfg = self.config
+        taken, commands = self._proposals.take(cfg.max_commands_per_turn)
         if not taken:
             return
         if core.role != Role.LEADER:
             for _, waiter in taken:
                 waiter.fail(NotLeader(core.leader_id))
             return
-        datas, owners_per_entry = self._pack(taken)
+        datas, owners_per_entry = pack_requests(
+            taken, pack=cfg.pack_commands, max_commands=cfg.max_commands_per_entry, max_bytes=cfg.max_entry_bytes
+        )
         try:
             first, _last = core.propose_many(datas)
         except RaftError as exc:
             for _, waiter in taken:
                 waiter.fail(exc)
             return
-        term = core.term
-        self._proposal_term = term
-        batch = self.config.pack_commands
-        for offset, owners in enumerate(owners_per_entry):
-            self._pending[first + offset] = _PendingEntry(term, batch, owners)
+        self._proposals.track(first, core.term, cfg.pack_commands, owners_per_entry)
         self.stats["commands_proposed"] += commands
         self.stats["entries_proposed"] += len(datas)
 
-    def _pack(
-        self, taken: list[tuple[list[bytes], _Waiter]]
-    ) -> tuple[list[bytes], list[list[tuple[_Waiter, int, int]]]]:
-        """The entries' data for these requests, and who waits for each entry's commands."""
-        cfg = self.config
-        datas: list[bytes] = []
-        owners_per_entry: list[list[tuple[_Waiter, int, int]]] = []
-        if not cfg.pack_commands:
-            for commands, waiter in taken:
-                for slot, command in enumerate(commands):
-                    datas.append(command)
-                    owners_per_entry.append([(waiter, slot, 1)])
-            return datas, owners_per_entry
-        most, most_bytes = cfg.max_commands_per_entry, cfg.max_entry_bytes
-        chunk: list[bytes] = []
-        owners: list[tuple[_Waiter, int, int]] = []
-        size = 0
-        for commands, waiter in taken:
-            slot = 0
-            while slot < len(commands):
-                if chunk and (len(chunk) >= most or size >= most_bytes):
-                    datas.append(encode_batch(chunk))
-                    owners_per_entry.append(owners)
-                    chunk, owners, size = [], [], 0
-                # Take as many of this request's commands as fit: whole runs, not one by one.
-                end = min(len(commands), slot + most - len(chunk))
-                run = commands[slot:end]
-                run_bytes = sum(map(len, run))
-                while len(run) > 1 and size + run_bytes > most_bytes:
-                    run = run[: len(run) // 2]
-                    run_bytes = sum(map(len, run))
-                chunk.extend(run)
-                owners.append((waiter, slot, len(run)))
-                size += run_bytes
-                slot += len(run)
-        if chunk:
-            datas.append(encode_batch(chunk))
-            owners_per_entry.append(owners)
-        return datas, owners_per_entry
-
     # ----------------------------------------------------------------- the Ready contract
-    def _handle_ready(self, rd: Ready) -> None:
+    def _handle_ready(self, rd: Ready, restore: Callable[[], None] | None = None) -> None:
+        """Process a Ready by the contract; one carrying a snapshot arrives here with the
+        snapshot already durable and `restore`, which puts its state in place."""
         storage = self.storage
         # 0. A leader's appends leave now, so followers write while we do (thesis §10.2.1).
         if rd.early_messages:
             self._send(rd.early_messages)
-        # 1. Durable first: snapshot, then entries and hard state (one fdatasync).
-        if rd.snapshot is not None:
-            meta, data = rd.snapshot
-            storage.install_snapshot(meta, data)
-            self._last_snapshot_index = meta.index
-            self._bytes_since_snapshot = 0
+        # 1. Durable first: snapshot (done by _install_snapshot_ready), then entries and
+        # hard state (one fdatasync).
+        if (rd.snapshot is None) != (restore is None):
+            raise RaftInvariantError("a snapshot is installed by _install_snapshot_ready, and only a snapshot")
         if rd.entries or rd.hard_state is not None:
             storage.save(rd.hard_state, rd.entries)
         # 2. Only now may anything that depends on it leave.
@@ -600,9 +582,13 @@ class RaftNode:
             self._on_soft_state(rd.soft_state.term, rd.soft_state.leader_id, rd.soft_state.role)
         # 3. Apply.
         if rd.snapshot is not None:
-            self._applier.restore(rd.snapshot[1])
+            meta = rd.snapshot[0]
+            restore()
+            if self._applier.applied_index != meta.index:
+                raise RaftInvariantError(f"{self.id} snapshot at {meta.index} restored to {self._applier.applied_index}")
+            self._last_snapshot_index, self._bytes_since_snapshot = meta.index, 0
             self.stats["snapshots_restored"] += 1
-            self._fail_pending_below(rd.snapshot[0].index + 1)
+            self._proposals.fail_below(meta.index + 1, NotLeader(self.core.leader_id))
         for entry in rd.committed_entries:
             self._apply(entry)
         # 4. Reads.
@@ -643,22 +629,7 @@ class RaftNode:
     def _apply(self, entry: Entry) -> None:
         result = self._applier.apply(entry)
         self._bytes_since_snapshot += len(entry.data)
-        pending = self._pending.pop(entry.index, None) if self._pending else None
-        if pending is None:
-            return
-        if pending.term != entry.term:
-            # Another leader's entry replaced ours at this index: our outcome is unknown.
-            for waiter, _, _ in pending.owners:
-                waiter.fail(NotLeader(self.core.leader_id))
-            return
-        if pending.batch and type(result) is list:
-            position = 0
-            for waiter, first_slot, count in pending.owners:
-                waiter.set_results(first_slot, result[position : position + count])
-                position += count
-        else:
-            for waiter, first_slot, count in pending.owners:
-                waiter.set_results(first_slot, [result] * count)
+        self._proposals.resolve(entry, result, self.core.leader_id)
 
     def _release_waiters(self) -> None:
         applied = self._applier.applied_index
@@ -679,17 +650,17 @@ class RaftNode:
             self._fail_forwarded_reads(leader_id)
             log.info("%s event=raft_leader_changed term=%d leader=%s role=%s", self.id, term, leader_id,
                      role.name.lower())
-            self._leader_changed.set()
-            self._leader_changed = trio.Event()
         if role in (Role.PRE_CANDIDATE, Role.CANDIDATE) and role != self._role:
             self.stats["campaigns_started"] += 1  # PreVote rounds included: most end at once
         if role == Role.LEADER and self._role != Role.LEADER:
             self.stats["became_leader"] += 1
-        deposed = self._pending and (role != Role.LEADER or term != self._proposal_term)
+        deposed = self._proposals.deposed(role == Role.LEADER, term)
+        if (term, leader_id, role) != (self._term, self._leader_id, self._role):
+            self._status_changed.set()
+            self._status_changed = trio.Event()
         self._term, self._leader_id, self._role = term, leader_id, role
         if deposed:
-            self.stats["proposals_failed_deposed"] += len(self._pending)
-            self._fail_pending_below(None, NotLeader(leader_id))
+            self.stats["proposals_failed_deposed"] += self._proposals.fail_below(None, NotLeader(leader_id))
 
     def _fail_forwarded_reads(self, new_leader: str | None) -> None:
         """Reads a follower forwarded to a leader that is no longer the leader will never
@@ -702,28 +673,12 @@ class RaftNode:
             if waiter is not None:
                 waiter.fail(NotLeader(new_leader))
 
-    def _fail_pending_below(self, bound: int | None, error: BaseException | None = None) -> None:
-        """Fail pending proposals (all, or those below `bound`, which a snapshot covered)."""
-        error = error or NotLeader(self.core.leader_id)
-        if bound is None:
-            pending, self._pending = self._pending, {}
-        else:
-            pending = {i: p for i, p in self._pending.items() if i < bound}
-            for index in pending:
-                del self._pending[index]
-        for entry in pending.values():
-            for waiter, _, _ in entry.owners:
-                waiter.fail(error)
-
     def _fail_everything(self, error: BaseException) -> None:
         self._answer_collectors()
-        self._fail_pending_below(None, error)
+        self._proposals.fail_all(error)
         for waiter in list(self._read_waiters.values()):
             waiter.fail(error)
         self._read_waiters.clear()
-        for _, waiter in self._proposals:
-            waiter.fail(error)
-        self._proposals.clear()
         for _, waiter in self._admin:
             waiter.fail(error)
         self._admin.clear()
@@ -759,26 +714,61 @@ class RaftNode:
         self._bytes_since_snapshot = 0
         self._background.start_soon(self._write_snapshot, meta, build)
 
-    async def _write_snapshot(self, meta: SnapshotMeta, build: Callable[[], bytes]) -> None:
+    async def _write_snapshot(self, meta: SnapshotMeta, build: Callable[[], SnapshotData]) -> None:
         storage = self.storage
         try:
-            try:
-                prepared = await trio.to_thread.run_sync(lambda: storage.prepare_snapshot(meta, build()))
-            except OSError as exc:
-                # The log is untouched; the next turn past the threshold tries again.
-                self.stats["snapshot_write_failures"] += 1
-                log.error("%s event=raft_snapshot_write_failed index=%d error=%r", self.id, meta.index, exc)
-                return
-            # Back on the node's task: a leader's snapshot may have been installed meanwhile.
-            if not self.storage.publish_snapshot(prepared):
-                self.stats["snapshots_superseded"] += 1
-                return
-            self._last_snapshot_index = max(self._last_snapshot_index, meta.index)
-            compact_to = meta.index - self.config.compaction_retain_entries
-            if compact_to >= self.storage.first_index():
-                self.storage.compact(compact_to)
+            prepared = await trio.to_thread.run_sync(lambda: storage.prepare_snapshot(meta, build()))
+        except OSError as exc:
+            # The log is untouched; the next turn past the threshold tries again.
+            self.stats["snapshot_write_failures"] += 1
+            log.error("%s event=raft_snapshot_write_failed index=%d error=%r", self.id, meta.index, exc)
+            self._snapshot_writing = False
+            return
+        except Exception as exc:  # noqa: BLE001 - the state machine's builder broke: a bug
+            self._stop(exc)
+            return
+        try:
+            async with self._snapshot_lock:
+                if self._failure is not None:
+                    return
+                if storage.snapshot_is_superseded(meta):  # a leader's, installed meanwhile
+                    storage.discard_snapshot(prepared)
+                    self.stats["snapshots_superseded"] += 1
+                    return
+                await trio.to_thread.run_sync(storage.place_snapshot, prepared)
+                storage.adopt_snapshot(prepared)
+                self._last_snapshot_index = max(self._last_snapshot_index, meta.index)
+                compact_to = meta.index - self.config.compaction_retain_entries
+                if compact_to >= storage.first_index():
+                    storage.compact(compact_to, remove_segments=False)  # a STATE record: quick
+                    await trio.to_thread.run_sync(storage.remove_segments, storage.detach_dead_segments())
             self.stats["snapshots_taken"] += 1
             log.info("%s event=raft_snapshot index=%d term=%d bytes=%d first_index=%d", self.id, meta.index,
-                     meta.term, len(prepared.data), self.storage.first_index())
+                     meta.term, len(prepared.data), storage.first_index())
+        except Exception as exc:  # noqa: BLE001 - storage, invariants: the node stops
+            self._stop(exc)
         finally:
             self._snapshot_writing = False
+
+    async def _install_snapshot_ready(self, rd: Ready) -> None:
+        """Process a Ready carrying a leader's snapshot (Raft §7), its slow parts on
+        worker threads: write the snapshot and place it, rebase the log on it (a STATE
+        record, on this task), remove the segments it frees, decode the new state; only
+        then the rest of the Ready, by the contract (_handle_ready)."""
+        meta, data = rd.snapshot
+        storage = self.storage
+        try:
+            async with self._snapshot_lock:
+                prepared = await trio.to_thread.run_sync(storage.prepare_snapshot, meta, data)
+                await trio.to_thread.run_sync(storage.place_snapshot, prepared)
+                if self._failure is not None:
+                    return
+                storage.adopt_snapshot(prepared)
+                storage.rebase_on_snapshot()
+                await trio.to_thread.run_sync(storage.remove_segments, storage.detach_dead_segments())
+            restore = await trio.to_thread.run_sync(prepare_restore, self._applier, data)
+        except Exception as exc:  # noqa: BLE001 - storage, a snapshot the machine cannot read: stop
+            self._stop(exc)
+            return
+        self._guarded(lambda: self._handle_ready(rd, restore))
+        self._wakeup.set()  # what arrived meanwhile waits for the next turn

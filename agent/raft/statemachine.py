@@ -11,7 +11,13 @@ it returns an error result instead. `snapshot()` captures everything applied so 
 A machine whose state is large may also offer `snapshot_builder()`: capture the state
 now, cheaply (copies of its containers, say), and return a function that serializes that
 capture later. The node calls the function on a worker thread, so applying goes on
-meanwhile; what it returns must equal what `snapshot()` would have returned.
+meanwhile; what it returns must equal what `snapshot()` would have returned. And
+`restore_builder(data)`: decode a snapshot (the node calls it on a worker thread) and
+return a function that puts the decoded state in place at once (called on the node's
+task, where nothing reads the machine in between). Work on a worker thread still holds
+the GIL: do it in short steps (chunks of a few thousand items), so the Trio thread gets
+it back between them. A snapshot's data may be any buffer (bytes, bytearray,
+memoryview): it is never copied whole.
 """
 
 from __future__ import annotations

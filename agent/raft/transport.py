@@ -28,6 +28,8 @@ Rules it keeps:
   new stream. A peer answering UNIMPLEMENTED gets unary `Send`s from then on.
 - Nothing a peer sends crashes the node: a malformed, misaddressed or unknown message
   is counted (`stats`) and dropped; the rest of its batch is still delivered.
+- Peers come and go at run time (`add_peer`, `remove_peer`); a peer that moves to a new
+  address keeps its queue and batch numbering, and its old channel and loop close.
 - Every counter lives in `stats` (a Counter); log lines are `<node> key=value`.
 """
 
@@ -45,8 +47,10 @@ import grpc
 import trio
 
 from agent.grpcbridge import Channel, ServerStream, lockstep, server_stream, unary
-from agent.grpcbridge.errors import RpcError
+from agent.grpcbridge.errors import RpcError, Unavailable
+from agent.raft.errors import NodeStopped
 from agent.raft.messages import AppendEntries, InstallSnapshot, Message
+from agent.raft.types import NUMBER_LIMIT
 from agent.raft.wire import WireError, decode_message, encode_message
 from agent.rpc import raft_pb2, raft_pb2_grpc
 
@@ -99,8 +103,6 @@ class TransportConfig:
     max_queued_while_down: int = 256
 
 
-LAN_TRANSPORT = TransportConfig()
-
 # grpc's own reconnect backoff defaults to 1 s growing to 120 s: far too slow to notice
 # a restarted peer. Bound it like the send loop's.
 _CHANNEL_OPTIONS = (
@@ -128,7 +130,7 @@ class _Peer:
 
     __slots__ = (
         "node_id", "address", "queue", "queued_bytes", "wakeup", "failures", "down", "cancel_scope",
-        "next_seq", "slots", "resume_at", "stream", "use_stream",
+        "next_seq", "slots", "resume_at", "stream", "use_stream", "loop_done",
     )
 
     def __init__(self, node_id: str, address: str, in_flight: int) -> None:
@@ -139,7 +141,8 @@ class _Peer:
         self.wakeup = trio.Event()
         self.failures = 0  # consecutive failed Sends
         self.down = False
-        self.cancel_scope: trio.CancelScope | None = None
+        self.cancel_scope = trio.CancelScope()  # the send loop's: cancelled to retire the peer
+        self.loop_done = trio.Event()  # its send loop ended (channel and stream closed)
         self.next_seq = 1
         self.slots = trio.Semaphore(in_flight)
         self.resume_at = 0.0  # backing off: no new batch before this (trio clock)
@@ -155,7 +158,7 @@ class RaftTransport:
         self,
         node_id: str,
         peers: Mapping[str, str],
-        config: TransportConfig = LAN_TRANSPORT,
+        config: TransportConfig = TransportConfig(),
         rng: random.Random | None = None,
         deliver: Callable[[list[Message]], Awaitable[None]] | None = None,
     ) -> None:
@@ -175,30 +178,42 @@ class RaftTransport:
 
     # -- membership of the peer set -------------------------------------------------
     def peers(self) -> dict[str, str]:
+        """Every peer this node sends to, by id: its address."""
         return {p.node_id: p.address for p in self._peers.values()}
 
-    def address_of(self, node_id: str) -> str | None:
-        peer = self._peers.get(node_id)
-        return None if peer is None else peer.address
-
     def add_peer(self, node_id: str, address: str) -> None:
-        """Start sending to a new peer (or re-address a known one)."""
+        """Send to `node_id` at `address` from now on, whether or not run() is running.
+
+        A peer already known at another address (a node restarted elsewhere) moves: its
+        old send loop, stream and channel are closed, and the messages still queued for
+        it, with the numbering of its batches, carry over to the new address.
+        """
         if node_id == self.node_id:
             return
         old = self._peers.get(node_id)
-        if old is not None:
-            if old.address == address:
-                return
-            self.remove_peer(node_id)
+        if old is not None and old.address == address:
+            return
         peer = _Peer(node_id, address, self.config.max_rpcs_in_flight)
+        if old is not None:
+            self._retire(old)
+            peer.queue, peer.queued_bytes, peer.next_seq = old.queue, old.queued_bytes, old.next_seq
+            old.queue, old.queued_bytes = deque(), 0
+            log.info("%s event=raft_peer_moved peer=%s from=%s to=%s", self.node_id, node_id, old.address, address)
         self._peers[node_id] = peer
         if self._nursery is not None:
             self._nursery.start_soon(self._send_loop, peer)
 
     def remove_peer(self, node_id: str) -> None:
+        """Stop sending to `node_id`: its queue is dropped, its send loop, stream and
+        channel closed; messages to it count as dropped_unknown_peer from now on."""
         peer = self._peers.pop(node_id, None)
-        if peer is not None and peer.cancel_scope is not None:
-            peer.cancel_scope.cancel()
+        if peer is not None:
+            self._retire(peer)
+
+    def _retire(self, peer: _Peer) -> None:
+        peer.cancel_scope.cancel()  # a loop not started yet never opens its channel
+        if self._nursery is None:
+            peer.loop_done.set()  # no loop runs, nor will
 
     # -- sending -------------------------------------------------------------------
     def send(self, messages: list[Message]) -> None:
@@ -270,37 +285,44 @@ class RaftTransport:
         return batch
 
     async def _send_loop(self, peer: _Peer) -> None:
-        with trio.CancelScope() as scope:
-            peer.cancel_scope = scope
-            channel = Channel(peer.address, options=_CHANNEL_OPTIONS).open()
-            try:
-                stub = channel.stub(raft_pb2_grpc.RaftServiceStub)
-                async with trio.open_nursery() as calls:
-                    while True:
-                        while not peer.queue:
-                            peer.wakeup = trio.Event()
-                            await peer.wakeup.wait()
-                        if self.config.linger_s > 0 and _only_commit_notices(peer.queue):
-                            await self._linger(peer)  # holding no slot: `send` may go meanwhile
-                        await peer.slots.acquire()
-                        if trio.current_time() < peer.resume_at:
-                            await trio.sleep_until(peer.resume_at)
-                        if not peer.queue:  # `send` handed it to the stream meanwhile
-                            peer.slots.release()
-                            continue
-                        if self.config.stream and peer.use_stream:
-                            if peer.stream is None:
-                                peer.stream = _BatchStream(stub)
-                                calls.start_soon(self._read_acks, peer, peer.stream)
-                            self._submit(peer, acquired=True)
-                        else:
-                            request, count = self._next_request(peer)
-                            calls.start_soon(self._send_batch, peer, stub, request, count)
-            finally:
-                if peer.stream is not None:
-                    peer.stream.close()
-                    peer.stream = None
-                channel.close()
+        try:
+            with peer.cancel_scope:
+                if not peer.cancel_scope.cancel_called:
+                    await self._send_from_channel(peer)
+        finally:
+            peer.loop_done.set()
+
+    async def _send_from_channel(self, peer: _Peer) -> None:
+        """Carry the peer's queue over one channel until cancelled."""
+        channel = Channel(peer.address, options=_CHANNEL_OPTIONS).open()
+        try:
+            stub = channel.stub(raft_pb2_grpc.RaftServiceStub)
+            async with trio.open_nursery() as calls:
+                while True:
+                    while not peer.queue:
+                        peer.wakeup = trio.Event()
+                        await peer.wakeup.wait()
+                    if self.config.linger_s > 0 and _only_commit_notices(peer.queue):
+                        await self._linger(peer)  # holding no slot: `send` may go meanwhile
+                    await peer.slots.acquire()
+                    if trio.current_time() < peer.resume_at:
+                        await trio.sleep_until(peer.resume_at)
+                    if not peer.queue:  # `send` handed it to the stream meanwhile
+                        peer.slots.release()
+                        continue
+                    if self.config.stream and peer.use_stream:
+                        if peer.stream is None:
+                            peer.stream = _BatchStream(stub)
+                            calls.start_soon(self._read_acks, peer, peer.stream)
+                        self._submit(peer, acquired=True)
+                    else:
+                        request, count = self._next_request(peer)
+                        calls.start_soon(self._send_batch, peer, stub, request, count)
+        finally:
+            if peer.stream is not None:
+                peer.stream.close()
+                peer.stream = None
+            channel.close()
 
     def _next_request(self, peer: _Peer) -> tuple[raft_pb2.MessageBatch, int]:
         """The next numbered batch for `peer`, encoded from the head of its queue."""
@@ -500,7 +522,7 @@ class RaftServicer:
         node_id: str,
         exchange: Callable[..., Awaitable[list[Message]]],
         stats: Counter[str] | None = None,
-        config: TransportConfig = LAN_TRANSPORT,
+        config: TransportConfig = TransportConfig(),
     ) -> None:
         self.node_id = node_id
         self.config = config
@@ -540,6 +562,9 @@ class RaftServicer:
         if len(request.messages) > self.config.max_messages_per_rpc:
             self.stats["rejected_batch_too_long"] += 1
             return raft_pb2.BatchAck(rejected=len(request.messages))
+        if request.seq >= NUMBER_LIMIT:  # batch numbers count up from 1: never this far
+            self.stats["rejected_batch_out_of_range_seq"] += 1
+            return raft_pb2.BatchAck(rejected=len(request.messages))
         good = decode_batch(request.messages, request.src, self.node_id, self.stats)
         rejected = len(request.messages) - len(good)
         if rejected:
@@ -549,7 +574,10 @@ class RaftServicer:
         if good:
             self.stats["messages_received"] += len(good)
             order = await self._wait_turn(request)
-            replies = await self._exchange(good, order.queued_callback(request.seq))
+            try:
+                replies = await self._exchange(good, order.queued_callback(request.seq))
+            except NodeStopped:
+                raise Unavailable("node stopped") from None
             slots = ack.replies
             for msg in replies:
                 encode_message(msg, slots.add())

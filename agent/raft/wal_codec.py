@@ -16,13 +16,13 @@ Rules it keeps:
 
 from __future__ import annotations
 
-import json
 import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agent.raft.types import ConfState, Entry, EntryKind, HardState, SnapshotMeta
+from agent.raft.confchange import decode_conf_state, encode_conf_state
+from agent.raft.types import Entry, EntryKind, HardState, SnapshotMeta
 
 # --- record framing -------------------------------------------------------------------
 
@@ -188,46 +188,41 @@ def _decode_state(payload: bytes | memoryview) -> LogState | None:
 
 # --- snapshot file --------------------------------------------------------------------
 #
-# `magic | version:u8 | meta_length:u32 | meta (JSON) | data | crc:u32`, the crc (zlib.crc32)
-# covering everything before it. The file is only ever renamed into place whole, so any
-# damage found on reading is corruption, never a torn write.
+# `magic | version:u8 | index:u64 | term:u64 | conf_length:u32 | conf | data | crc:u32`,
+# the conf in confchange.py's encoding, the crc (zlib.crc32) covering everything before
+# it. The file is only ever renamed into place whole, so any damage found on reading is
+# corruption, never a torn write.
 
 SNAPSHOT_MAGIC = b"AGSNAP"
-SNAPSHOT_VERSION = 1
-_SNAPSHOT_HEAD = struct.Struct("<6sBI")
+SNAPSHOT_VERSION = 2
+_SNAPSHOT_HEAD = struct.Struct("<6sBQQI")
 
 
-def encode_snapshot(meta: SnapshotMeta, data: bytes) -> bytes:
-    meta_json = json.dumps(
-        {
-            "index": meta.index,
-            "term": meta.term,
-            "voters": list(meta.conf.voters),
-            "learners": list(meta.conf.learners),
-        },
-        separators=(",", ":"),
-    ).encode("utf-8")
-    body = _SNAPSHOT_HEAD.pack(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, len(meta_json)) + meta_json + data
-    return body + _LENGTH.pack(zlib.crc32(body))
+def encode_snapshot(meta: SnapshotMeta, data: bytes | bytearray | memoryview) -> list:
+    """The snapshot file's bytes as parts to write in order (the data itself is never
+    copied: it can be tens of MB)."""
+    conf = encode_conf_state(meta.conf)
+    head = _SNAPSHOT_HEAD.pack(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, meta.index, meta.term, len(conf))
+    crc = zlib.crc32(data, zlib.crc32(conf, zlib.crc32(head)))
+    return [head, conf, data, _LENGTH.pack(crc)]
 
 
-def decode_snapshot(blob: bytes) -> tuple[SnapshotMeta, bytes] | None:
-    """The snapshot in `blob`, or None if it is damaged in any way."""
+def decode_snapshot(blob: bytes) -> tuple[SnapshotMeta, memoryview] | None:
+    """The snapshot in `blob` (its data a view into `blob`), or None if it is damaged."""
     if len(blob) < _SNAPSHOT_HEAD.size + _LENGTH.size:
         return None
-    body, (crc,) = blob[: -_LENGTH.size], _LENGTH.unpack_from(blob, len(blob) - _LENGTH.size)
+    view = memoryview(blob)
+    body, (crc,) = view[: -_LENGTH.size], _LENGTH.unpack_from(blob, len(blob) - _LENGTH.size)
     if zlib.crc32(body) != crc:
         return None
-    magic, version, meta_length = _SNAPSHOT_HEAD.unpack_from(body, 0)
+    magic, version, index, term, conf_length = _SNAPSHOT_HEAD.unpack_from(blob, 0)
     if magic != SNAPSHOT_MAGIC or version != SNAPSHOT_VERSION:
         return None
-    meta_end = _SNAPSHOT_HEAD.size + meta_length
-    if meta_end > len(body):
+    conf_end = _SNAPSHOT_HEAD.size + conf_length
+    if conf_end > len(body):
         return None
     try:
-        fields = json.loads(body[_SNAPSHOT_HEAD.size : meta_end].decode("utf-8"))
-        conf = ConfState(tuple(str(v) for v in fields["voters"]), tuple(str(v) for v in fields["learners"]))
-        meta = SnapshotMeta(int(fields["index"]), int(fields["term"]), conf)
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        conf = decode_conf_state(bytes(body[_SNAPSHOT_HEAD.size : conf_end]))
+    except ValueError:
         return None
-    return meta, body[meta_end:]
+    return SnapshotMeta(index, term, conf), body[conf_end:]

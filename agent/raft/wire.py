@@ -5,15 +5,17 @@ Owns: the translation between the message dataclasses of messages.py and the
 
 Rules it keeps:
 - Encoding is total: every well-formed core message encodes.
-- Decoding is strict: an unknown type, a field the type does not use, an out-of-range
-  number, an unknown entry kind or an oversized address raises `WireError`, and the
-  decoded message must also pass `messages.validate`. The transport counts and drops
-  whatever raises; nothing a peer sends can crash the node.
+- Decoding is strict: an unknown type, a field the type does not use, a number at or
+  past types.NUMBER_LIMIT, an unknown entry kind, a malformed configuration or node id
+  raises `WireError`, and the decoded message must also pass `messages.validate` (whose
+  reason the WireError then carries). The transport counts and drops whatever raises;
+  nothing a peer sends can crash the node.
 - No I/O here; plain functions over values.
 """
 
 from __future__ import annotations
 
+from agent.raft.confchange import decode_conf_state, encode_conf_state
 from agent.raft.errors import RaftError
 from agent.raft.messages import (
     AppendEntries,
@@ -31,13 +33,11 @@ from agent.raft.messages import (
     VoteResponse,
     validate,
 )
-from agent.raft.types import ConfState, Entry, EntryKind, SnapshotMeta
+from agent.raft.types import NUMBER_LIMIT, Entry, EntryKind, SnapshotMeta, is_node_id
 from agent.rpc import raft_pb2
 
-__all__ = ["WireError", "decode_message", "encode_message", "MAX_NODE_ID_CHARS"]
+__all__ = ["WireError", "decode_message", "encode_message"]
 
-# Node ids are short names ("n1", a host name); a longer one is a malformed message.
-MAX_NODE_ID_CHARS = 255
 _ENTRY_KINDS = frozenset(int(k) for k in EntryKind)
 
 
@@ -66,6 +66,14 @@ _FIELDS: dict[MsgType, tuple[str, ...]] = {
 }
 _COMMON = frozenset(("type", "src", "dst", "term"))
 _ALLOWED: dict[int, frozenset[str]] = {int(t): _COMMON | frozenset(f) for t, f in _FIELDS.items()}
+_NUMBER_FIELDS = frozenset(
+    ("term", "prev_index", "prev_term", "commit", "index", "hint_term", "hint_index", "last_index", "last_term",
+     "heartbeat_context", "offset", "next_offset")
+)
+# Per message type: its number fields, checked against NUMBER_LIMIT before anything else.
+_NUMBERS: dict[int, tuple[str, ...]] = {
+    int(t): ("term", *(f for f in fields if f in _NUMBER_FIELDS)) for t, fields in _FIELDS.items()
+}
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -79,8 +87,7 @@ def _encode_entry(out: raft_pb2.LogEntry, entry: Entry) -> None:
 def _encode_meta(out: raft_pb2.SnapshotPoint, meta: SnapshotMeta) -> None:
     out.index = meta.index
     out.term = meta.term
-    out.conf.voters.extend(meta.conf.voters)
-    out.conf.learners.extend(meta.conf.learners)
+    out.membership = encode_conf_state(meta.conf)
 
 
 def encode_message(msg: Message, out: raft_pb2.RaftMessage | None = None) -> raft_pb2.RaftMessage:
@@ -138,7 +145,7 @@ def encode_message(msg: Message, out: raft_pb2.RaftMessage | None = None) -> raf
 
 # ---------------------------------------------------------------------------- decoding
 def _node_id(value: str, what: str) -> str:
-    if not value or len(value) > MAX_NODE_ID_CHARS:
+    if not is_node_id(value):
         raise WireError(f"bad_{what}")
     return value
 
@@ -157,13 +164,15 @@ def _decode_meta(pb: raft_pb2.RaftMessage) -> SnapshotMeta:
     if not pb.HasField("meta"):
         raise WireError("missing_meta")
     meta = pb.meta
-    voters = tuple(meta.conf.voters)
-    learners = tuple(meta.conf.learners)
-    for node in voters + learners:
-        _node_id(node, "member")
-    if len(set(voters + learners)) != len(voters) + len(learners):
-        raise WireError("duplicate_member")
-    return SnapshotMeta(meta.index, meta.term, ConfState(voters, learners))
+    if meta.index >= NUMBER_LIMIT:
+        raise WireError("out_of_range_snapshot_index")
+    if meta.term >= NUMBER_LIMIT:
+        raise WireError("out_of_range_snapshot_term")
+    try:
+        conf = decode_conf_state(meta.membership)
+    except ValueError:
+        raise WireError("bad_membership") from None
+    return SnapshotMeta(meta.index, meta.term, conf)
 
 
 def decode_message(pb: raft_pb2.RaftMessage) -> Message:
@@ -174,6 +183,9 @@ def decode_message(pb: raft_pb2.RaftMessage) -> Message:
     for descriptor, _ in pb.ListFields():
         if descriptor.name not in allowed:
             raise WireError(f"unexpected_{descriptor.name}")
+    for name in _NUMBERS[pb.type]:
+        if getattr(pb, name) >= NUMBER_LIMIT:
+            raise WireError(f"out_of_range_{name}")
     src = _node_id(pb.src, "src")
     dst = _node_id(pb.dst, "dst")
     term = pb.term

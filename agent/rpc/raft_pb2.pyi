@@ -30,23 +30,15 @@ class LogEntry(_message.Message):
     data: bytes
     def __init__(self, index: _Optional[int] = ..., term: _Optional[int] = ..., kind: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
-class Membership(_message.Message):
-    __slots__ = ("voters", "learners")
-    VOTERS_FIELD_NUMBER: _ClassVar[int]
-    LEARNERS_FIELD_NUMBER: _ClassVar[int]
-    voters: _containers.RepeatedScalarFieldContainer[str]
-    learners: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, voters: _Optional[_Iterable[str]] = ..., learners: _Optional[_Iterable[str]] = ...) -> None: ...
-
 class SnapshotPoint(_message.Message):
-    __slots__ = ("index", "term", "conf")
+    __slots__ = ("index", "term", "membership")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     TERM_FIELD_NUMBER: _ClassVar[int]
-    CONF_FIELD_NUMBER: _ClassVar[int]
+    MEMBERSHIP_FIELD_NUMBER: _ClassVar[int]
     index: int
     term: int
-    conf: Membership
-    def __init__(self, index: _Optional[int] = ..., term: _Optional[int] = ..., conf: _Optional[_Union[Membership, _Mapping]] = ...) -> None: ...
+    membership: bytes
+    def __init__(self, index: _Optional[int] = ..., term: _Optional[int] = ..., membership: _Optional[bytes] = ...) -> None: ...
 
 class RaftMessage(_message.Message):
     __slots__ = ("type", "src", "dst", "term", "prev_index", "prev_term", "entries", "commit", "index", "reject", "hint_term", "hint_index", "last_index", "last_term", "pre_vote", "transfer", "granted", "heartbeat_context", "read_context", "meta", "offset", "data", "done", "next_offset")

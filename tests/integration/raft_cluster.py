@@ -1,8 +1,11 @@
 """A cluster of real `python -m agent.raft` processes on loopback, for tests and bench/.
 
 Owns: choosing free ports, starting, crashing (SIGKILL), pausing (SIGSTOP/SIGCONT) and
-restarting node processes, and a small blocking client of their KvService that follows
-leader hints. Every process is killed when the cluster is closed, whatever happened.
+restarting node processes, a small blocking client of their KvService that follows
+leader hints, and the means of forging what a node reads: gRPC batches built with the
+project's own codecs (`send_raw`) and a hard state written into a stopped node's log
+(`doctor_hard_state`). Every process is killed when the cluster is closed, whatever
+happened.
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ from pathlib import Path
 import grpc
 
 from agent.affinity import available_cpus
+from agent.raft import wal_codec
+from agent.raft.messages import Message
+from agent.raft.storage import RaftStorage
+from agent.raft.types import HardState
+from agent.raft.wire import encode_message
 from agent.rpc import raft_pb2 as pb
 from agent.rpc import raft_pb2_grpc as pb_grpc
 
@@ -36,6 +44,25 @@ def free_ports(count: int) -> list[int]:
     for s in sockets:
         s.close()
     return ports
+
+
+def doctor_hard_state(data_dir: Path, hard_state: HardState) -> None:
+    """Append a STATE record holding `hard_state` to a stopped node's log, checksum and
+    all, as a bug or a careless hand could: the node reads it as its durable hard state."""
+    with RaftStorage.open(data_dir) as storage:
+        first, last = storage.first_index(), storage.last_index()
+        prev_term = storage.term_at(first - 1)
+    segment = sorted((data_dir / "log").glob("*.seg"))[-1]
+    buf = segment.read_bytes()
+    end = 0
+    while (record := wal_codec.decode_at(buf, end)) is not None:
+        end += record.size
+    state = wal_codec.LogState(hard_state, first, prev_term, last)
+    with open(segment, "r+b") as file:
+        file.seek(end)
+        file.write(wal_codec.encode_state(state, write_start=True))
+        file.flush()
+        os.fsync(file.fileno())
 
 
 class ClusterError(Exception):
@@ -144,6 +171,16 @@ class RaftCluster:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def wait_exit(self, node_id: str, timeout: float = 20.0) -> int:
+        """Wait for a node's process to end on its own; its exit status."""
+        try:
+            return self.nodes[node_id].process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ClusterError(f"{node_id} still runs after {timeout}s\n{self.logs()}") from None
+
+    def log_lines(self, node_id: str) -> list[str]:
+        return self.nodes[node_id].log_path.read_text(errors="replace").splitlines()
+
     def logs(self) -> str:
         parts = []
         for node in self.nodes.values():
@@ -153,7 +190,7 @@ class RaftCluster:
         return "\n".join(parts)
 
     # -- client ---------------------------------------------------------------------
-    def stub(self, node_id: str) -> pb_grpc.KvServiceStub:
+    def _channel(self, node_id: str) -> grpc.Channel:
         channel = self._channels.get(node_id)
         if channel is None:
             channel = grpc.insecure_channel(
@@ -161,7 +198,21 @@ class RaftCluster:
                 options=[("grpc.initial_reconnect_backoff_ms", 20), ("grpc.max_reconnect_backoff_ms", 200)],
             )
             self._channels[node_id] = channel
-        return pb_grpc.KvServiceStub(channel)
+        return channel
+
+    def stub(self, node_id: str) -> pb_grpc.KvServiceStub:
+        return pb_grpc.KvServiceStub(self._channel(node_id))
+
+    def send_raw(self, node_id: str, messages: list[Message] | list[pb.RaftMessage], src: str | None = None,
+                 seq: int = 0) -> pb.BatchAck:
+        """One RaftService.Send to `node_id`, as any peer (or forger) could send it: core
+        messages go through the project's own encoder, protobufs as they are."""
+        slots = [m if isinstance(m, pb.RaftMessage) else encode_message(m) for m in messages]
+        batch = pb.MessageBatch(src=src if src is not None else slots[0].src, dst=node_id, messages=slots, seq=seq)
+        send = self._channel(node_id).unary_unary("/agent.rpc.raft.RaftService/Send",
+                                   request_serializer=pb.MessageBatch.SerializeToString,
+                                   response_deserializer=pb.BatchAck.FromString)
+        return send(batch, timeout=5)
 
     def status(self, node_id: str, timeout: float = 1.0) -> pb.StatusReply | None:
         try:

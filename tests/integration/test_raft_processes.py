@@ -14,8 +14,14 @@ import time
 import grpc
 import pytest
 
+import subprocess
+from contextlib import contextmanager
+
+from agent.raft.__main__ import EXIT_NODE_STOPPED, EXIT_STORAGE_UNUSABLE
+from agent.raft.messages import AppendEntries, Heartbeat
+from agent.raft.types import NUMBER_LIMIT, Entry, EntryKind, HardState
 from agent.rpc import raft_pb2 as pb
-from tests.integration.raft_cluster import RaftCluster
+from tests.integration.raft_cluster import RaftCluster, doctor_hard_state
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -349,3 +355,145 @@ def test_history_of_concurrent_clients_through_crashes_and_pauses_is_linearizabl
     assert acknowledged_writes > 50 and reads > 50, (acknowledged_writes, reads)
     result = check_history(history)
     assert result.ok, (result.key, result.reason, len(history), unknown_writes)
+
+
+def _follower_of(cluster: RaftCluster, leader: str) -> str:
+    return next(n for n in cluster.nodes if n != leader)
+
+
+def _election_timeout_s() -> float:
+    from agent.raft.config import RaftConfig
+
+    config = RaftConfig()
+    return 2 * config.election_timeout_ticks * config.tick_interval_ms / 1000  # the longest draw
+
+
+def test_a_forged_term_past_the_limit_is_refused_and_every_node_lives_on(cluster3):
+    """A forged AppendEntries or Heartbeat with term 2**64-1 (or NUMBER_LIMIT) is refused
+    on the wire and counted; nothing is persisted, nobody campaigns past what peers accept."""
+    leader = cluster3.wait_leader()
+    follower = _follower_of(cluster3, leader)
+    term = cluster3.status(follower).term
+    forged = [
+        AppendEntries(leader, follower, 2**64 - 1, 0, 0, (), 0),
+        Heartbeat(leader, follower, 2**64 - 1, 0),
+        Heartbeat(leader, follower, NUMBER_LIMIT, 0),
+    ]
+    for msg in forged:
+        ack = cluster3.send_raw(follower, [msg])
+        assert (ack.accepted, ack.rejected) == (0, 1)
+    counters = cluster3.status(follower).counters
+    assert counters["transport_rejected_out_of_range_term"] == len(forged)
+    time.sleep(3 * _election_timeout_s())  # what the forged term once did took 2 s: every node died
+    assert all(node.alive for node in cluster3.nodes.values()), cluster3.logs()
+    assert cluster3.status(follower).term == term
+    cluster3.put("c", 1, "after", "forgery", start=leader)
+    assert cluster3.get("after") == "forgery"
+
+
+def test_a_forged_last_usable_term_halts_elections_but_kills_no_node_nor_data_dir(cluster3):
+    """What a forger spoofing a member can still do without authentication: push terms to
+    NUMBER_LIMIT - 1. No node can campaign past it, so elections stop there; but no
+    process dies, and a restarted node starts from its data directory."""
+    leader = cluster3.wait_leader()
+    follower = _follower_of(cluster3, leader)
+    ack = cluster3.send_raw(follower, [Heartbeat(leader, follower, NUMBER_LIMIT - 1, 0)])
+    assert ack.accepted == 1
+    deadline = time.monotonic() + 20
+    while not all(
+        (st := cluster3.status(n)) is not None and st.counters.get("campaigns_refused_number_limit", 0) > 0
+        for n in cluster3.nodes
+    ):
+        assert time.monotonic() < deadline, cluster3.logs()
+        time.sleep(0.1)
+    assert all(node.alive for node in cluster3.nodes.values())
+    assert {cluster3.status(n).term for n in cluster3.nodes} == {NUMBER_LIMIT - 1}
+    cluster3.kill(follower)
+    cluster3.start(follower)
+    cluster3.wait_ready(follower)
+    assert cluster3.status(follower).term == NUMBER_LIMIT - 1
+
+
+@pytest.mark.parametrize("term", [NUMBER_LIMIT, 2**64 - 1])
+def test_a_node_whose_hard_state_is_past_the_limit_says_so_in_one_line_and_exits(tmp_path, term):
+    with RaftCluster(tmp_path, 1) as cluster:
+        cluster.start()
+        cluster.wait_ready()
+        cluster.put("c", 1, "k", "v")
+        cluster.kill("n1")
+        doctor_hard_state(cluster.nodes["n1"].data_dir, HardState(term, "n1", 0))
+        for _ in range(2):  # every restart says the same, and nothing else
+            cluster.start("n1")
+            assert cluster.wait_exit("n1") == EXIT_STORAGE_UNUSABLE
+        lines = cluster.log_lines("n1")
+        said = [line for line in lines if "raft_storage_unusable" in line]
+        assert len(said) == 2 and all(f"term {term} is at or past the limit" in line for line in said), said
+        assert not any("Traceback" in line for line in lines), "\n".join(lines)
+
+
+@contextmanager
+def immutable(path):
+    """Make a directory tree immutable (chattr +i, as root on ext4): every write to its
+    files fails with EPERM, as on a disk gone bad or read-only. Undone on leaving."""
+    subprocess.run(["chattr", "-R", "+i", str(path)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-R", "-i", str(path)], check=True)
+
+
+def test_a_follower_whose_storage_fails_stops_in_one_line_and_the_cluster_goes_on(cluster3):
+    """Its first failed write comes in a turn taken in an RPC handler's task (an inline
+    turn): the node must still stop for good, never stay up as a follower that acks
+    nothing and applies nothing."""
+    leader = cluster3.wait_leader()
+    follower = _follower_of(cluster3, leader)
+    cluster3.put("c", 1, "before", "1", start=leader)
+    with immutable(cluster3.nodes[follower].data_dir):
+        for seq in range(2, 12):
+            cluster3.put("c", seq, f"k{seq}", "v", start=leader)
+        assert cluster3.wait_exit(follower) == EXIT_NODE_STOPPED
+    lines = cluster3.log_lines(follower)
+    said = [line for line in lines if "raft_node_failed" in line]
+    assert len(said) == 1 and "cause=storage" in said[0] and "PermissionError" in said[0], said
+    assert not any("Traceback" in line for line in lines), "\n".join(lines)
+    cluster3.put("c", 12, "after", "2", start=leader)  # the other two carry on
+    assert cluster3.get("after") == "2"
+
+
+def test_a_config_entry_of_garbage_is_refused_before_anything_is_appended(cluster3):
+    """An AppendEntries from the leader's id, in its term, that fits the follower's log
+    and carries a CONFIG entry of garbage: refused on the wire, counted; the node lives."""
+    leader = cluster3.wait_leader()
+    follower = _follower_of(cluster3, leader)
+    cluster3.put("c", 1, "k", "v", start=leader)
+    before = cluster3.status(follower)
+    last, term = before.last_index, before.term
+    forged = AppendEntries(leader, follower, term, last, term,
+                           (Entry(last + 1, term, EntryKind.CONFIG, b"\x01garbage"),), before.commit_index)
+    ack = cluster3.send_raw(follower, [forged])
+    assert (ack.accepted, ack.rejected) == (0, 1)
+    after = cluster3.status(follower)
+    assert after.counters["transport_rejected_bad_config_entry"] == 1
+    assert list(after.voters) == sorted(cluster3.nodes) and after.last_index == last
+    time.sleep(_election_timeout_s())
+    assert all(node.alive for node in cluster3.nodes.values()), cluster3.logs()
+    cluster3.put("c", 2, "k", "w", start=leader)
+    assert cluster3.get("k", start=follower) == "w"
+
+
+def test_a_sender_outside_the_configuration_is_refused_and_counted(cluster3):
+    """A well-formed batch from 'evil', a node no configuration names: its heartbeat of a
+    higher term and its append reach the node and are refused there, changing nothing."""
+    leader = cluster3.wait_leader()
+    follower = _follower_of(cluster3, leader)
+    before = cluster3.status(follower)
+    forged = [Heartbeat("evil", follower, before.term + 5, before.commit_index),
+              AppendEntries("evil", follower, before.term + 5, before.last_index, before.term, (), 0)]
+    ack = cluster3.send_raw(follower, forged, src="evil")
+    assert (ack.accepted, ack.rejected) == (2, 0)  # well formed: the core judges the sender
+    after = cluster3.status(follower)
+    assert after.counters["dropped_not_member"] == 2
+    assert (after.term, after.leader_id) == (before.term, leader)
+    cluster3.put("c", 1, "still", "led", start=leader)
+    assert cluster3.status(leader).role == "leader"

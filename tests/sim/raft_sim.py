@@ -30,7 +30,8 @@ import sys
 from dataclasses import dataclass, field, replace
 
 from agent.raft.config import TEST_PROFILE, RaftConfig
-from agent.raft.core import ConfChange, ConfChangeKind, RaftCore, Ready, Role
+from agent.raft.confchange import ConfChange, ConfChangeKind
+from agent.raft.core import RaftCore, Ready, Role
 from agent.raft.errors import ConfChangeRejected, NotLeader, RaftError, SnapshotUnavailable, TransferInProgress
 from agent.raft.kv import KvStore, encode_put
 from agent.raft.linearizability import INFO, OK, Operation, check_history

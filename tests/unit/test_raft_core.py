@@ -8,14 +8,8 @@ from dataclasses import replace
 import pytest
 
 from agent.raft.config import TEST_PROFILE
-from agent.raft.core import (
-    ConfChange,
-    ConfChangeKind,
-    RaftCore,
-    Role,
-    decode_conf_state,
-    encode_conf_state,
-)
+from agent.raft.confchange import ConfChange, ConfChangeKind, decode_conf_state, encode_conf_state
+from agent.raft.core import RaftCore, Role
 from agent.raft.errors import ConfChangeRejected, NotLeader, RaftInvariantError, TransferInProgress
 from agent.raft.memlog import MemLog
 from agent.raft.messages import (
@@ -30,7 +24,7 @@ from agent.raft.messages import (
     VoteRequest,
     VoteResponse,
 )
-from agent.raft.types import ConfState, Entry, EntryKind, HardState, SnapshotMeta
+from agent.raft.types import NUMBER_LIMIT, ConfState, Entry, EntryKind, HardState, SnapshotMeta
 
 PLAIN = replace(TEST_PROFILE, pre_vote=False, check_quorum=False)
 
@@ -691,19 +685,40 @@ def test_deposed_leader_fails_pending_reads__thesis_6_4():
 # ---------------------------------------------------------------- bad input
 
 
+def _append(*entries, term=1):
+    return AppendEntries("b", "a", term, 0, 0, tuple(entries), 0)
+
+
+CONF_AB = encode_conf_state(ConfState(("a", "b")))
+
+
 @pytest.mark.parametrize(
     "msg, counter",
     [
-        (AppendEntries("b", "a", 1, 0, 0, (Entry(5, 1),), 0), "dropped_malformed"),  # gap
-        (AppendEntries("b", "a", 1, 0, 0, (Entry(1, 9),), 0), "dropped_malformed"),  # term above msg
-        (AppendEntries("b", "a", 2, 0, 0, (Entry(1, 2), Entry(2, 1)), 0), "dropped_malformed"),  # term drops
-        (AppendEntries("b", "a", 1, 0, 0, (Entry(1, 1, EntryKind.NORMAL, "text"),), 0), "dropped_malformed"),
-        (AppendEntries("b", "a", 1, 0, 0, [Entry(1, 1)], 0), "dropped_malformed"),  # not a tuple
-        (AppendEntries("b", "a", 1, 0, 0, (Entry(1, True),), 0), "dropped_malformed"),
-        (Heartbeat("b", "a", -1, 0), "dropped_malformed"),
-        (Heartbeat("b", "a", 1, 0, context="x"), "dropped_malformed"),
-        ("not a message", "dropped_malformed"),
-        (VoteRequest("zz", "a", 9, 0, 0), "dropped_unknown_node"),
+        (_append(Entry(5, 1)), "malformed_bad_entry_index"),  # gap
+        (_append(Entry(True, 1)), "malformed_bad_entry_index"),
+        (_append(Entry(1, 9)), "malformed_bad_entry_term"),  # term above the message's
+        (_append(Entry(1, 2), Entry(2, 1), term=2), "malformed_bad_entry_term"),  # terms go down
+        (_append(Entry(1, True)), "malformed_bad_entry_term"),
+        (_append(Entry(1, 1, EntryKind.NORMAL, "text")), "malformed_bad_entry_data"),
+        (_append(Entry(1, 1, 7, b"")), "malformed_bad_entry_kind"),  # not an EntryKind
+        (AppendEntries("b", "a", 1, 0, 0, [Entry(1, 1)], 0), "malformed_bad_entries"),  # not a tuple
+        (_append(Entry(1, 1), "entry"), "malformed_bad_entry"),
+        # CONFIG entries: the one payload the core parses, checked before anything is appended.
+        (_append(Entry(1, 1, EntryKind.CONFIG, b"garbage")), "malformed_bad_config_entry"),
+        (_append(Entry(1, 1, EntryKind.CONFIG, b"")), "malformed_bad_config_entry"),
+        (_append(Entry(1, 1, EntryKind.CONFIG, b'{"voters": ["a"], "learners": []}')), "malformed_bad_config_entry"),
+        (_append(Entry(1, 1, EntryKind.CONFIG, CONF_AB[:-1])), "malformed_bad_config_entry"),  # truncated
+        (_append(Entry(1, 1, EntryKind.CONFIG, CONF_AB + b"\x00")), "malformed_bad_config_entry"),
+        (_append(Entry(1, 1), Entry(2, 1, EntryKind.CONFIG, b"\x01\x02\x00")), "malformed_bad_config_entry"),
+        (Heartbeat("b", "a", -1, 0), "malformed_bad_term"),
+        (Heartbeat("b", "a", 1, 0, context="x"), "malformed_bad_context"),
+        (Heartbeat("", "a", 1, 0), "malformed_bad_src"),
+        (InstallSnapshot("b", "a", 1, SnapshotMeta(1, 1, ConfState(("a", "a"))), 0, b"", True),
+         "malformed_bad_snapshot_conf"),
+        (InstallSnapshot("b", "a", 1, SnapshotMeta(1, 1), 0, "text", True), "malformed_bad_data"),
+        ("not a message", "malformed_unknown_type"),
+        (VoteRequest("zz", "a", 9, 0, 0), "dropped_not_member"),
         (Heartbeat("b", "q", 1, 0), "dropped_misaddressed"),
     ],
 )
@@ -712,7 +727,26 @@ def test_bad_input_is_counted_never_raises(msg, counter):
     core.step(msg)
     drain(core, storage)
     assert core.stats[counter] == 1
-    assert core.term == 0 and core.last_index() == 0
+    assert core.term == 0 and core.last_index() == 0 and core.conf_state == ConfState(("a", "b", "c"))
+
+
+@pytest.mark.parametrize("kind, data", [(EntryKind.NORMAL, b"\xc1 not a batch"), (EntryKind.NORMAL, b"\xff"),
+                                        (EntryKind.NOOP, b"junk")])
+def test_entries_the_core_does_not_parse_are_appended_and_applied_as_they_are(kind, data):
+    """NORMAL and NOOP payloads are the state machine's to judge (it answers a malformed
+    command with an error result, never a raise): the core appends them untouched."""
+    core, storage = make_core("a")
+    core.step(AppendEntries("b", "a", 1, 0, 0, (Entry(1, 1, kind, data),), 1))
+    _, applied = drain(core, storage)
+    assert core.stats["dropped_malformed"] == 0
+    assert applied == [Entry(1, 1, kind, data)]
+
+
+def test_a_valid_config_entry_from_the_leader_takes_effect__thesis_4_1():
+    core, storage = make_core("a")
+    core.step(_append(Entry(1, 1, EntryKind.CONFIG, CONF_AB)))
+    drain(core, storage)
+    assert core.conf_state == ConfState(("a", "b")) and core.last_index() == 1
 
 
 def test_restart_takes_config_from_entries_after_the_snapshot_only__thesis_4_1():
@@ -876,3 +910,172 @@ def test_propose_many_returns_contiguous_range__raft_5_3():
     assert (first, last) == (2, 4)
     _, applied = drain(core, storage)
     assert [e.data for e in applied[1:]] == [b"a", b"b", b"c"]
+
+
+# ---------------------------------------------------------------- numbers at the limit (types.NUMBER_LIMIT)
+
+
+@pytest.mark.parametrize(
+    "msg, reason",
+    [
+        (Heartbeat("b", "a", NUMBER_LIMIT, 0), "out_of_range_term"),
+        (Heartbeat("b", "a", 2**64 - 1, 0), "out_of_range_term"),
+        (Heartbeat("b", "a", 1, NUMBER_LIMIT), "out_of_range_commit"),
+        (Heartbeat("b", "a", 1, 0, context=NUMBER_LIMIT), "out_of_range_context"),
+        (AppendEntries("b", "a", 1, NUMBER_LIMIT - 1, 0, (Entry(NUMBER_LIMIT, 1),), 0), "out_of_range_entry_index"),
+        (AppendResponse("b", "a", 1, 0, True, NUMBER_LIMIT, 0), "out_of_range_hint_term"),
+        (VoteRequest("b", "a", 1, NUMBER_LIMIT, 0), "out_of_range_last_index"),
+        (InstallSnapshot("b", "a", 1, SnapshotMeta(NUMBER_LIMIT, 1), 0, b"", True), "out_of_range_snapshot_index"),
+        (InstallSnapshot("b", "a", 1, SnapshotMeta(1, 1), NUMBER_LIMIT, b"", True), "out_of_range_offset"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else type(v).__name__,
+)
+def test_a_number_at_or_past_the_limit_is_refused_before_the_core_acts(msg, reason):
+    core, storage = make_core("a")
+    core.step(msg)
+    drain(core, storage)
+    assert core.stats["dropped_malformed"] == 1 and core.stats[f"malformed_{reason}"] == 1
+    assert core.term == 0 and core.last_index() == 0 and storage.hard_state == HardState()
+
+
+def test_a_node_pushed_to_the_last_term_stays_a_follower_and_says_why():
+    """A forger (a spoofed member) may still move a node to NUMBER_LIMIT - 1: campaigning
+    would make a term nobody may accept, so the node does not campaign; it never crashes."""
+    config = replace(PLAIN, pre_vote=True)
+    core, storage = make_core("a", config=config)
+    core.step(Heartbeat("b", "a", NUMBER_LIMIT - 1, 0))
+    drain(core, storage)
+    assert core.term == NUMBER_LIMIT - 1 and storage.hard_state.term == NUMBER_LIMIT - 1
+    for _ in range(3 * config.election_timeout_ticks):
+        core.tick()
+    sent, _ = drain(core, storage)
+    assert core.role == Role.FOLLOWER and core.term == NUMBER_LIMIT - 1
+    assert not any(isinstance(m, VoteRequest) for m in sent)
+    assert core.stats["campaigns_refused_number_limit"] >= 2
+    with pytest.raises(RaftInvariantError):  # a state past the limit is never loaded
+        make_core("a", hard=HardState(NUMBER_LIMIT))
+
+
+def test_a_heartbeat_ack_of_a_read_round_never_started_confirms_nothing__thesis_6_4():
+    core, storage = make_core("a", voters=("a", "b", "c", "d", "e"))
+    core.campaign()
+    core.step(VoteResponse("b", "a", 1, True))
+    core.step(VoteResponse("c", "a", 1, True))
+    drain(core, storage)
+    core.step(AppendResponse("b", "a", 1, 1))
+    core.step(AppendResponse("c", "a", 1, 1))  # the NOOP commits
+    drain(core, storage)
+    core.step(HeartbeatResponse("b", "a", 1, context=NUMBER_LIMIT - 1))  # forged: "every future round"
+    core.read_index(b"r")
+    sent, _ = drain(core, storage)
+    beat = next(m for m in sent if isinstance(m, Heartbeat) and m.dst == "c")
+    core.step(HeartbeatResponse("c", "a", 1, beat.context))  # a, c: two of five, no quorum
+    assert _read_states(core, storage) == ([], [])
+    assert core.stats["dropped_bad_read_context"] == 1
+    core.step(HeartbeatResponse("d", "a", 1, beat.context))  # a, c, d: now it may be served
+    states, _ = _read_states(core, storage)
+    assert [s.context for s in states] == [b"r"]
+
+
+# ---------------------------------------------------------------- who may send (thesis §4)
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        Heartbeat("evil", "a", 5, 0),
+        AppendEntries("evil", "a", 5, 0, 0, (Entry(1, 5),), 0),  # commit not past ours: proves nothing
+        InstallSnapshot("evil", "a", 5, SnapshotMeta(0, 0, ConfState(("evil",))), 0, b"", True),
+        VoteRequest("evil", "a", 5, 9, 5),
+        VoteRequest("evil", "a", 5, 9, 5, pre_vote=True),
+        TimeoutNow("evil", "a", 5),
+        ReadIndexRequest("evil", "a", 5, b"r"),
+        AppendResponse("evil", "a", 5, 0, reject=True),
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_a_sender_outside_the_configuration_is_refused_and_counted__thesis_4(msg):
+    core, storage = make_core("a")
+    core.step(msg)
+    sent, _ = drain(core, storage)
+    assert core.stats["dropped_not_member"] == 1
+    assert sent == [] and core.term == 0 and core.leader_id is None and core.last_index() == 0
+
+
+def test_a_brand_new_node_takes_the_leaders_appends_before_it_knows_any_configuration__thesis_4_2_1():
+    cluster = Cluster(spares=("d",))
+    leader = cluster.elect("a")
+    leader.propose(b"x")
+    cluster.settle()
+    d = cluster.core("d")
+    assert d.conf_state == ConfState()  # empty: holds no configuration
+    # Before the leader adds it, anyone's appends reach it (it cannot judge who leads).
+    d.step(AppendEntries("a", "d", leader.term, 0, 0, (), 0))
+    assert d.leader_id == "a" and d.stats["dropped_not_member"] == 0
+    leader.propose_conf_change(ConfChange(ConfChangeKind.ADD_LEARNER, "d"))
+    cluster.settle()
+    cluster.tick(2)
+    assert d.conf_state == leader.conf_state and d.commit_index == leader.commit_index
+    # Now it holds a configuration: a stranger is refused.
+    d.step(Heartbeat("evil", "d", leader.term + 1, 0))
+    assert d.stats["dropped_not_member"] == 1 and d.term == leader.term
+
+
+def test_a_removed_node_is_heard_until_its_removal_commits_then_refused__thesis_4_2_2():
+    core, storage = make_core("b", voters=("a", "b", "c", "d"))
+    without_d = encode_conf_state(ConfState(("a", "b", "c")))
+    core.step(AppendEntries("a", "b", 1, 0, 0, (Entry(1, 1, EntryKind.CONFIG, without_d),), 0))
+    drain(core, storage)
+    assert core.voters == {"a", "b", "c"} and core.commit_index == 0
+    core.step(VoteRequest("d", "b", 2, 1, 1, pre_vote=True))  # uncommitted: d may come back
+    sent, _ = drain(core, storage)
+    assert core.stats["dropped_not_member"] == 0 and any(isinstance(m, VoteResponse) for m in sent)
+    core.step(Heartbeat("a", "b", 1, 1))  # the removal commits here
+    drain(core, storage)
+    core.step(VoteRequest("d", "b", 2, 1, 1, pre_vote=True))
+    sent, _ = drain(core, storage)
+    assert core.stats["dropped_not_member"] == 1 and sent == []
+
+
+def _newer_leader_cluster():
+    """a, b, c; c is cut off while d joins, is promoted and takes over leadership, and a
+    leaves: c's configuration {a, b, c} knows nothing of its new leader d."""
+    cluster = Cluster(spares=("d",))
+    leader = cluster.elect("a")
+    cluster.isolate("c")
+    for change in (ConfChange(ConfChangeKind.ADD_LEARNER, "d"), ConfChange(ConfChangeKind.PROMOTE, "d")):
+        leader.propose_conf_change(change)
+        cluster.settle()
+        cluster.tick(2)
+    leader.transfer_leadership("d")
+    cluster.tick(3)
+    d = cluster.core("d")
+    assert d.role == Role.LEADER
+    d.propose_conf_change(ConfChange(ConfChangeKind.REMOVE, "a"))
+    cluster.tick(3)
+    d.propose(b"while c was away")
+    cluster.tick(2)
+    c = cluster.core("c")
+    assert "d" not in c.conf_state.voters + c.conf_state.learners
+    return cluster, c, d
+
+
+def test_a_leader_newer_than_our_configuration_is_followed_once_it_proves_it_is_ahead__thesis_4():
+    cluster, c, d = _newer_leader_cluster()
+    cluster.cut.clear()
+    cluster.tick(5)
+    assert c.leader_id == "d" and c.commit_index == d.commit_index
+    assert c.conf_state == d.conf_state == ConfState(("b", "c", "d"))
+    assert c.stats["dropped_not_member"] >= 1  # its heartbeats, refused until then
+
+
+def test_a_newer_leaders_lost_probe_is_sent_again_though_its_heartbeats_are_refused__thesis_4():
+    """The one append that proves the leader ahead is lost; its heartbeats prove nothing
+    and are refused, so nothing would ever answer the probe: it is sent again."""
+    cluster, c, d = _newer_leader_cluster()
+    cluster.cut = {("d", "c")}  # c hears b again, but none of d's messages
+    cluster.tick(3)
+    cluster.cut.clear()
+    cluster.tick(2 * 3 + 2)  # _RESEND_HEARTBEATS heartbeat intervals, twice over
+    assert d.stats["probes_resent"] >= 1
+    assert c.leader_id == "d" and c.commit_index == d.commit_index

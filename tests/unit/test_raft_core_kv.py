@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgpack
+import pytest
 
 from agent.raft.kv import STALE, KvError, KvStore, encode_cas, encode_delete, encode_put
 from agent.raft.statemachine import StateMachine
@@ -72,3 +73,27 @@ def test_a_snapshot_builder_captures_the_state_when_called_not_when_run():
     restored = KvStore()
     restored.restore(build())
     assert (restored.data, restored.applied_index) == ({"k": "before"}, 1)
+
+
+def test_a_large_snapshot_round_trips_chunk_by_chunk_and_is_put_in_place_only_when_asked():
+    """Packed and decoded in chunks (so a worker thread doing it lets the Trio thread have
+    the GIL between them); restore_builder changes nothing until its result is called."""
+    kv = KvStore()
+    feed(kv, *(encode_put(f"c{k}", 1, f"k{k}", str(k)) for k in range(5000)), encode_put("c1", 1, "again", "x"))
+    feed(kv, b"junk", encode_delete("c1", 2, "k1"))
+    data = kv.snapshot_builder()()
+    assert type(data) is bytearray  # never joined into one more copy
+    target = KvStore()
+    feed(target, encode_put("old", 1, "k", "v"))
+    install = target.restore_builder(memoryview(data))
+    assert target.data == {"k": "v"} and target.applied_index == 1
+    install()
+    assert (target.data, target.sessions, target.applied_index) == (kv.data, kv.sessions, kv.applied_index)
+    assert len(kv.data) > 2 * 2048 and len(kv.sessions) > 2 * 2048  # several chunks of each
+
+
+def test_a_snapshot_of_something_else_is_refused():
+    with pytest.raises(ValueError):
+        KvStore().restore_builder(msgpack.packb({"i": 1, "d": {}, "s": {}}))
+    with pytest.raises(ValueError):
+        KvStore().restore_builder(b"")

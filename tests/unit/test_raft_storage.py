@@ -30,8 +30,10 @@ from agent.raft.storage import (
     StorageCorruption,
     StorageError,
     StorageFailed,
+    StorageUnusable,
 )
-from agent.raft.types import ConfState, Entry, EntryKind, HardState, SnapshotMeta
+from agent.raft.types import NUMBER_LIMIT, ConfState, Entry, EntryKind, HardState, SnapshotMeta
+from tests.integration.raft_cluster import doctor_hard_state
 
 CONF = ConfState(voters=("n1", "n2", "n3"))
 SMALL_SEGMENTS = replace(TEST_CONFIG, segment_max_bytes=1024)
@@ -753,3 +755,76 @@ def test_publishing_a_snapshot_older_than_the_kept_one_is_a_no_op(tmp_path):
     assert not older.path.exists()
     assert storage.load_snapshot() == (SnapshotMeta(9, 1, ConfState(("n",))), b"from-leader")
     storage.close()
+
+
+@pytest.mark.parametrize("term", [NUMBER_LIMIT, 2**64 - 1])
+def test_a_hard_state_past_the_number_limit_is_unusable_not_a_crash_raft_fig2(tmp_path: Path, term: int) -> None:
+    """A term no node may advance past (types.NUMBER_LIMIT) makes the directory unusable:
+    refused at open with a message naming it, never loaded."""
+    store = open_storage(tmp_path)
+    store.save(HardState(2, "n1", 0), make_entries(1, 3, 2))
+    store.close()
+    doctor_hard_state(tmp_path, HardState(term, "n2", 0))
+    with pytest.raises(StorageUnusable, match=f"term {term} is at or past the limit"):
+        open_storage(tmp_path)
+
+
+def test_the_last_term_below_the_limit_is_usable_and_the_limit_is_never_written_raft_fig2(tmp_path: Path) -> None:
+    store = open_storage(tmp_path)
+    store.save(HardState(2, "n1", 0), make_entries(1, 3, 2))
+    store.close()
+    doctor_hard_state(tmp_path, HardState(NUMBER_LIMIT - 1, None, 0))
+    assert Reopened(tmp_path).hard_state == HardState(NUMBER_LIMIT - 1, None, 0)
+    with open_storage(tmp_path) as store, pytest.raises(RaftInvariantError):
+        store.save(HardState(NUMBER_LIMIT, None, 0), [])
+
+
+def test_the_first_nonzero_byte_is_found_across_blocks_of_zeros() -> None:
+    block = 64 * 1024
+    for size, position in [(10, None), (block * 3, None), (block * 3, 0), (block * 3, block - 1),
+                           (block * 3, block), (block * 3 + 7, block * 3 + 6), (block * 2, 5)]:
+        buf = bytearray(size)
+        if position is not None:
+            buf[position] = 1
+        for start in (0, 3, block + 1):
+            expected = position if position is not None and position >= start else None
+            assert segments_module.next_nonzero(bytes(buf), start) == expected, (size, position, start)
+
+
+def test_parts_are_written_whole_however_short_each_write_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.pwritev
+    monkeypatch.setattr(os, "pwritev", lambda fd, views, offset: real(fd, [bytes(views[0][:3])], offset))
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    try:
+        parts = [b"head", b"", bytearray(b"0123456789"), memoryview(b"tail")[1:]]
+        segments_module.pwritev_all(fd, parts, 2)
+    finally:
+        os.close(fd)
+    assert (tmp_path / "f").read_bytes() == b"\x00\x00head0123456789ail"
+
+
+def test_a_snapshot_placed_by_another_thread_counts_once_adopted_and_segments_go_once_removed_raft_7(
+    tmp_path: Path,
+) -> None:
+    """The split the node uses to keep slow file work off its task: prepare and place (any
+    thread), adopt (the owner), compact leaving segments detached, remove them (any thread)."""
+    store = open_storage(tmp_path)
+    for first in range(1, 300, 25):
+        store.save(None, make_entries(first, 25, 1))
+    prepared = store.prepare_snapshot(SnapshotMeta(250, 1, CONF), memoryview(b"state at 250"))
+    assert not store.snapshot_is_superseded(prepared.meta)
+    store.place_snapshot(prepared)
+    assert store.snapshot_meta().index == 0  # placed on disk, not yet adopted
+    store.adopt_snapshot(prepared)
+    before = segment_files(tmp_path)
+    store.compact(250, remove_segments=False)
+    assert segment_files(tmp_path) == before and store.first_index() == 251
+    dead = store.detach_dead_segments()
+    assert dead and store.detach_dead_segments() == []
+    store.remove_segments(dead)
+    assert len(segment_files(tmp_path)) == len(before) - len(dead)
+    assert store.snapshot_is_superseded(SnapshotMeta(200, 1, CONF))
+    store.close()
+    with open_storage(tmp_path) as again:
+        assert again.load_snapshot() == (SnapshotMeta(250, 1, CONF), b"state at 250")
+        assert (again.first_index(), again.last_index()) == (251, 300)

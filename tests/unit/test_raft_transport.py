@@ -8,6 +8,7 @@ membership changes, leadership transfer, snapshots and restarts.
 
 from __future__ import annotations
 
+import errno
 import random
 import time
 from collections import Counter
@@ -15,16 +16,20 @@ from dataclasses import replace
 
 import pytest
 import trio
+import trio.testing
 
 from agent.grpcbridge import Channel, TrioGrpcServer, unary
-from agent.raft.errors import ConfChangeRejected, NotLeader
+from agent.raft.errors import ConfChangeRejected, NodeStopped, NotLeader
 from agent.raft.kv import KvError, KvStore, encode_put
 from agent.raft.messages import AppendEntries, Heartbeat, HeartbeatResponse, InstallSnapshot, MsgType
 from agent.raft.batches import CommandBatches, decode_batch, encode_batch
-from agent.raft.node import NODE_RAFT_CONFIG, NodeConfig, RaftNode, bootstrap_storage
+from agent.raft.config import RaftConfig
+from agent.raft.core import Role, SoftState
+from agent.raft.node import NodeConfig, RaftNode, bootstrap_storage
+from agent.raft.segments import Segment
 from agent.raft.storage import RaftStorage, StorageConfig
 from agent.raft.transport import RaftServicer, RaftTransport, TransportConfig, message_size
-from agent.raft.types import Entry, EntryKind, SnapshotMeta
+from agent.raft.types import Entry, EntryKind, HardState, SnapshotMeta
 from agent.rpc import raft_pb2, raft_pb2_grpc
 
 FAST = TransportConfig(rpc_timeout_s=0.5, backoff_initial_s=0.01, backoff_max_s=0.05)
@@ -36,10 +41,12 @@ class FakeNode:
     def __init__(self, node_id: str) -> None:
         self.node_id = node_id
         self.received: list = []
+        self.batches: list[list] = []  # what each exchange carried
         self.arrived = trio.Event()
 
     async def exchange(self, messages, queued=None):
         self.received.extend(messages)
+        self.batches.append(list(messages))
         self.arrived.set()
         if queued is not None:
             queued()
@@ -90,23 +97,24 @@ async def test_messages_arrive_in_order_and_replies_come_back_in_the_ack(nursery
 async def test_a_commit_notice_waits_briefly_for_the_next_append_and_shares_its_rpc(nursery):
     receiver = FakeNode("n2")
     port, _ = await serve(nursery, "n2", receiver.exchange)
-    transport = RaftTransport("n1", {"n2": f"127.0.0.1:{port}"}, replace(FAST, linger_s=0.05))
+    config = replace(FAST, linger_s=0.5)
+    transport = RaftTransport("n1", {"n2": f"127.0.0.1:{port}"}, config)
     await nursery.start(transport.run)
     notice = AppendEntries("n1", "n2", 1, 1, 1, (), 1)
     append = AppendEntries("n1", "n2", 1, 1, 1, (Entry(2, 1, EntryKind.NORMAL, b"x"),), 1)
     transport.send([notice])
-    await trio.sleep(0.01)
-    assert receiver.received == []  # lingering
+    await trio.testing.wait_all_tasks_blocked()  # the send loop waits, the notice queued
+    assert receiver.received == [] and len(transport._peers["n2"].queue) == 1  # lingering
     transport.send([append])
     await wait_for(lambda: len(receiver.received) == 2 and transport.stats["rpcs_sent"] == 1)
     assert transport.stats["notices_coalesced"] == 1
     # A notice alone still leaves once the linger is over; other messages never linger.
     transport.send([notice])
-    await wait_for(lambda: len(receiver.received) == 3, timeout_s=1)
+    await wait_for(lambda: len(receiver.received) == 3, timeout_s=3 * config.linger_s)
     transport.send([Heartbeat("n1", "n2", 1, 1)])
     started = trio.current_time()
     await wait_for(lambda: len(receiver.received) == 4)
-    assert trio.current_time() - started < 0.04
+    assert trio.current_time() - started < config.linger_s
 
 
 
@@ -126,13 +134,15 @@ async def test_send_hands_a_batch_to_an_idle_open_stream_itself(nursery):
     await wait_for(lambda: len(receiver.received) == 3 and len(sender.received) == 3)
     assert [m.context for m in receiver.received] == [1, 2, 3]
     # A lone commit notice is never sent directly: it lingers for the append that follows.
+    await wait_for(lambda: transport.stats["rpcs_sent"] == 3)
     rpcs = transport.stats["rpcs_sent"]
     transport.send([AppendEntries("n1", "n2", 1, 1, 1, (), 1)])
     assert transport.stats["batches_sent_directly"] == 1
     transport.send([AppendEntries("n1", "n2", 1, 1, 1, (Entry(2, 1, EntryKind.NORMAL, b"x"),), 1)])
     assert transport.stats["batches_sent_directly"] == 2  # the append takes the notice along
     await wait_for(lambda: len(receiver.received) == 5)
-    assert transport.stats["rpcs_sent"] == rpcs + 1
+    assert [len(m.entries) for m in receiver.batches[-1]] == [0, 1]  # one RPC carried both
+    await wait_for(lambda: transport.stats["rpcs_sent"] == rpcs + 1)
 
 async def test_pipelined_batches_reach_the_node_in_the_order_sent(nursery):
     receiver = FakeNode("n2")
@@ -158,7 +168,7 @@ async def test_pipelined_batches_reach_the_node_in_the_order_sent(nursery):
     for k in range(1, 301):
         transport.send([Heartbeat("n1", "n2", 1, 0, context=k)])
         if k % 7 == 0:
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
     await wait_for(lambda: len(receiver.received) == 300)
     assert [m.context for m in receiver.received] == list(range(1, 301))
     assert most_active >= 2  # batches really were in flight together
@@ -174,7 +184,7 @@ async def test_a_stream_carries_pipelined_batches_in_order_and_their_acks_back(n
     for k in range(1, 301):
         transport.send([Heartbeat("n1", "n2", 1, 0, context=k)])
         if k % 7 == 0:
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
     await wait_for(lambda: len(receiver.received) == 300 and len(sender.received) == 300)
     assert [m.context for m in receiver.received] == list(range(1, 301))
     assert [m.context for m in sender.received] == list(range(1, 301))
@@ -250,23 +260,98 @@ async def test_a_malformed_message_is_counted_and_the_rest_of_its_batch_delivere
 
 async def test_unreachable_peer_is_backed_off_and_found_again_once_it_starts(nursery):
     [port] = __import__("tests.integration.raft_cluster", fromlist=["free_ports"]).free_ports(1)
-    transport = RaftTransport("n1", {"n2": f"127.0.0.1:{port}"}, FAST)
+    config = replace(FAST, backoff_initial_s=0.3, backoff_max_s=0.3)
+    transport = RaftTransport("n1", {"n2": f"127.0.0.1:{port}"}, config)
     await nursery.start(transport.run)
-    for k in range(20):
-        transport.send([Heartbeat("n1", "n2", 1, 0, context=k + 1)])
-        await trio.sleep(0.01)
-    await wait_for(lambda: transport.stats["send_failures"] >= 2)
-    failures_then = transport.stats["send_failures"]
-    # Backoff: far fewer attempts than sends while the peer is down; queue bounded meanwhile.
-    assert failures_then < 20
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=1)])
+    await wait_for(lambda: transport.stats["send_failures"] == 1)
+    peer = transport._peers["n2"]
+    assert peer.down and peer.resume_at > trio.current_time()  # backing off: no attempt before it
+    # Meanwhile messages wait, only the newest of them: a bounded queue.
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=k) for k in range(2, 1002)])
+    assert len(peer.queue) == config.max_queued_while_down
+    assert transport.stats["send_failures"] == 1
     receiver = FakeNode("n2")
     await serve(nursery, "n2", receiver.exchange, port=port)
-    # The peer is found again quickly (backoff capped at 50 ms here, grpc reconnect at 250 ms).
-    with trio.fail_after(3):
-        while not receiver.received:
-            transport.send([Heartbeat("n1", "n2", 1, 0, context=99)])
-            await trio.sleep(0.02)
-    assert receiver.received[-1].context in range(1, 100)
+    # Found again once the backoff ends (grpc's own reconnect backoff is capped at 250 ms).
+    await wait_for(lambda: receiver.received, timeout_s=3)
+    assert [m.context for m in receiver.received] == list(range(1002 - config.max_queued_while_down, 1002))
+
+
+async def test_a_peer_added_at_run_time_gets_its_messages(nursery):
+    receiver = FakeNode("n2")
+    port, _ = await serve(nursery, "n2", receiver.exchange)
+    transport = RaftTransport("n1", {}, FAST)
+    await nursery.start(transport.run)
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=1)])
+    assert transport.stats["dropped_unknown_peer"] == 1
+    transport.add_peer("n2", f"127.0.0.1:{port}")
+    transport.add_peer("n1", "127.0.0.1:1")  # itself: never a peer
+    assert transport.peers() == {"n2": f"127.0.0.1:{port}"}
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=2)])
+    await wait_for(lambda: [m.context for m in receiver.received] == [2])
+
+
+async def test_a_peer_that_moves_is_sent_to_at_its_new_address_only_and_the_old_channel_closes(nursery):
+    """A restarted node at a new address: the old send loop, stream and channel close; what
+    was queued meanwhile and the numbering of batches carry over."""
+    old_home, new_home = FakeNode("n2"), FakeNode("n2")
+    old_port, _ = await serve(nursery, "n2", old_home.exchange)
+    new_port, _ = await serve(nursery, "n2", new_home.exchange)
+    transport = RaftTransport("n1", {"n2": f"127.0.0.1:{old_port}"}, FAST)
+    await nursery.start(transport.run)
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=1)])
+    await wait_for(lambda: len(old_home.received) == 1)
+    old_peer = transport._peers["n2"]
+    assert old_peer.stream is not None  # a stream is open to the old address
+    transport.add_peer("n2", f"127.0.0.1:{old_port}")  # the same address: nothing changes
+    assert transport._peers["n2"] is old_peer
+    transport.send([AppendEntries("n1", "n2", 1, 1, 1, (), 1)])  # a notice lingers in the queue...
+    transport.add_peer("n2", f"127.0.0.1:{new_port}")
+    assert transport.peers() == {"n2": f"127.0.0.1:{new_port}"}
+    await wait_for(old_peer.loop_done.is_set)
+    assert old_peer.stream is None and not old_peer.queue
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=2)])
+    await wait_for(lambda: len(new_home.received) == 2)
+    assert [type(m).__name__ for m in new_home.received] == ["AppendEntries", "Heartbeat"]  # ...and moved
+    assert len(old_home.received) == 1
+    # The numbering went on from where it was at the old address.
+    assert transport._peers["n2"].next_seq == old_peer.next_seq + len(new_home.batches)
+
+
+async def test_a_removed_peer_gets_nothing_more_and_its_loop_ends(nursery):
+    receiver = FakeNode("n2")
+    port, _ = await serve(nursery, "n2", receiver.exchange)
+    transport = RaftTransport("n1", {"n2": f"127.0.0.1:{port}"}, FAST)
+    await nursery.start(transport.run)
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=1)])
+    await wait_for(lambda: len(receiver.received) == 1)
+    peer = transport._peers["n2"]
+    transport.remove_peer("n2")
+    transport.remove_peer("n2")  # twice: no harm
+    await wait_for(peer.loop_done.is_set)
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=2)])
+    assert transport.stats["dropped_unknown_peer"] == 1 and transport.peers() == {}
+    # Added and removed before its loop ever ran: it never opens a channel.
+    transport.add_peer("n3", "127.0.0.1:1")
+    ghost = transport._peers["n3"]
+    transport.remove_peer("n3")
+    await wait_for(ghost.loop_done.is_set)
+    assert transport.stats["send_failures"] == 0
+    assert len(receiver.received) == 1
+
+
+async def test_peers_changed_before_run_start_their_loops_with_it(nursery):
+    receiver = FakeNode("n2")
+    port, _ = await serve(nursery, "n2", receiver.exchange)
+    transport = RaftTransport("n1", {"n3": "127.0.0.1:1"}, FAST)
+    transport.add_peer("n2", f"127.0.0.1:{port}")
+    gone = transport._peers["n3"]
+    transport.remove_peer("n3")
+    assert gone.loop_done.is_set()
+    transport.send([Heartbeat("n1", "n2", 1, 0, context=1)])
+    await nursery.start(transport.run)
+    await wait_for(lambda: len(receiver.received) == 1)
 
 
 async def test_oversized_and_misaddressed_messages_are_dropped_and_counted(nursery):
@@ -385,7 +470,7 @@ def test_kv_apply_batch_gives_what_applying_the_commands_one_by_one_gives():
 
 # ----------------------------------------------------------------------------- nodes
 
-TEST_RAFT = replace(NODE_RAFT_CONFIG, tick_interval_ms=20, election_timeout_ticks=8)
+TEST_RAFT = replace(RaftConfig(), tick_interval_ms=20, election_timeout_ticks=8)
 
 
 class Cluster:
@@ -401,6 +486,7 @@ class Cluster:
         self.stores: dict[str, KvStore] = {}
         self.scopes: dict[str, trio.CancelScope] = {}
         self.storages: dict[str, RaftStorage] = {}
+        self.transports: dict[str, RaftTransport] = {}
         self.stopped: dict[str, trio.Event] = {}
 
     async def start_all(self, voters=None):
@@ -411,12 +497,23 @@ class Cluster:
         for node_id in self.ids:
             await self.start(node_id, voters if voters is not None else self.ids)
 
-    async def start(self, node_id: str, voters):
-        storage = RaftStorage.open(self.tmp_path / node_id, StorageConfig(node_id=node_id))
+    def address(self, node_id: str) -> str:
+        return f"127.0.0.1:{self.ports[node_id]}"
+
+    async def start(self, node_id: str, voters, peers: dict[str, str] | None = None):
+        """Start a node; `voters` bootstrap an empty storage (None: a node that joins);
+        `peers` are the addresses its transport starts with (default: every node's)."""
         store = KvStore()
-        if voters:
-            bootstrap_storage(storage, voters, store.snapshot())
-        peers = {n: f"127.0.0.1:{p}" for n, p in self.ports.items()}
+
+        def open_storage() -> RaftStorage:  # as agentd does: recovery reads the whole log
+            storage = RaftStorage.open(self.tmp_path / node_id, StorageConfig(node_id=node_id))
+            if voters:
+                bootstrap_storage(storage, voters, store.snapshot())
+            return storage
+
+        storage = await trio.to_thread.run_sync(open_storage)
+        if peers is None:
+            peers = {n: self.address(n) for n in self.ports}
         transport = RaftTransport(node_id, peers, FAST, rng=random.Random(node_id))
         node = RaftNode(node_id, storage, store, transport.send, TEST_RAFT, self.node_config,
                         rng=random.Random(hash(node_id)))
@@ -441,7 +538,7 @@ class Cluster:
 
         await self.nursery.start(run)
         self.nodes[node_id], self.stores[node_id], self.scopes[node_id] = node, store, scope
-        self.storages[node_id] = storage
+        self.storages[node_id], self.transports[node_id] = storage, transport
         self.stopped[node_id] = stopped
 
     async def stop(self, node_id: str):
@@ -702,7 +799,7 @@ async def test_a_busy_node_pushes_back_on_peers_and_every_waiting_handler_resume
         async with trio.open_nursery() as peers:
             for k in range(1, 6):
                 peers.start_soon(peer, k)
-            await trio.sleep(0.05)
+            await trio.testing.wait_all_tasks_blocked()
             assert len(delivered) == 2  # the queue is full: three handlers wait
             assert node.stats["peer_input_waits"] >= 3
             await inner.start(node.run)
@@ -735,3 +832,210 @@ async def test_a_read_forwarded_to_a_leader_that_dies_fails_fast_once_another_le
     assert value in (None, "v")
     assert trio.current_time() - started < 3
     assert not follower._forwarded_reads
+
+
+async def test_a_storage_failure_in_a_callers_turn_stops_the_node_for_good(tmp_path, monkeypatch):
+    """The append's write fails in a turn taken in the RPC handler's task (an inline turn):
+    the caller, every waiting caller and the run task all learn it; no turn follows."""
+    storage = RaftStorage.open(tmp_path / "n1", StorageConfig(node_id="n1"))
+    store = KvStore()
+    bootstrap_storage(storage, ["n1", "n2", "n3"], store.snapshot())
+    node = RaftNode("n1", storage, store, lambda messages: None, TEST_RAFT)
+    ended: list[BaseException] = []
+    waiting: list[BaseException] = []  # one waiting for an apply, one for a status change
+
+    async def run(task_status=trio.TASK_STATUS_IGNORED):
+        try:
+            await node.run(task_status=task_status)
+        except NodeStopped as exc:
+            ended.append(exc)
+
+    async def wait_for_apply():
+        try:
+            await node.wait_applied(5)
+        except NodeStopped as exc:
+            waiting.append(exc)
+
+    async def wait_for_status():
+        try:
+            await node.wait_status_change(node.soft_state)
+        except NodeStopped as exc:
+            waiting.append(exc)
+
+    def disk_gone(segment, data):
+        raise OSError(errno.EIO, "disk gone")
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run)
+        nursery.start_soon(wait_for_apply)
+        nursery.start_soon(wait_for_status)
+        await trio.testing.wait_all_tasks_blocked()
+        monkeypatch.setattr(Segment, "append", disk_gone)
+        append = AppendEntries("n2", "n1", 1, 0, 0, (Entry(1, 1, EntryKind.NORMAL, b"x"),), 0)
+        with pytest.raises(NodeStopped):
+            await node.exchange([append])
+        with trio.fail_after(2):
+            while not (ended and len(waiting) == 2):
+                await trio.sleep(0.01)
+    assert isinstance(ended[0].__cause__, OSError) and ended[0].__cause__.errno == errno.EIO
+    assert node.core.last_index() == 1  # appended in memory, never acknowledged
+    with pytest.raises(NodeStopped):
+        await node.exchange([Heartbeat("n2", "n1", 1, 0)])
+    with pytest.raises(NodeStopped):
+        await node.read(lambda s: s.get("k"))
+    storage.close()
+
+
+async def test_a_node_joining_with_empty_storage_is_added_once_its_address_is_known(nursery, tmp_path):
+    """How agentd grows the cluster: the new node starts empty, without bootstrap, knowing
+    nobody; the addresses are given on both sides (add_peer); the leader adds it as a
+    learner, it catches up, and it is promoted (thesis §4.2.1). Its status changes are
+    awaited with wait_status_change."""
+    cluster = Cluster(nursery, tmp_path, ids=("n1", "n2", "n3", "n4"))
+    from tests.integration.raft_cluster import free_ports
+
+    cluster.ports.update(zip(cluster.ids, free_ports(4)))
+    founders = ("n1", "n2", "n3")
+    for node_id in founders:
+        await cluster.start(node_id, list(founders), peers={n: cluster.address(n) for n in founders})
+    await cluster.start("n4", voters=None, peers={})
+    joiner = cluster.nodes["n4"]
+    assert joiner.soft_state == SoftState(0, None, Role.FOLLOWER)
+    leader = await cluster.leader()
+    await leader.propose_many([encode_put("c", k, f"k{k}", "v") for k in range(1, 21)])
+    for node_id in founders:
+        cluster.transports[node_id].add_peer("n4", cluster.address("n4"))
+        cluster.transports["n4"].add_peer(node_id, cluster.address(node_id))
+    await retry_refused(leader.add_learner, "n4")
+    with trio.fail_after(5):
+        status = await joiner.wait_status_change(SoftState(0, None, Role.FOLLOWER))
+        assert status.leader_id == leader.id and status.role == Role.FOLLOWER
+        await joiner.wait_applied(leader.core.commit_index)
+    assert cluster.stores["n4"].get("k20") == "v"
+    await retry_refused(leader.promote, "n4")
+    assert joiner.core.voters == {"n1", "n2", "n3", "n4"}
+    # The joiner now counts toward a quorum: with two founders gone, it and the third commit.
+    assert await leader.transfer_leadership("n4")
+    with trio.fail_after(5):
+        seen = joiner.soft_state
+        while not joiner.is_leader():
+            seen = await joiner.wait_status_change(seen)
+    assert await joiner.propose(encode_put("c", 21, "by", "n4")) is None
+
+
+async def test_wait_status_change_follows_a_leader_change(nursery, tmp_path):
+    cluster = Cluster(nursery, tmp_path)
+    await cluster.start_all()
+    leader = await cluster.leader()
+    follower = next(n for n in cluster.nodes.values() if n is not leader)
+    seen = follower.soft_state
+    with trio.fail_after(5):
+        while seen.leader_id != leader.id:
+            seen = await follower.wait_status_change(seen)
+    with trio.fail_after(1):  # already different from an older view: at once
+        assert await follower.wait_status_change(SoftState(0, None, Role.FOLLOWER)) == seen
+    await cluster.stop(leader.id)
+    with trio.fail_after(10):
+        while seen.leader_id in (leader.id, None):
+            seen = await follower.wait_status_change(seen)
+    assert seen.term > leader.term and seen == follower.soft_state
+
+
+class LoopWatch:
+    """How long the Trio thread kept a task that wants to run every millisecond waiting:
+    what SWIM, sharing the thread in agentd, would see (its probe timeout is 80 ms)."""
+
+    def __init__(self) -> None:
+        self.gaps: list[tuple[float, float]] = []  # (when the wait ended, how much longer than asked)
+
+    async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        last = trio.current_time()
+        while True:
+            await trio.sleep(0.001)
+            now = trio.current_time()
+            self.gaps.append((now, now - last - 0.001))
+            last = now
+
+    def longest_s(self, start: float, end: float) -> float:
+        """The longest wait that overlapped [start, end]."""
+        return max((gap for when, gap in self.gaps if when >= start and when - gap <= end), default=0.0)
+
+
+# The longest the Trio thread may be kept waiting while the node does slow work: SWIM's
+# probe timeout (80 ms). Measured here: 10-15 ms during a snapshot install (a worker
+# thread holds the GIL for up to a few of its 5 ms switch intervals), up to 55 ms during
+# a long recovery on a loaded 2-CPU machine (the CPU, not the GIL: our worker thread
+# competes with every other process for it). The same work done on the Trio thread
+# stalls it for all of its 100 ms to 2 s.
+MAX_STALL_S = 0.08
+
+
+async def test_installing_a_large_snapshot_never_stalls_the_trio_thread(nursery, tmp_path, monkeypatch):
+    """Raft §7 on a follower, with 100,000 keys: the snapshot is written, placed and decoded
+    on worker threads, so the loop keeps turning and heartbeats keep the follower quiet."""
+    config = replace(NodeConfig(), snapshot_every_entries=50, compaction_retain_entries=5)
+    cluster = Cluster(nursery, tmp_path, node_config=config)
+    await cluster.start_all()
+    leader = await cluster.leader()
+    lagging = next(i for i in cluster.ids if i != leader.id)
+    await cluster.stop(lagging)
+    keys = 100_000
+    for first in range(0, keys, 10_000):
+        await leader.propose_many([encode_put("c", k + 1, f"key-{k:07d}", "v" * 200) for k in range(first, first + 10_000)])
+    await wait_for(lambda: leader.storage.snapshot_meta().index > 50 and leader.storage.first_index() > 1)
+    leader_changes = leader.leader_changes
+    installs: list[tuple[float, float]] = []
+    install = RaftNode._install_snapshot_ready
+
+    async def timed_install(node, rd):
+        started = trio.current_time()
+        await install(node, rd)
+        installs.append((started, trio.current_time()))
+
+    monkeypatch.setattr(RaftNode, "_install_snapshot_ready", timed_install)
+    watch = LoopWatch()
+    async with trio.open_nursery() as watching:
+        await watching.start(watch.run)
+        await cluster.start(lagging, voters=None)
+        node = cluster.nodes[lagging]
+        with trio.fail_after(30):
+            await node.wait_applied(leader.core.commit_index)
+        watching.cancel_scope.cancel()
+    assert node.stats["snapshots_restored"] == 1 and len(cluster.stores[lagging].data) == keys
+    # Heartbeats kept flowing: no election, the follower in the leader's term.
+    assert leader.is_leader() and leader.leader_changes == leader_changes and node.term == leader.term
+    [(started, ended)] = installs
+    longest = watch.longest_s(started, ended)
+    print(f"install of {len(leader.storage.snapshot_data())} bytes took {1000 * (ended - started):.0f} ms; "
+          f"longest stall of the Trio thread meanwhile {longest * 1000:.1f} ms")
+    assert ended - started > MAX_STALL_S  # long enough that a stall would show
+    assert longest < MAX_STALL_S
+
+
+async def test_recovering_a_long_log_at_start_never_stalls_the_trio_thread(tmp_path):
+    """Opening the storage (on a worker thread, as python -m agent.raft does) and the node's
+    own recovery (restoring the snapshot, reading the log: run() does it on a worker
+    thread) take long for a long log; the Trio thread goes on meanwhile."""
+    path, entries = tmp_path / "n1", 100_000
+    with RaftStorage.open(path, StorageConfig(node_id="n1")) as storage:
+        bootstrap_storage(storage, ["n1", "n2", "n3"], KvStore().snapshot())
+        for first in range(1, entries + 1, 10_000):
+            batch = [Entry(i, 1, EntryKind.NORMAL, encode_put("c", i, f"k{i}", "v" * 64)) for i in range(first, first + 10_000)]
+            storage.save(HardState(1, "n2", 0), batch)
+    watch = LoopWatch()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(watch.run)
+        started = trio.current_time()
+        storage = await trio.to_thread.run_sync(RaftStorage.open, path, StorageConfig(node_id="n1"))
+        node = RaftNode("n1", storage, KvStore(), lambda messages: None, TEST_RAFT)
+        await nursery.start(node.run)
+        ended = trio.current_time()
+        nursery.cancel_scope.cancel()
+    storage.close()
+    assert node.core.last_index() == entries and node.core.term == 1
+    longest = watch.longest_s(started, ended)
+    print(f"recovery of {entries} entries took {1000 * (ended - started):.0f} ms; "
+          f"longest stall of the Trio thread meanwhile {longest * 1000:.1f} ms")
+    assert ended - started > MAX_STALL_S  # long enough that a stall would show
+    assert longest < MAX_STALL_S
