@@ -41,6 +41,13 @@ MAX_INT = 2**63 - 1
 PACKET_OVERHEAD_BYTES = 8
 """Outer array, version and message-array headers, rounded up."""
 
+# The sealed envelope around a packet or stream payload when a keyring is in use
+# (keyring.py seals and opens it): version byte | nonce | ciphertext | tag.
+SEAL_VERSION = 1
+NONCE_BYTES = 12
+TAG_BYTES = 16
+SEAL_OVERHEAD_BYTES = 1 + NONCE_BYTES + TAG_BYTES
+
 
 @dataclass(frozen=True, slots=True)
 class DecodedPacket:

@@ -31,7 +31,6 @@ from .broadcast import BroadcastQueue
 from .config import GossipConfig, push_pull_interval_s, retransmit_limit
 from .errors import GossipInvariantError, MetadataTooLarge
 from .events import EventKind, MemberEvent
-from .keyring import SEAL_OVERHEAD_BYTES
 from .messages import (
     Ack,
     Addr,
@@ -336,7 +335,7 @@ class GossipCore:
         budget = (
             self.config.max_packet_bytes
             - codec.PACKET_OVERHEAD_BYTES
-            - SEAL_OVERHEAD_BYTES
+            - codec.SEAL_OVERHEAD_BYTES
             - sum(codec.encoded_size(m) for m in msgs)
         )
         for name in self._suspicions:

@@ -25,7 +25,7 @@ from .config import GossipConfig
 from .core import GossipCore, Output, StreamRequest
 from .errors import CodecError, KeyringError
 from .events import MemberEvent
-from .keyring import SEAL_OVERHEAD_BYTES, Keyring
+from .keyring import Keyring
 from .messages import Addr, MemberRecord, PushPull
 
 log = logging.getLogger("agent.gossip")
@@ -152,7 +152,7 @@ class GossipNode:
         if core is None:
             return
         out: Output = core.take_output()
-        limit = self.config.max_packet_bytes - (SEAL_OVERHEAD_BYTES if self.keyring else 0)
+        limit = self.config.max_packet_bytes - (codec.SEAL_OVERHEAD_BYTES if self.keyring else 0)
         for pkt in out.packets:
             data = codec.encode_packet(pkt.messages, limit)
             if self.keyring is not None:
@@ -248,7 +248,7 @@ class GossipNode:
     async def _read_frame(self, stream: trio.SocketStream) -> bytes:
         header = await _receive_exactly(stream, _FRAME.size)
         (length,) = _FRAME.unpack(header)
-        if length > self.config.max_stream_bytes + SEAL_OVERHEAD_BYTES:
+        if length > self.config.max_stream_bytes + codec.SEAL_OVERHEAD_BYTES:
             raise CodecError("oversized", f"stream frame of {length} B")
         return await _receive_exactly(stream, length)
 

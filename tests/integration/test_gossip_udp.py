@@ -208,7 +208,8 @@ async def test_in_process_nodes_deliver_events_through_the_channel(nursery):
     """The driver API the agent uses: GossipNode.run in a nursery, MemberEvents on node.events."""
     import trio
 
-    from agent.gossip import TEST, EventKind, GossipNode, MemberState
+    from agent.gossip import TEST, EventKind, MemberState
+    from agent.gossip.driver import GossipNode
 
     port = free_port("127.0.0.61")
     a = GossipNode(TEST, "a", ("127.0.0.61", port))
