@@ -23,7 +23,7 @@ import trio
 from . import codec
 from .config import GossipConfig
 from .core import GossipCore, Output, StreamRequest
-from .errors import CodecError, KeyringError
+from .errors import CodecError, GossipConfigError, KeyringError
 from .events import MemberEvent
 from .keyring import Keyring
 from .messages import Addr, MemberRecord, PushPull
@@ -52,6 +52,11 @@ class GossipNode:
         rng: random.Random | None = None,
         event_buffer: int = 10_000,
     ) -> None:
+        host = (advertise or bind)[0]
+        if not codec.is_member_host(host):
+            raise GossipConfigError(
+                f"{name}: peers accept only an IP address they can reach, not {host!r}: bind to one or advertise one"
+            )
         self.config = config
         self.name = name
         self.bind = bind
@@ -216,7 +221,13 @@ class GossipNode:
             return None
         if decoded.unknown_types:
             self.counters["drop_unknown_type"] += decoded.unknown_types
+        if decoded.out_of_range:
+            self._count_out_of_range(decoded.out_of_range, "packet")
         return decoded.messages
+
+    def _count_out_of_range(self, n: int, where: str) -> None:
+        self.counters["drop_out_of_range"] += n
+        log.info("%s event=out_of_range_dropped where=%s count=%d", self.name, where, n)
 
     async def _receive_loop(self) -> None:
         while True:
@@ -243,7 +254,10 @@ class GossipNode:
     def _open_stream(self, data: bytes) -> PushPull:
         if self.keyring is not None:
             data = self.keyring.open(data, TCP_AAD)
-        return self._codec.decode_stream(data)
+        decoded = self._codec.decode_stream(data)
+        if decoded.out_of_range:
+            self._count_out_of_range(decoded.out_of_range, "stream")
+        return decoded.state
 
     async def _read_frame(self, stream: trio.SocketStream) -> bytes:
         header = await _receive_exactly(stream, _FRAME.size)

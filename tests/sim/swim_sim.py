@@ -82,6 +82,7 @@ class Simulation:
         self.packets = 0
         self.bytes = 0
         self.max_packet = 0
+        self.out_of_range = 0  # numbers the codec refused in what members sent (honest members send none)
 
     # ---------------------------------------------------------------- event loop
     def at(self, t: float, fn, *args) -> None:
@@ -164,6 +165,7 @@ class Simulation:
         if self._deferred(node, self._deliver, node, life, from_addr, data):
             return
         decoded = self.codec.decode_packet(data)
+        self.out_of_range += decoded.out_of_range
         node.core.handle_packet(self.now, from_addr, decoded.messages)
         self._after(node)
 
@@ -184,12 +186,17 @@ class Simulation:
             return
         if self._deferred(dst, self._stream_serve, src, src_life, dst, dst_life, req, payload):
             return
-        reply = dst.core.handle_push_pull(self.now, self.codec.decode_stream(payload))
+        reply = dst.core.handle_push_pull(self.now, self._decode_stream(payload))
         self._after(dst)
         reply_bytes = codec.encode_stream(reply)
         self.bytes += len(reply_bytes)
         self.at(self.now + self.rng.uniform(0.001, 0.004), self._stream_done, src, src_life, req.request_id,
-                self.codec.decode_stream(reply_bytes))
+                self._decode_stream(reply_bytes))
+
+    def _decode_stream(self, payload: bytes):
+        decoded = self.codec.decode_stream(payload)
+        self.out_of_range += decoded.out_of_range
+        return decoded.state
 
     def _stream_done(self, src, life, request_id, reply) -> None:
         if not src.up or src.life != life:
@@ -359,6 +366,8 @@ def run_scenario(seed: int, config: GossipConfig = LAN, verbose: bool = False) -
             failures.append(f"invariant: {o.observer} saw {o.subject}'s incarnation go back to {o.incarnation}")
             break
         last_inc[key] = o.incarnation
+    if sim.out_of_range:
+        failures.append(f"range: members sent {sim.out_of_range} numbers the codec refuses")
     if fp_check:
         for o in sim.observations:
             if o.kind is EventKind.DEAD and o.subject not in crashed:
