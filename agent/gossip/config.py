@@ -175,12 +175,20 @@ def push_pull_interval_s(config: GossipConfig, n_members: int) -> float:
     return base * (math.ceil(math.log2(n_members) - math.log2(config.push_pull_scale_above)) + 1)
 
 
+def spread_bound_s(config: GossipConfig) -> float:
+    """Stated bound on the time an update one member holds (a death, new metadata) takes to
+    reach every member: it is forwarded at once to flood_fanout members, who forward it
+    too, and piggybacked by all; 8 probe periods allow for lost forwards (module banner).
+    """
+    return 8 * config.probe_interval_s
+
+
 def detection_bound_s(config: GossipConfig, n_members: int) -> float:
     """Stated bound on the time from a crash until every survivor declares it dead.
 
     first probe within 7 periods (p >= 0.999, see the module banner), x2 for awareness
-    stretching under loss; one period to suspect; at most suspicion_max_s; 8 periods to
-    spread the Dead message.
+    stretching under loss; one period to suspect; at most suspicion_max_s; then the
+    Dead message spreads (spread_bound_s).
     """
     p = config.probe_interval_s
-    return 2 * 7 * p + p + config.suspicion_max_s + 8 * p
+    return 2 * 7 * p + p + config.suspicion_max_s + spread_bound_s(config)
