@@ -356,8 +356,10 @@ class GossipCore:
                 msgs = [nudge, *msgs]
                 budget -= codec.encoded_size(nudge)
                 break
-        limit = retransmit_limit(self.config, self.live_member_count())
-        extra = [b for b in self._broadcasts.take(budget, limit) if b not in msgs]
+        live = self.live_member_count()
+        limit = retransmit_limit(self.config, live)
+        per_peer = -(-limit // max(1, live - 1))  # spread the transmissions over every peer
+        extra = self._broadcasts.take(addr, budget, limit, per_peer, carried=msgs)
         self._out.packets.append(OutPacket(addr, tuple(msgs) + tuple(extra)))
         self.counters["packets_out"] += 1
 

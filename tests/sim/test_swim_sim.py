@@ -6,7 +6,8 @@ partition that heals, a metadata change, a crash-and-restart. Checked: every cra
 member is declared dead by every live member within config.detection_bound_s; with loss
 <= 10 % and slow or stalling members no live member is ever declared dead; after a
 partition heals every live member agrees on membership; a metadata change reaches
-everyone within its bound; no member sends a number the codec refuses.
+everyone within its bound (spread_bound_s, also under 10 % loss in a cluster of 20);
+no member sends a number the codec refuses.
 A failing seed prints the command that replays it.
 
 Mutation checks prove the properties have teeth: a core broken on purpose (patched in
@@ -19,14 +20,16 @@ from __future__ import annotations
 import pytest
 
 from agent.gossip import core as core_module
+from agent.gossip.broadcast import BroadcastQueue
+from agent.gossip.config import LAN, spread_bound_s
 from agent.gossip.core import GossipCore
 from agent.gossip.messages import MemberState
 from agent.gossip.suspicion import Suspicion
 
 try:  # pytest's default (prepend) import mode puts this directory on sys.path
-    from swim_sim import _pct, make_scenario, replay_hint, run_scenario
+    from swim_sim import _pct, make_scenario, meta_spread_times, replay_hint, run_scenario
 except ImportError:  # importlib mode, run from the repository root
-    from tests.sim.swim_sim import _pct, make_scenario, replay_hint, run_scenario
+    from tests.sim.swim_sim import _pct, make_scenario, meta_spread_times, replay_hint, run_scenario
 
 SEEDS = 500
 CHUNK = 50
@@ -141,3 +144,43 @@ def test_simulator_catches_a_refutation_that_does_not_raise_the_incarnation(monk
     caught = _first_failures(STALL_SEEDS)
     assert sorted(caught) == STALL_SEEDS, caught
     assert all(f.startswith(LIVE_MEMBER_LOST) for f in caught.values()), caught
+
+
+# ------------------------------------------------------------------ metadata spread under loss
+
+# Seeds of meta_spread_times (20 members, 10 % loss, 5 changes each) in which a member
+# received a change only at the next push-pull, 2.5 to 22 s later, while every transmission
+# of it went to the few members its holders happened to talk to in the first moments.
+LATE_META_SEEDS = [6, 54, 66, 77, 102, 105, 164, 166, 188, 193]
+
+
+def test_metadata_changes_reach_every_member_within_the_spread_bound():
+    """Every change reaches all 20 members within spread_bound_s (1.6 s) under 10 % loss."""
+    times = {seed: meta_spread_times(seed) for seed in LATE_META_SEEDS}
+    late = {seed: t for seed, t in times.items() if max(t) > spread_bound_s(LAN)}
+    assert not late, late
+
+
+def test_simulator_catches_updates_spent_on_few_members(monkeypatch):
+    """Mutation check (SWIM §4.1): a broadcast queue that counts the forwarded copy of an
+    update as a piggyback and sends the rest to whichever members the next packets go to
+    leaves members without a metadata change until the next push-pull."""
+
+    def take_for_any_peer(self, to, budget_bytes, limit, per_peer, carried=()):
+        out = []
+        for e in sorted(self._by_name.values(), key=lambda e: (e.transmits, -e.order)):
+            if e.size > budget_bytes:
+                continue
+            out.append(e.msg)
+            budget_bytes -= e.size
+            e.transmits += 1
+            if e.transmits >= limit:
+                del self._by_name[e.msg.name]
+            if budget_bytes < 8:
+                break
+        return [m for m in out if m not in carried]
+
+    monkeypatch.setattr(BroadcastQueue, "take", take_for_any_peer)
+    times = {seed: meta_spread_times(seed) for seed in LATE_META_SEEDS}
+    late = [seed for seed, t in times.items() if max(t) > spread_bound_s(LAN)]
+    assert late == LATE_META_SEEDS, times

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import random
 from dataclasses import replace
 
@@ -419,18 +420,29 @@ def test_piggyback_fills_packets_within_limit_and_least_sent_first_swim_4_1():
     assert not first & second  # least-transmitted go first
 
 
-def test_update_sent_at_most_retransmit_limit_times_swim_4_1():
-    """SWIM §4.1: each update is retransmitted lambda x log(n+1) times, then dropped."""
+def test_update_sent_at_most_retransmit_limit_times_spread_over_peers_swim_4_1():
+    """SWIM §4.1: each update is piggybacked lambda x log(n+1) times, then dropped, and no
+    more than its share of those (limit / peers, rounded up) to any one member."""
     net = Net(2)
     net.bootstrap()
     c = net.core(0)
     c.handle_packet(net.now, addr(1), (Alive(4, "zz", ("10.9.9.9", 1), 0, None),))
     c.take_output()
-    sends = 0
-    for seq in range(100):
-        c.handle_packet(net.now, addr(1), (Ping(seq, "n0"),))
-        sends += sum(1 for p in c.take_output().packets for m in p.messages if getattr(m, "name", "") == "zz")
-    assert sends == retransmit_limit(CFG, c.live_member_count())
+    live = c.live_member_count()
+    limit = retransmit_limit(CFG, live)
+    per_peer = math.ceil(limit / (live - 1))
+    assert 1 < per_peer < limit
+
+    def sends_answering(src: tuple[str, int], pings: int) -> int:
+        sends = 0
+        for seq in range(pings):
+            c.handle_packet(net.now, src, (Ping(seq, "n0"),))
+            sends += sum(1 for p in c.take_output().packets for m in p.messages if getattr(m, "name", "") == "zz")
+        return sends
+
+    assert sends_answering(addr(1), 50) == per_peer
+    others = sum(sends_answering((f"10.0.1.{i}", 7946), 5) for i in range(1, 40))
+    assert per_peer + others == limit
 
 
 def test_newer_update_invalidates_older_in_queue_swim_4_1():
