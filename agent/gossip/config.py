@@ -95,6 +95,8 @@ class GossipConfig:
     """A TCP push-pull must finish within this, else it counts as failed."""
     max_stream_bytes: int = 4 * 1024 * 1024
     """Largest push-pull payload accepted: ~20,000 members with metadata; guards memory."""
+    max_inbound_streams: int = 16
+    """Push-pulls served at once: each member starts ~1 per interval, so more is a flood; caps memory at 64 MiB."""
 
     # --- joining, leaving, forgetting ---
     join_retry_initial_s: float = 0.5
@@ -127,6 +129,8 @@ class GossipConfig:
             raise GossipConfigError("metadata must fit one packet")
         if self.retransmit_mult <= 0:
             raise GossipConfigError("retransmit_mult must be positive")
+        if self.max_inbound_streams < 1:
+            raise GossipConfigError("max_inbound_streams must be >= 1")
 
 
 LAN = GossipConfig()

@@ -341,7 +341,16 @@ class GossipCore:
     # ------------------------------------------------------------ sending
 
     def _send(self, addr: Addr, msgs: list[Message]) -> None:
-        """Queue a packet, filling its spare room with piggybacked updates (SWIM §4.1)."""
+        """Queue a packet, filling its spare room with piggybacked updates (SWIM §4.1).
+
+        Only a member's address gets gossip: an answer to anyone else (a ping or a ping-req
+        with a forged source, a relayed probe to an address a requester named) carries just
+        the answer, so a small spoofed packet never draws a full one and no membership leaks.
+        """
+        if addr not in self._by_addr:
+            self._out.packets.append(OutPacket(addr, tuple(msgs)))
+            self.counters["packets_out_to_strangers"] += 1
+            return
         budget = (
             self.config.max_packet_bytes
             - codec.PACKET_OVERHEAD_BYTES

@@ -5,7 +5,9 @@ the event channel. Rules: one trio thread owns the core and every call into it i
 synchronous, so no two calls interleave; after each call the output is flushed at once
 (UDP sends are non-blocking; a full socket buffer drops and counts). Anything that
 arrives from outside is checked (size, seal, codec) and dropped and counted when bad,
-never raised. Before timers run, datagrams already waiting in the socket are handled,
+never raised; at most max_inbound_streams push-pulls are served at once, and a
+connection past them is closed and counted, so a flood of them cannot exhaust memory.
+Before timers run, datagrams already waiting in the socket are handled,
 so a process resumed after a stall first reads the acks it missed. Log lines start
 with the node name and are key=value.
 """
@@ -74,6 +76,7 @@ class GossipNode:
         self._nursery: trio.Nursery | None = None
         self.addr: Addr | None = None
         self.stopped = trio.Event()
+        self._inbound_streams = 0
 
     # ------------------------------------------------------------ public API
 
@@ -302,9 +305,20 @@ class GossipNode:
                 log.warning("%s event=accept_error errno=%s", self.name, exc.errno)
                 await trio.sleep(0.1)
                 continue
+            if self._inbound_streams >= self.config.max_inbound_streams:
+                self.counters["tcp_refused_busy"] += 1  # more push-pulls at once than members make
+                conn.close()
+                continue
+            self._inbound_streams += 1
             self._nursery.start_soon(self._serve_one, trio.SocketStream(conn))
 
     async def _serve_one(self, stream: trio.SocketStream) -> None:
+        try:
+            await self._serve_push_pull(stream)
+        finally:
+            self._inbound_streams -= 1
+
+    async def _serve_push_pull(self, stream: trio.SocketStream) -> None:
         core = self._require_core()
         async with stream:
             with trio.move_on_after(self.config.stream_timeout_s):

@@ -354,6 +354,35 @@ async def test_in_process_nodes_deliver_events_through_the_channel(nursery):
         await a.stopped.wait()
 
 
+async def test_a_flood_of_push_pull_connections_is_refused_past_the_cap(nursery):
+    """Connections that never send their frame hold a served push-pull each until
+    stream_timeout_s; past max_inbound_streams they are closed at once and counted, and
+    a member joins as soon as the flood is gone."""
+    import trio
+
+    from agent.gossip import EventKind
+    from agent.gossip.driver import GossipNode
+
+    port = free_port("127.0.0.63")
+    a = GossipNode(TEST, "a", ("127.0.0.63", port))
+    await nursery.start(a.run)
+    extra = 3
+    flood = [await trio.open_tcp_stream("127.0.0.63", port) for _ in range(TEST.max_inbound_streams + extra)]
+    with trio.fail_after(5):
+        while a.counters["tcp_refused_busy"] < extra:
+            await trio.sleep(0.01)
+    assert a.counters["tcp_refused_busy"] == extra
+    for stream in flood:
+        await stream.aclose()
+    b = GossipNode(TEST, "b", ("127.0.0.64", port), seeds=[("127.0.0.63", port)])
+    await nursery.start(b.run)
+    with trio.fail_after(TEST.stream_timeout_s + 5):
+        ev = await a.events.receive()
+    assert (ev.kind, ev.name) == (EventKind.JOINED, "b")
+    a.stop()
+    b.stop()
+
+
 def test_a_member_refuses_an_address_peers_would_reject():
     from agent.gossip.driver import GossipNode
     from agent.gossip.errors import GossipConfigError

@@ -148,10 +148,11 @@ def test_simulator_catches_a_refutation_that_does_not_raise_the_incarnation(monk
 
 # ------------------------------------------------------------------ metadata spread under loss
 
-# Seeds of meta_spread_times (20 members, 10 % loss, 5 changes each) in which a member
-# received a change only at the next push-pull, 2.5 to 22 s later, while every transmission
-# of it went to the few members its holders happened to talk to in the first moments.
-LATE_META_SEEDS = [6, 54, 66, 77, 102, 105, 164, 166, 188, 193]
+# The seeds among the first 200 of meta_spread_times (20 members, 10 % loss, 5 changes
+# each) in which, with the transmissions of an update going to whichever members its
+# holders talked to in the first moments, a member got a change only at the next
+# push-pull, 2.4 to 27 s later.
+LATE_META_SEEDS = [16, 19, 47, 58, 82, 135, 150, 163]
 
 
 def test_metadata_changes_reach_every_member_within_the_spread_bound():

@@ -423,7 +423,7 @@ def test_piggyback_fills_packets_within_limit_and_least_sent_first_swim_4_1():
 def test_update_sent_at_most_retransmit_limit_times_spread_over_peers_swim_4_1():
     """SWIM §4.1: each update is piggybacked lambda x log(n+1) times, then dropped, and no
     more than its share of those (limit / peers, rounded up) to any one member."""
-    net = Net(2)
+    net = Net(4)
     net.bootstrap()
     c = net.core(0)
     c.handle_packet(net.now, addr(1), (Alive(4, "zz", ("10.9.9.9", 1), 0, None),))
@@ -431,7 +431,7 @@ def test_update_sent_at_most_retransmit_limit_times_spread_over_peers_swim_4_1()
     live = c.live_member_count()
     limit = retransmit_limit(CFG, live)
     per_peer = math.ceil(limit / (live - 1))
-    assert 1 < per_peer < limit
+    assert 1 < per_peer < limit < per_peer * (live - 1)
 
     def sends_answering(src: tuple[str, int], pings: int) -> int:
         sends = 0
@@ -441,7 +441,7 @@ def test_update_sent_at_most_retransmit_limit_times_spread_over_peers_swim_4_1()
         return sends
 
     assert sends_answering(addr(1), 50) == per_peer
-    others = sum(sends_answering((f"10.0.1.{i}", 7946), 5) for i in range(1, 40))
+    others = sum(sends_answering(a, 50) for a in (addr(2), addr(3), ("10.9.9.9", 1)))
     assert per_peer + others == limit
 
 
@@ -601,3 +601,24 @@ def test_probe_sequence_numbers_wrap_inside_their_range():
     c = GossipCore(CFG, "a", addr(1), random.Random(1), now_s=0.0)
     c._seq = MAX_SEQ - 1
     assert [c._next_seq() for _ in range(3)] == [MAX_SEQ, 0, 1]
+
+
+def test_only_members_get_gossip_swim_4_1():
+    """Piggybacking (SWIM §4.1) is for members: a ping from an address no member has is
+    answered with a bare ack, so a spoofed source never draws a full packet of gossip."""
+    net = Net(3)
+    net.bootstrap()
+    c = net.core(0)
+    for i in range(20):
+        c.handle_packet(net.now, addr(1), (Alive(1, f"x{i}", (f"10.1.0.{i + 1}", 7946), 1, b"m" * 40),))
+    c.take_output()
+    c.handle_packet(net.now, ("10.66.0.1", 4000), (Ping(5, "n0"),))
+    c.handle_packet(net.now, ("10.66.0.1", 4000), (IndirectPing(6, "n1", ("10.66.0.2", 9), True),))
+    out = c.take_output().packets
+    assert [(p.addr, p.messages) for p in out] == [
+        (("10.66.0.1", 4000), (Ack(5),)),
+        (("10.66.0.2", 9), (Ping(out[1].messages[0].seq, "n1"),)),
+    ]
+    c.handle_packet(net.now, addr(1), (Ping(7, "n0"),))
+    reply = c.take_output().packets[0]
+    assert reply.messages[0] == Ack(7) and len(reply.messages) > 5
