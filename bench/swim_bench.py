@@ -7,6 +7,9 @@ prints ONE JSON line with:
   detect_all_p50_s/p99_s SIGKILL of one member -> every survivor has declared it dead
                          (>= 10 trials; the victim is restarted under the same name after
                          each trial and must rejoin)
+  meta_spread_p50_s/max_s  one member publishes new metadata (set_meta, ~400 B as the agent
+                         announces) -> every other member has it; under 10 % UDP loss;
+                         meta_spread_bound_s is the profile's stated bound (spread_bound_s)
   false_positives        live members declared dead during the soak: 10 % random UDP loss
                          (iptables statistic DROP) and one member SIGSTOPped 0.5 s every 10 s
   bytes_per_s_per_member gossip payload sent (UDP + TCP push-pull) during the lossy soak;
@@ -31,15 +34,54 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.integration.gossip_member import GossipMember  # noqa: E402
+from agent.gossip.config import LAN, spread_bound_s  # noqa: E402
+from tests.integration.gossip_member import GossipMember, wait_until  # noqa: E402
 
 PORT = 7946
-META = '{"grpc":"%s:9000","cpu_milli":4000,"mem_mb":8192,"labels":{"zone":"a"},"version":"0.1.0"}'
+
+
+def agent_meta(host: str, generation: int = 0) -> str:
+    """Metadata as the agent announces it (gRPC address, role, capacity, labels, version): ~400 B."""
+    return json.dumps({
+        "grpc": f"{host}:7070", "role": "worker", "version": "0.1.0", "generation": generation,
+        "capacity": {"cpu_milli": 16000, "memory_bytes": 68719476736, "pods": 110,
+                     "ephemeral_storage_bytes": 107374182400},
+        "labels": {"topology.kubernetes.io/zone": "eu-west-1a", "topology.kubernetes.io/region": "eu-west-1",
+                   "node.kubernetes.io/instance-type": "m5.4xlarge", "kubernetes.io/arch": "amd64",
+                   "kubernetes.io/os": "linux", "team": "payments", "tier": "backend"},
+    }, separators=(",", ":"))
 
 
 def start_member(ns: str, name: str, host: str, seeds: list[str]) -> GossipMember:
     """A LAN-profile member inside the bench's namespace, announcing agent-like metadata."""
-    return GossipMember(name, host, PORT, seeds, profile="lan", meta=META % host, netns=ns)
+    return GossipMember(name, host, PORT, seeds, profile="lan", meta=agent_meta(host), netns=ns)
+
+
+def learned(name: str, meta: str):
+    """Predicate: the event at which a member learned `name`'s metadata `meta`.
+
+    Usually "updated"; "alive" or "joined" when the member held `name` as suspect or dead
+    at that moment (every event carries the member's current metadata).
+    """
+    return lambda o: o.get("name") == name and o.get("meta") == meta and o.get("event") in ("updated", "alive", "joined")
+
+
+def meta_spread(members: list[GossipMember], rng: random.Random, trials: int) -> list[float]:
+    """Seconds from set_meta on one member until every other member has the new metadata."""
+    times: list[float] = []
+    for k in range(trials):
+        who = members[rng.randrange(len(members))]
+        meta = agent_meta(who.host, generation=k + 1)
+        marks = {m.name: len(m.lines) for m in members}
+        t_set = time.monotonic()
+        who.send(cmd="set_meta", meta=meta)
+        worst = 0.0
+        for m in members:
+            if m is not who:
+                got = m.wait_for(learned(who.name, meta), 20, start=marks[m.name])
+                worst = max(worst, got["mono"] - t_set if got else float("inf"))
+        times.append(worst)
+    return times
 
 
 def sh(*cmd: str) -> None:
@@ -67,7 +109,7 @@ def gossip_traffic(members: list[GossipMember]) -> tuple[int, int]:
     return total, packets
 
 
-def run_size(n: int, trials: int, soak_s: float, idle_s: float) -> dict:
+def run_size(n: int, trials: int, soak_s: float, idle_s: float, meta_trials: int) -> dict:
     ns = f"swimb-{uuid.uuid4().hex[:6]}"
     sh("ip", "netns", "add", ns)
     members: list[GossipMember] = []
@@ -83,16 +125,14 @@ def run_size(n: int, trials: int, soak_s: float, idle_s: float) -> dict:
             if not m.wait_for(lambda o: o.get("event") == "ready", 60):
                 raise RuntimeError(f"{m.name} did not start")
         t_ready = max(m.wait_for(lambda o: o.get("event") == "ready", 1)["mono"] for m in members)
-        deadline = time.monotonic() + 60
-        while not all(knows_all(m, names) for m in members):
-            if time.monotonic() > deadline:
-                raise RuntimeError("cluster did not converge")
-            time.sleep(0.05)
+        if not wait_until(lambda: all(knows_all(m, names) for m in members), 60):
+            raise RuntimeError("cluster did not converge")
         t_conv = max(o["mono"] for m in members for o in m.lines if o.get("event") == "joined")
         join_converge_s = max(0.0, t_conv - t_ready)
 
-        # Idle bandwidth (no loss).
-        time.sleep(2.0)
+        # Idle bandwidth (no loss), once the push-pull every member repeats within
+        # join_sync_s of joining is over: that is join traffic.
+        time.sleep(LAN.join_sync_s + 1.0)
         (b0, _), t0 = gossip_traffic(members), time.monotonic()
         time.sleep(idle_s)
         idle_bps = (gossip_traffic(members)[0] - b0) / (time.monotonic() - t0) / n
@@ -113,18 +153,22 @@ def run_size(n: int, trials: int, soak_s: float, idle_s: float) -> dict:
                                  start=marks[m.name])
                 worst = max(worst, (got["mono"] - t_kill) if got else float("inf"))
             detect.append(worst)
-            members[vi] = start_member(ns, victim.name, victim.host, seeds)
+            back = members[vi] = start_member(ns, victim.name, victim.host, seeds)
             for m in members:
-                if m is not members[vi]:
-                    m.wait_for(lambda o: o.get("event") == "joined" and o.get("name") == victim.name, 30,
-                               start=marks[m.name])
-            members[vi].wait_for(lambda o: o.get("event") == "ready", 30)
-            time.sleep(1.0)
+                if m is not back and not m.wait_for(
+                        lambda o: o.get("event") == "joined" and o.get("name") == victim.name, 30,
+                        start=marks[m.name]):
+                    raise RuntimeError(f"{m.name} did not see {victim.name} rejoin")
+            if not wait_until(lambda: knows_all(back, names), 30):
+                raise RuntimeError(f"the restarted {victim.name} did not learn every member")
+
+        # 10 % UDP loss from here on: metadata spread, then the soak.
+        sh("ip", "netns", "exec", ns, "iptables", "-A", "INPUT", "-p", "udp", "-m", "statistic",
+           "--mode", "random", "--probability", "0.1", "-j", "DROP")
+        spread = meta_spread(members, rng, meta_trials)
 
         # Soak: 10 % UDP loss, one member stalled 0.5 s every 10 s.
         marks = {m.name: len(m.lines) for m in members}
-        sh("ip", "netns", "exec", ns, "iptables", "-A", "INPUT", "-p", "udp", "-m", "statistic",
-           "--mode", "random", "--probability", "0.1", "-j", "DROP")
         (b0, p0), t0 = gossip_traffic(members), time.monotonic()
         staller = members[1]
         end = t0 + soak_s
@@ -156,6 +200,11 @@ def run_size(n: int, trials: int, soak_s: float, idle_s: float) -> dict:
             "detect_all_p99_s": round(pct(detect, 99), 3),
             "detect_all_max_s": round(max(detect), 3),
             "detect_all_mean_s": round(statistics.fmean(detect), 3),
+            "meta_bytes": len(agent_meta(hosts[-1], generation=meta_trials)),
+            "meta_trials": len(spread),
+            "meta_spread_p50_s": round(pct(spread, 50), 3),
+            "meta_spread_max_s": round(max(spread), 3),
+            "meta_spread_bound_s": round(spread_bound_s(LAN), 3),
             "soak_s": soak_s,
             "false_positives": len(false_pos),
             "false_positive_detail": false_pos[:10],
@@ -178,12 +227,13 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--soak-s", type=float, default=120.0)
     ap.add_argument("--idle-s", type=float, default=10.0)
+    ap.add_argument("--meta-trials", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="sizes 5,20; 3 trials; 10 s soak (about a minute)")
     args = ap.parse_args()
     if args.quick:
-        args.sizes, args.trials, args.soak_s, args.idle_s = "5,20", 3, 10.0, 2.0
+        args.sizes, args.trials, args.soak_s, args.idle_s, args.meta_trials = "5,20", 3, 10.0, 2.0, 5
     for n in (int(x) for x in args.sizes.split(",")):
-        print(json.dumps(run_size(n, args.trials, args.soak_s, args.idle_s)), flush=True)
+        print(json.dumps(run_size(n, args.trials, args.soak_s, args.idle_s, args.meta_trials)), flush=True)
     return 0
 
 

@@ -1,12 +1,18 @@
 """SWIM membership with the Lifeguard refinements: pure core, codec, keyring, trio driver.
 
+Importing this package loads only the pure parts (config, core, codec, messages,
+events, errors): no trio, socket or cryptography, so simulators and tests of the core
+run without them. The I/O parts are imported from their own modules:
+
+    from agent.gossip.driver import GossipNode   # the trio UDP/TCP member
+    from agent.gossip.keyring import Keyring     # AES-GCM sealing
+
 Start a member with `GossipNode(config, name, bind, seeds=...)` and
 `await nursery.start(node.run)`; read MemberEvents from `node.events`.
 """
 
 from .config import LAN, TEST, GossipConfig, detection_bound_s
 from .core import GossipCore, OutPacket, Output, StreamRequest
-from .driver import GossipNode
 from .errors import (
     CodecError,
     GossipConfigError,
@@ -16,7 +22,6 @@ from .errors import (
     MetadataTooLarge,
 )
 from .events import EventKind, MemberEvent
-from .keyring import Keyring
 from .messages import MemberRecord, MemberState
 
 __all__ = [
@@ -29,8 +34,6 @@ __all__ = [
     "GossipCore",
     "GossipError",
     "GossipInvariantError",
-    "GossipNode",
-    "Keyring",
     "KeyringError",
     "MemberEvent",
     "MemberRecord",

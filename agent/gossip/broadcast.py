@@ -3,15 +3,22 @@
 Owns: the pending Alive/Suspect/Dead messages and how often each was sent. Rules: at
 most one update per member name (a newer one replaces the older, which is then
 obsolete); the least-sent updates go first, newest first among equals; an update is
-dropped after `limit` transmissions; a packet only takes what fits in its byte budget.
+dropped after `limit` transmissions, and goes at most `per_peer` times to any one
+member, so its transmissions reach many members instead of the few a member happens
+to talk to most (its probe target, its helpers) in the moment after it learns of it;
+a packet only takes what fits in its byte budget; an update the packet already
+carries (a forwarded death or metadata change, a reminder to a suspect) is not taken
+again, only recorded as sent to that member.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass, field
 
 from .codec import encoded_size
-from .messages import Broadcast
+from .messages import Addr, Broadcast
 
 
 @dataclass(slots=True)
@@ -20,6 +27,7 @@ class _Entry:
     size: int
     transmits: int
     order: int  # larger = newer
+    sent_to: Counter[Addr] = field(default_factory=Counter)
 
 
 class BroadcastQueue:
@@ -38,22 +46,24 @@ class BroadcastQueue:
     def pending(self) -> list[Broadcast]:
         return [e.msg for e in self._by_name.values()]
 
-    def take(self, budget_bytes: int, limit: int, skip_name: str | None = None) -> list[Broadcast]:
-        """Updates that fit in `budget_bytes`, least-transmitted first; counts them as sent."""
-        if not self._by_name or budget_bytes <= 0:
-            return []
+    def take(
+        self, to: Addr, budget_bytes: int, limit: int, per_peer: int, carried: Collection[object] = ()
+    ) -> list[Broadcast]:
+        """Updates for a packet to `to`: least-transmitted first, that fit in `budget_bytes`,
+        not yet sent `per_peer` times to `to`, not in `carried`; counts them as sent."""
         out: list[Broadcast] = []
-        entries = sorted(self._by_name.values(), key=lambda e: (e.transmits, -e.order))
-        for e in entries:
-            if e.size > budget_bytes:
+        for e in sorted(self._by_name.values(), key=lambda e: (e.transmits, -e.order)):
+            if e.msg in carried:
+                e.sent_to[to] += 1
                 continue
-            if skip_name is not None and e.msg.name == skip_name:
+            if budget_bytes < 8:
+                continue
+            if e.size > budget_bytes or e.sent_to[to] >= per_peer:
                 continue
             out.append(e.msg)
             budget_bytes -= e.size
+            e.sent_to[to] += 1
             e.transmits += 1
             if e.transmits >= limit:
                 del self._by_name[e.msg.name]
-            if budget_bytes < 8:
-                break
         return out

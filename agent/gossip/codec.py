@@ -1,17 +1,27 @@
 """Strict msgpack codec for gossip packets (UDP) and push-pull streams (TCP).
 
-Owns: the wire layout. A packet is msgpack `[PROTOCOL_VERSION, [message, ...]]` (so
-every packet is a compound of one or more messages) and a message is
-`[type_number, field, ...]`; a stream payload is `[PROTOCOL_VERSION, push_pull]`.
-Rules: decoding trusts nothing. Any malformed, oversized or wrongly typed input raises
-CodecError (whole packet dropped) with a stable `reason`; a message with an unknown type
-number (a newer peer) is skipped and counted, the rest of the packet is kept. Encoding
-our own messages never fails for valid messages; a packet over the limit is a bug in
-the caller and raises GossipInvariantError. Pure: no I/O.
+Owns: the wire layout and the ranges of the numbers on it. A packet is msgpack
+`[PROTOCOL_VERSION, [message, ...]]` (so every packet is a compound of one or more
+messages) and a message is `[type_number, field, ...]`; a stream payload is
+`[PROTOCOL_VERSION, push_pull]`.
+Rules: decoding trusts nothing. Malformed, oversized or wrongly typed input raises
+CodecError (the whole packet or stream is dropped) with a stable `reason`. A message
+with an unknown type number (a newer peer) is skipped and counted, the rest kept. A
+number of the right type outside its range (messages.py states each: incarnations,
+metadata versions, sequence numbers, ports) invalidates only its message, or its
+member record in a push-pull: skipped and counted as out of range, the rest kept, so a
+member that holds a number only a forger could have produced is not silenced whole.
+An accusation (Suspect, Dead, a suspect, dead or left record) is accepted only up to
+MAX_ACCUSED_INCARNATION: whatever accusation the codec accepts, its subject can refute
+with an incarnation the codec accepts. A member address is an IP address literal
+(never a name the driver would resolve). Encoding our own messages never fails for
+valid messages; a packet over the limit is a bug in the caller and raises
+GossipInvariantError. Pure: no I/O.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -19,6 +29,10 @@ import msgpack
 
 from .errors import CodecError, GossipInvariantError
 from .messages import (
+    MAX_ACCUSED_INCARNATION,
+    MAX_INCARNATION,
+    MAX_META_VERSION,
+    MAX_SEQ,
     Ack,
     Addr,
     Alive,
@@ -37,15 +51,28 @@ from .messages import (
 PROTOCOL_VERSION = 1
 MAX_NAME_BYTES = 128
 MAX_HOST_BYTES = 255
-MAX_INT = 2**63 - 1
 PACKET_OVERHEAD_BYTES = 8
 """Outer array, version and message-array headers, rounded up."""
+
+# The sealed envelope around a packet or stream payload when a keyring is in use
+# (keyring.py seals and opens it): version byte | nonce | ciphertext | tag.
+SEAL_VERSION = 1
+NONCE_BYTES = 12
+TAG_BYTES = 16
+SEAL_OVERHEAD_BYTES = 1 + NONCE_BYTES + TAG_BYTES
 
 
 @dataclass(frozen=True, slots=True)
 class DecodedPacket:
     messages: tuple[Message, ...]
     unknown_types: int  # messages skipped because their type number is unknown here
+    out_of_range: int  # messages skipped because a number in them is out of its range
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedStream:
+    state: PushPull
+    out_of_range: int  # member records skipped because a number in them is out of its range
 
 
 # ---------------------------------------------------------------- encoding
@@ -109,8 +136,8 @@ def _bad(detail: str) -> CodecError:
 
 
 def _int(v: Any) -> int:
-    if type(v) is not int or not 0 <= v <= MAX_INT:
-        raise _bad("expected a non-negative int")
+    if type(v) is not int:
+        raise _bad("expected an int")
     return v
 
 
@@ -126,15 +153,45 @@ def _name(v: Any) -> str:
     return v
 
 
+def is_member_host(host: str) -> bool:
+    """An IP address literal a member can be reached at (not unspecified, not multicast)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not (ip.is_unspecified or ip.is_multicast)
+
+
 def _addr_in(v: Any) -> Addr:
     if type(v) is not list or len(v) != 2:
         raise _bad("bad address")
     host, port = v
-    if type(host) is not str or not host or len(host) > MAX_HOST_BYTES:
+    if type(host) is not str or not is_member_host(host):
         raise _bad("bad host")
-    if type(port) is not int or not 0 < port < 65536:
+    if type(port) is not int:
         raise _bad("bad port")
     return (host, port)
+
+
+def _port_ok(addr: Addr) -> bool:
+    return 0 < addr[1] < 65536
+
+
+def in_range(item: Message | MemberRecord) -> bool:
+    """Every number in a message or member record lies within its range (see messages.py)."""
+    if isinstance(item, (Ping, Ack, Nack)):
+        return 0 <= item.seq <= MAX_SEQ
+    if isinstance(item, IndirectPing):
+        return 0 <= item.seq <= MAX_SEQ and _port_ok(item.target_addr)
+    if isinstance(item, Alive):
+        return (0 <= item.incarnation <= MAX_INCARNATION and 0 <= item.meta_version <= MAX_META_VERSION
+                and _port_ok(item.addr))
+    if isinstance(item, (Suspect, Dead)):
+        return 0 <= item.incarnation <= MAX_ACCUSED_INCARNATION
+    if isinstance(item, MemberRecord):
+        highest = MAX_INCARNATION if item.state is MemberState.ALIVE else MAX_ACCUSED_INCARNATION
+        return 0 <= item.incarnation <= highest and 0 <= item.meta_version <= MAX_META_VERSION and _port_ok(item.addr)
+    raise GossipInvariantError(f"no range rule for {item!r}")
 
 
 class Codec:
@@ -229,7 +286,7 @@ class Codec:
         if type(body) is not list or not body:
             raise _bad("bad message list")
         out: list[Message] = []
-        unknown = 0
+        unknown = out_of_range = 0
         for item in body:
             if type(item) is not list or not item or type(item[0]) is not int:
                 raise _bad("bad message")
@@ -239,14 +296,26 @@ class Codec:
                     raise _bad("push-pull is not allowed in a packet")
                 unknown += 1
                 continue
-            out.append(parser(item[1:]))
-        return DecodedPacket(tuple(out), unknown)
+            msg = parser(item[1:])
+            if in_range(msg):
+                out.append(msg)
+            else:
+                out_of_range += 1
+        return DecodedPacket(tuple(out), unknown, out_of_range)
 
-    def decode_stream(self, data: bytes) -> PushPull:
+    def decode_stream(self, data: bytes) -> DecodedStream:
         body = self._unpack(data, self.max_stream_bytes)
-        if type(body) is not list or len(body) != 4 or body[0] != MsgType.PUSH_PULL or type(body[0]) is not int:
+        if type(body) is not list or len(body) != 4 or type(body[0]) is not int or body[0] != MsgType.PUSH_PULL:
             raise _bad("expected a push-pull")
         _, join, sender, records = body
         if type(records) is not list:
             raise _bad("bad member list")
-        return PushPull(_bool(join), _name(sender), tuple(self._record(r) for r in records))
+        kept: list[MemberRecord] = []
+        out_of_range = 0
+        for r in records:
+            record = self._record(r)
+            if in_range(record):
+                kept.append(record)
+            else:
+                out_of_range += 1
+        return DecodedStream(PushPull(_bool(join), _name(sender), tuple(kept)), out_of_range)

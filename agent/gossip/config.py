@@ -95,6 +95,8 @@ class GossipConfig:
     """A TCP push-pull must finish within this, else it counts as failed."""
     max_stream_bytes: int = 4 * 1024 * 1024
     """Largest push-pull payload accepted: ~20,000 members with metadata; guards memory."""
+    max_inbound_streams: int = 16
+    """Push-pulls served at once: each member starts ~1 per interval, so more is a flood; caps memory at 64 MiB."""
 
     # --- joining, leaving, forgetting ---
     join_retry_initial_s: float = 0.5
@@ -127,6 +129,8 @@ class GossipConfig:
             raise GossipConfigError("metadata must fit one packet")
         if self.retransmit_mult <= 0:
             raise GossipConfigError("retransmit_mult must be positive")
+        if self.max_inbound_streams < 1:
+            raise GossipConfigError("max_inbound_streams must be >= 1")
 
 
 LAN = GossipConfig()
@@ -175,12 +179,20 @@ def push_pull_interval_s(config: GossipConfig, n_members: int) -> float:
     return base * (math.ceil(math.log2(n_members) - math.log2(config.push_pull_scale_above)) + 1)
 
 
+def spread_bound_s(config: GossipConfig) -> float:
+    """Stated bound on the time an update one member holds (a death, new metadata) takes to
+    reach every member: it is forwarded at once to flood_fanout members, who forward it
+    too, and piggybacked by all; 8 probe periods allow for lost forwards (module banner).
+    """
+    return 8 * config.probe_interval_s
+
+
 def detection_bound_s(config: GossipConfig, n_members: int) -> float:
     """Stated bound on the time from a crash until every survivor declares it dead.
 
     first probe within 7 periods (p >= 0.999, see the module banner), x2 for awareness
-    stretching under loss; one period to suspect; at most suspicion_max_s; 8 periods to
-    spread the Dead message.
+    stretching under loss; one period to suspect; at most suspicion_max_s; then the
+    Dead message spreads (spread_bound_s).
     """
     p = config.probe_interval_s
-    return 2 * 7 * p + p + config.suspicion_max_s + 8 * p
+    return 2 * 7 * p + p + config.suspicion_max_s + spread_bound_s(config)

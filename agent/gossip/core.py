@@ -14,6 +14,11 @@ Rules it keeps:
 - State precedence (SWIM §4.2): Alive(i) overrides Suspect/Dead(j) only if i > j;
   Suspect(i) overrides Alive(j) if i >= j; Dead(i) overrides Alive/Suspect(j) if i >= j.
   Only a member itself raises its incarnation, to refute a suspicion or a death.
+- Numbers stay in their ranges (messages.py): the codec accepts accusations only up
+  to MAX_ACCUSED_INCARNATION, so every one it lets in is refuted at most at
+  MAX_INCARNATION; an Alive about us at the very top (only a forger gets there) cannot
+  be out-bid and is counted, never followed past the range. Metadata versions
+  saturate at MAX_META_VERSION: the incarnation, which always rises with them, decides.
 - Every accepted change is re-gossiped (piggybacked); messages about an unknown or
   staler state are ignored, never an error. Bad input never raises; a broken internal
   rule raises GossipInvariantError.
@@ -31,8 +36,10 @@ from .broadcast import BroadcastQueue
 from .config import GossipConfig, push_pull_interval_s, retransmit_limit
 from .errors import GossipInvariantError, MetadataTooLarge
 from .events import EventKind, MemberEvent
-from .keyring import SEAL_OVERHEAD_BYTES
 from .messages import (
+    MAX_INCARNATION,
+    MAX_META_VERSION,
+    MAX_SEQ,
     Ack,
     Addr,
     Alive,
@@ -233,8 +240,10 @@ class GossipCore:
         if len(meta) > self.config.max_meta_bytes:
             raise MetadataTooLarge(f"metadata of {len(meta)} B exceeds {self.config.max_meta_bytes} B")
         self._me.meta = meta
-        self._me.meta_version += 1
-        self._me.incarnation += 1
+        self._me.meta_version = min(MAX_META_VERSION, self._me.meta_version + 1)
+        # At the top of the range (only a forger puts us there) the Alive keeps its
+        # incarnation and spreads as a newer metadata version of it.
+        self._me.incarnation = min(MAX_INCARNATION, self._me.incarnation + 1)
         msg = self._alive_of_me(with_meta=True)
         self._broadcasts.queue(msg)
         self._flood(msg)
@@ -332,11 +341,20 @@ class GossipCore:
     # ------------------------------------------------------------ sending
 
     def _send(self, addr: Addr, msgs: list[Message]) -> None:
-        """Queue a packet, filling its spare room with piggybacked updates (SWIM §4.1)."""
+        """Queue a packet, filling its spare room with piggybacked updates (SWIM §4.1).
+
+        Only a member's address gets gossip: an answer to anyone else (a ping or a ping-req
+        with a forged source, a relayed probe to an address a requester named) carries just
+        the answer, so a small spoofed packet never draws a full one and no membership leaks.
+        """
+        if addr not in self._by_addr:
+            self._out.packets.append(OutPacket(addr, tuple(msgs)))
+            self.counters["packets_out_to_strangers"] += 1
+            return
         budget = (
             self.config.max_packet_bytes
             - codec.PACKET_OVERHEAD_BYTES
-            - SEAL_OVERHEAD_BYTES
+            - codec.SEAL_OVERHEAD_BYTES
             - sum(codec.encoded_size(m) for m in msgs)
         )
         for name in self._suspicions:
@@ -347,13 +365,15 @@ class GossipCore:
                 msgs = [nudge, *msgs]
                 budget -= codec.encoded_size(nudge)
                 break
-        limit = retransmit_limit(self.config, self.live_member_count())
-        extra = [b for b in self._broadcasts.take(budget, limit) if b not in msgs]
+        live = self.live_member_count()
+        limit = retransmit_limit(self.config, live)
+        per_peer = -(-limit // max(1, live - 1))  # spread the transmissions over every peer
+        extra = self._broadcasts.take(addr, budget, limit, per_peer, carried=msgs)
         self._out.packets.append(OutPacket(addr, tuple(msgs) + tuple(extra)))
         self.counters["packets_out"] += 1
 
     def _next_seq(self) -> int:
-        self._seq = (self._seq + 1) & 0x7FFFFFFF
+        self._seq = (self._seq + 1) & MAX_SEQ
         return self._seq
 
     def _alive_of_me(self, with_meta: bool) -> Alive:
@@ -489,9 +509,23 @@ class GossipCore:
 
     # ------------------------------------------------------------ state changes (SWIM §4.2)
 
-    def _refute(self, seen_incarnation: int, reply_to: str | None, with_meta: bool) -> None:
-        """Raise our incarnation above what was said about us and tell everyone (SWIM §4.2)."""
-        self._me.incarnation = max(self._me.incarnation, seen_incarnation) + 1
+    def _refute(
+        self, seen_incarnation: int, reply_to: str | None, with_meta: bool, other_meta_version: int | None = None
+    ) -> None:
+        """Raise our incarnation above what was said about us and tell everyone (SWIM §4.2).
+
+        `other_meta_version`: the version of metadata unlike ours that was said about us
+        (an earlier life's); ours moves above it, so meta versions keep rising across restarts.
+        """
+        incarnation = max(self._me.incarnation, seen_incarnation) + 1
+        if incarnation > MAX_INCARNATION:
+            # Only an Alive about us at MAX_INCARNATION gets here (the codec accepts no
+            # accusation that high): a forgery no incarnation can out-bid.
+            self.counters["refutation_impossible"] += 1
+            return
+        self._me.incarnation = incarnation
+        if other_meta_version is not None and other_meta_version >= self._me.meta_version:
+            self._me.meta_version = min(MAX_META_VERSION, other_meta_version + 1)
         self._awareness.apply(1)  # Lifeguard: being suspected hints that we are the slow one
         self.counters["refutations"] += 1
         msg = self._alive_of_me(with_meta)
@@ -508,9 +542,8 @@ class GossipCore:
             conflict = msg.addr != me.addr or (msg.meta is not None and msg.meta != me.meta)
             if msg.incarnation > me.incarnation or conflict:
                 # An earlier life of ours (a restart), or someone holds a stale picture of us.
-                if msg.meta is not None and msg.meta_version >= me.meta_version and msg.meta != me.meta:
-                    me.meta_version = msg.meta_version + 1  # keep meta versions rising across restarts
-                self._refute(msg.incarnation, None, with_meta=True)
+                other = msg.meta_version if msg.meta is not None and msg.meta != me.meta else None
+                self._refute(msg.incarnation, None, with_meta=True, other_meta_version=other)
             return
         m = self._members.get(msg.name)
         if m is None:
@@ -679,9 +712,8 @@ class GossipCore:
         if r.state is MemberState.ALIVE:
             self._apply_alive(Alive(r.incarnation, r.name, r.addr, r.meta_version, r.meta))
         elif r.incarnation >= me.incarnation and not self._leaving:
-            if r.meta_version >= me.meta_version and r.meta != me.meta:
-                me.meta_version = r.meta_version + 1
-            self._refute(r.incarnation, None, with_meta=True)
+            other = r.meta_version if r.meta != me.meta else None
+            self._refute(r.incarnation, None, with_meta=True, other_meta_version=other)
 
     def _tick_join(self) -> None:
         j = self._join

@@ -5,7 +5,9 @@ the event channel. Rules: one trio thread owns the core and every call into it i
 synchronous, so no two calls interleave; after each call the output is flushed at once
 (UDP sends are non-blocking; a full socket buffer drops and counts). Anything that
 arrives from outside is checked (size, seal, codec) and dropped and counted when bad,
-never raised. Before timers run, datagrams already waiting in the socket are handled,
+never raised; at most max_inbound_streams push-pulls are served at once, and a
+connection past them is closed and counted, so a flood of them cannot exhaust memory.
+Before timers run, datagrams already waiting in the socket are handled,
 so a process resumed after a stall first reads the acks it missed. Log lines start
 with the node name and are key=value.
 """
@@ -23,9 +25,9 @@ import trio
 from . import codec
 from .config import GossipConfig
 from .core import GossipCore, Output, StreamRequest
-from .errors import CodecError, KeyringError
+from .errors import CodecError, GossipConfigError, KeyringError
 from .events import MemberEvent
-from .keyring import SEAL_OVERHEAD_BYTES, Keyring
+from .keyring import Keyring
 from .messages import Addr, MemberRecord, PushPull
 
 log = logging.getLogger("agent.gossip")
@@ -52,6 +54,11 @@ class GossipNode:
         rng: random.Random | None = None,
         event_buffer: int = 10_000,
     ) -> None:
+        host = (advertise or bind)[0]
+        if not codec.is_member_host(host):
+            raise GossipConfigError(
+                f"{name}: peers accept only an IP address they can reach, not {host!r}: bind to one or advertise one"
+            )
         self.config = config
         self.name = name
         self.bind = bind
@@ -69,6 +76,7 @@ class GossipNode:
         self._nursery: trio.Nursery | None = None
         self.addr: Addr | None = None
         self.stopped = trio.Event()
+        self._inbound_streams = 0
 
     # ------------------------------------------------------------ public API
 
@@ -152,7 +160,7 @@ class GossipNode:
         if core is None:
             return
         out: Output = core.take_output()
-        limit = self.config.max_packet_bytes - (SEAL_OVERHEAD_BYTES if self.keyring else 0)
+        limit = self.config.max_packet_bytes - (codec.SEAL_OVERHEAD_BYTES if self.keyring else 0)
         for pkt in out.packets:
             data = codec.encode_packet(pkt.messages, limit)
             if self.keyring is not None:
@@ -216,7 +224,13 @@ class GossipNode:
             return None
         if decoded.unknown_types:
             self.counters["drop_unknown_type"] += decoded.unknown_types
+        if decoded.out_of_range:
+            self._count_out_of_range(decoded.out_of_range, "packet")
         return decoded.messages
+
+    def _count_out_of_range(self, n: int, where: str) -> None:
+        self.counters["drop_out_of_range"] += n
+        log.info("%s event=out_of_range_dropped where=%s count=%d", self.name, where, n)
 
     async def _receive_loop(self) -> None:
         while True:
@@ -243,12 +257,15 @@ class GossipNode:
     def _open_stream(self, data: bytes) -> PushPull:
         if self.keyring is not None:
             data = self.keyring.open(data, TCP_AAD)
-        return self._codec.decode_stream(data)
+        decoded = self._codec.decode_stream(data)
+        if decoded.out_of_range:
+            self._count_out_of_range(decoded.out_of_range, "stream")
+        return decoded.state
 
     async def _read_frame(self, stream: trio.SocketStream) -> bytes:
         header = await _receive_exactly(stream, _FRAME.size)
         (length,) = _FRAME.unpack(header)
-        if length > self.config.max_stream_bytes + SEAL_OVERHEAD_BYTES:
+        if length > self.config.max_stream_bytes + codec.SEAL_OVERHEAD_BYTES:
             raise CodecError("oversized", f"stream frame of {length} B")
         return await _receive_exactly(stream, length)
 
@@ -288,9 +305,20 @@ class GossipNode:
                 log.warning("%s event=accept_error errno=%s", self.name, exc.errno)
                 await trio.sleep(0.1)
                 continue
+            if self._inbound_streams >= self.config.max_inbound_streams:
+                self.counters["tcp_refused_busy"] += 1  # more push-pulls at once than members make
+                conn.close()
+                continue
+            self._inbound_streams += 1
             self._nursery.start_soon(self._serve_one, trio.SocketStream(conn))
 
     async def _serve_one(self, stream: trio.SocketStream) -> None:
+        try:
+            await self._serve_push_pull(stream)
+        finally:
+            self._inbound_streams -= 1
+
+    async def _serve_push_pull(self, stream: trio.SocketStream) -> None:
         core = self._require_core()
         async with stream:
             with trio.move_on_after(self.config.stream_timeout_s):

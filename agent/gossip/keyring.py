@@ -4,8 +4,9 @@ Owns: the installed keys and which one is primary. Rules: seal with the primary 
 only; open with any installed key (so a key can be rolled out, made primary, then the
 old one removed, without a partition); a payload that no key opens raises
 KeyringError, which the driver counts and drops. The primary key cannot be removed.
-Sealed layout: version byte (1) | 12-byte random nonce | ciphertext+16-byte tag. The
-nonce comes from os.urandom: this module belongs to the driver side, not the pure core.
+The sealed layout (version byte | 12-byte random nonce | ciphertext + 16-byte tag) is
+part of the wire layout in codec.py. The nonce comes from os.urandom: this module
+belongs to the driver side, not the pure core.
 """
 
 from __future__ import annotations
@@ -15,12 +16,9 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .codec import NONCE_BYTES, SEAL_OVERHEAD_BYTES, SEAL_VERSION
 from .errors import KeyringError
 
-SEAL_VERSION = 1
-NONCE_BYTES = 12
-TAG_BYTES = 16
-SEAL_OVERHEAD_BYTES = 1 + NONCE_BYTES + TAG_BYTES
 KEY_SIZES = (16, 24, 32)
 
 

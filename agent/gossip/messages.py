@@ -3,7 +3,9 @@
 Owns: the message dataclasses and their wire type numbers. Rules: every message is a
 frozen, slotted dataclass of ints, strings, bytes, bools and tuples; type numbers are
 explicit and only ever appended (never reuse or renumber one); an address is a
-(host, port) tuple. Nothing here encodes or does I/O (see codec.py).
+(host, port) tuple; every number has a stated range (below), which the codec enforces
+on what peers send and the core keeps in what it sends. Nothing here encodes or does
+I/O (see codec.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,26 @@ from dataclasses import dataclass
 from typing import Union
 
 Addr = tuple[str, int]
+
+MAX_INCARNATION = 2**48
+"""Highest incarnation a member may hold.
+
+A member raises its incarnation by one to refute a suspicion or to publish new
+metadata: a few times a minute in honest use, and even a thousand times a second it
+would take 8,900 years to get here. A number beyond it can only be forged, and a
+forged one is dangerous: a member refutes an accusation at incarnation i with i + 1,
+so an accusation near the top of what the wire can carry (2^64 - 1) would expel it
+for good. Below 2^53, every incarnation is also exact in a JSON number.
+"""
+
+MAX_ACCUSED_INCARNATION = MAX_INCARNATION - 1
+"""Highest incarnation a Suspect or Dead may carry: its subject answers with one more."""
+
+MAX_META_VERSION = MAX_INCARNATION
+"""Highest metadata version; it rises at most once per incarnation (set_meta raises both)."""
+
+MAX_SEQ = 2**31 - 1
+"""Probe sequence numbers are 31 bits; a member's own wrap around (core._next_seq)."""
 
 
 class MsgType(enum.IntEnum):

@@ -2,7 +2,8 @@
 
 Shared by tests/integration/test_gossip_udp.py and bench/swim_bench.py: starting a member
 (optionally inside a network namespace, with keys and metadata), waiting for an event it
-prints, sending it commands, reading its counters, stopping it.
+prints, sending it commands and waiting for their answers (counters, member lists),
+stopping it. Everything waits on a condition with a deadline, never on a bare sleep.
 """
 
 from __future__ import annotations
@@ -21,6 +22,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll `predicate` until it holds (True) or `timeout` seconds have passed (False)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
 def free_port(host: str) -> int:
     """A port free for both UDP and TCP on `host`."""
     for _ in range(50):
@@ -33,6 +45,20 @@ def free_port(host: str) -> int:
         except OSError:
             continue
     raise RuntimeError("no free port")
+
+
+def run_probe_periods(members: Sequence[GossipMember], periods: int, timeout: float) -> None:
+    """Wait until every member has started `periods` more probes than now.
+
+    A clock that counts only time the members actually ran: on a busy host it waits longer
+    instead of judging early. Used where a test must see that something does NOT happen
+    (no false death) within the protocol's own bound, expressed in probe periods.
+    """
+    start = {m.name: m.stats().get("core_probes", 0) for m in members}
+    for m in members:
+        done = wait_until(lambda m=m: m.stats().get("core_probes", 0) >= start[m.name] + periods, timeout, 0.1)
+        if not done:
+            raise RuntimeError(f"{m.name} did not run {periods} probe periods within {timeout} s")
 
 
 class GossipMember:
@@ -88,13 +114,31 @@ class GossipMember:
         self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
         self.proc.stdin.flush()
 
-    def stats(self, timeout: float = 10.0) -> dict:
-        mark = len(self.lines)
-        self.send(cmd="stats")
-        got = self.wait_for(lambda o: o.get("event") == "stats", timeout, start=mark)
-        if got is None:
-            raise RuntimeError(f"{self.name} did not answer stats within {timeout} s")
+    def command(self, answer: str, timeout: float = 10.0, **cmd: object) -> dict:
+        """Send a command and return the line of kind `answer` it prints in reply."""
+        with self.cond:
+            mark = len(self.lines)
+        self.send(**cmd)
+        got = self.wait_for(lambda o: o.get("event") in (answer, "error"), timeout, start=mark)
+        if got is None or got["event"] == "error":
+            raise RuntimeError(f"{self.name} did not answer {cmd} within {timeout} s: {got}")
         return got
+
+    def stats(self, timeout: float = 10.0) -> dict:
+        return self.command("stats", timeout, cmd="stats")
+
+    def members(self, timeout: float = 10.0) -> dict[str, dict]:
+        """This member's view: name -> {"state", "incarnation", "meta_version", "meta"}."""
+        return {m["name"]: m for m in self.command("members", timeout, cmd="members")["members"]}
+
+    def since(self, mark: int, kind: str | None = None) -> list[dict]:
+        """Lines printed from index `mark` on (of one kind if given)."""
+        with self.cond:
+            return [o for o in self.lines[mark:] if kind is None or o.get("event") == kind]
+
+    def mark(self) -> int:
+        with self.cond:
+            return len(self.lines)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

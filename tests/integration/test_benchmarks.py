@@ -2,8 +2,10 @@
 
 The figures are the benchmarks' business (they are not timed tests): here each must run
 to the end, print exactly one JSON line, and carry every figure its docstring promises
-as a finite, non-negative number. So a benchmark cannot rot between the runs that
-produce the figures of a closing note.
+as a finite, positive number (a duration, a rate or a size), so a benchmark cannot rot
+between the runs that produce the figures of a closing note. Counts of things that must
+not happen in a short run without faults (false positives, spurious elections) must be
+present, integers, and zero; a duration with a stated bound must be within it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from agent.gossip.config import LAN, detection_bound_s
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,11 +36,18 @@ def run_bench(script: str, *args: str) -> dict:
     return json.loads(lines[0])
 
 
-def assert_figures(result: dict, *names: str) -> None:
+def assert_figures(result: dict, *names: str, positive: bool = True) -> None:
     for name in names:
         value = result.get(name)
         assert isinstance(value, int | float) and not isinstance(value, bool), (name, value)
-        assert math.isfinite(value) and value >= 0, (name, value)
+        assert math.isfinite(value) and (value > 0 if positive else value >= 0), (name, value)
+
+
+def assert_none_happened(result: dict, *names: str) -> None:
+    """Counts of events a short run without faults must not see: present, integers, zero."""
+    for name in names:
+        value = result.get(name)
+        assert type(value) is int and value == 0, (name, value)
 
 
 def test_raft_bench():
@@ -47,10 +58,13 @@ def test_raft_bench():
     assert result["bench"] == "raft" and result["pinned"] is True
     assert_figures(
         result, "throughput_ops_s", "latency_p50_ms", "latency_p99_ms", "latency_unpinned_p50_ms",
-        "failover_p50_s", "failover_p99_s", "spurious_elections",
+        "failover_p50_s", "failover_p99_s",
     )
     assert result["throughput_commands"] == 20000 and result["throughput_failed"] == 0
     assert result["failover_trials"] == 2
+    # One second of steady load without a fault: the leader stays, no term starts.
+    assert_none_happened(result, "spurious_elections")
+    assert result["leader_kept"] is True
 
 
 def test_raft_storage_bench():
@@ -63,10 +77,16 @@ def test_raft_storage_bench():
 def test_swim_bench():
     result = run_bench("swim_bench.py", "--sizes", "5", "--trials", "1", "--soak-s", "3", "--idle-s", "2")
     assert result["n"] == 5 and result["detect_trials"] == 1
-    assert_figures(
-        result, "join_converge_s", "detect_all_p50_s", "detect_all_p99_s", "false_positives",
-        "bytes_per_s_per_member",
-    )
+    assert_figures(result, "detect_all_p50_s", "detect_all_p99_s", "bytes_per_s_per_member",
+                   "bytes_per_s_per_member_idle", "meta_spread_max_s")
+    # The last member's join can be seen before it prints that it is ready: 0 is a valid figure.
+    assert_figures(result, "join_converge_s", positive=False)
+    # The LAN profile's targets: no live member declared dead at 10 % loss, every crash
+    # detected within its stated bound, new metadata everywhere within the spread bound.
+    assert_none_happened(result, "false_positives")
+    assert result["false_positive_detail"] == []
+    assert result["detect_all_max_s"] <= detection_bound_s(LAN, 5), result
+    assert result["meta_spread_max_s"] <= result["meta_spread_bound_s"], result
 
 
 def test_grpc_bridge_bench():

@@ -24,7 +24,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from agent.gossip import codec
-from agent.gossip.config import LAN, GossipConfig, detection_bound_s
+from agent.gossip.config import LAN, GossipConfig, detection_bound_s, spread_bound_s
 from agent.gossip.core import GossipCore
 from agent.gossip.events import EventKind
 from agent.gossip.messages import MemberState
@@ -82,6 +82,7 @@ class Simulation:
         self.packets = 0
         self.bytes = 0
         self.max_packet = 0
+        self.out_of_range = 0  # numbers the codec refused in what members sent (honest members send none)
 
     # ---------------------------------------------------------------- event loop
     def at(self, t: float, fn, *args) -> None:
@@ -164,6 +165,7 @@ class Simulation:
         if self._deferred(node, self._deliver, node, life, from_addr, data):
             return
         decoded = self.codec.decode_packet(data)
+        self.out_of_range += decoded.out_of_range
         node.core.handle_packet(self.now, from_addr, decoded.messages)
         self._after(node)
 
@@ -184,12 +186,17 @@ class Simulation:
             return
         if self._deferred(dst, self._stream_serve, src, src_life, dst, dst_life, req, payload):
             return
-        reply = dst.core.handle_push_pull(self.now, self.codec.decode_stream(payload))
+        reply = dst.core.handle_push_pull(self.now, self._decode_stream(payload))
         self._after(dst)
         reply_bytes = codec.encode_stream(reply)
         self.bytes += len(reply_bytes)
         self.at(self.now + self.rng.uniform(0.001, 0.004), self._stream_done, src, src_life, req.request_id,
-                self.codec.decode_stream(reply_bytes))
+                self._decode_stream(reply_bytes))
+
+    def _decode_stream(self, payload: bytes):
+        decoded = self.codec.decode_stream(payload)
+        self.out_of_range += decoded.out_of_range
+        return decoded.state
 
     def _stream_done(self, src, life, request_id, reply) -> None:
         if not src.up or src.life != life:
@@ -224,6 +231,10 @@ def make_scenario(seed: int) -> Scenario:
         n = max(n, 4)
         n = min(n, 12)
     return Scenario(seed, n, loss, kind)
+
+
+META_UPDATES = 8
+"""Metadata changes in one "meta" scenario, each checked against spread_bound_s."""
 
 
 @dataclass
@@ -323,16 +334,22 @@ def run_scenario(seed: int, config: GossipConfig = LAN, verbose: bool = False) -
                     f"partition: {heal_bound:.1f}s after heal {node.name} sees {sorted(seen ^ names)[:6]} wrongly"
                 )
     elif sc.kind == "meta":
-        who = rng.choice(sim.nodes)
-        who.core.set_meta(sim.now, b"v1:" + bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))))
-        sim._after(who)
-        want = who.core.member(who.name).meta_version
-        meta_bound = 3.0 + 10 * config.probe_interval_s
-        sim.run_until(t0 + meta_bound)
-        for node in sim.live():
-            rec = node.core.member(who.name)
-            if rec is None or rec.meta_version < want:
-                failures.append(f"meta: {node.name} lacks {who.name}'s meta v{want} {meta_bound:.1f}s after the change")
+        # Metadata changes one after another (of up to ~400 B, as the agent's), each of which
+        # must reach every member within the stated spread bound.
+        meta_bound = spread_bound_s(config)
+        for k in range(META_UPDATES):
+            who = rng.choice(sim.nodes)
+            meta = b"v%d:" % (k + 1) + bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400)))
+            who.core.set_meta(sim.now, meta)
+            sim._after(who)
+            want = who.core.member(who.name).meta_version
+            t_set = sim.now
+            sim.run_until(t_set + meta_bound)
+            late = [n.name for n in sim.live() if (rec := n.core.member(who.name)) is None or rec.meta_version < want]
+            if late:
+                failures.append(f"meta: {late[:5]} lack {who.name}'s meta v{want} {meta_bound:.1f}s after "
+                                f"the change at t={t_set:.2f}")
+                break
     elif sc.kind == "restart":
         victim = rng.choice(sim.nodes[1:])
         old_inc = victim.core.incarnation
@@ -359,6 +376,8 @@ def run_scenario(seed: int, config: GossipConfig = LAN, verbose: bool = False) -
             failures.append(f"invariant: {o.observer} saw {o.subject}'s incarnation go back to {o.incarnation}")
             break
         last_inc[key] = o.incarnation
+    if sim.out_of_range:
+        failures.append(f"range: members sent {sim.out_of_range} numbers the codec refuses")
     if fp_check:
         for o in sim.observations:
             if o.kind is EventKind.DEAD and o.subject not in crashed:
@@ -374,6 +393,34 @@ def run_scenario(seed: int, config: GossipConfig = LAN, verbose: bool = False) -
         for f_ in failures:
             print("  FAIL", f_)
     return Result(sc, failures, detect, detect_all, sim.packets, bpm, sim.max_packet)
+
+
+def meta_spread_times(seed: int, n: int = 20, loss: float = 0.1, updates: int = 5,
+                      config: GossipConfig = LAN) -> list[float]:
+    """Seconds until every member has each of `updates` metadata changes (~400 B, as the
+    agent's) made one after another by random members of a settled cluster under loss;
+    float('inf') for one that is still missing somewhere 30 s later."""
+    sim = Simulation(seed, n, config, loss=loss)
+    sim.start(sim.nodes[0], [])
+    for node in sim.nodes[1:]:
+        sim.at(sim.rng.uniform(0.0, 1.0), sim.start, node, [sim.nodes[0].addr], b"x" * 400)
+    sim.run_until(8.0)
+    times: list[float] = []
+    for k in range(updates):
+        who = sim.rng.choice(sim.nodes)
+        meta = b"%d" % k + b"y" * 400
+        t_set = sim.now
+        who.core.set_meta(t_set, meta)
+        sim._after(who)
+        spread = _INF
+        while sim.now < t_set + 30.0:
+            sim.run_until(sim.now + 0.01)
+            if all(node.core.member(who.name).meta == meta for node in sim.nodes):
+                spread = sim.now - t_set
+                break
+        times.append(spread)
+        sim.run_until(sim.now + 3.0)
+    return times
 
 
 def measure_steady_state(n: int, loss: float, seconds: float, seed: int = 1,

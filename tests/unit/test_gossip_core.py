@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import math
 import random
 from dataclasses import replace
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from agent.gossip import codec
 from agent.gossip.config import LAN, retransmit_limit
@@ -13,6 +17,10 @@ from agent.gossip.core import GossipCore
 from agent.gossip.errors import MetadataTooLarge
 from agent.gossip.events import EventKind
 from agent.gossip.messages import (
+    MAX_ACCUSED_INCARNATION,
+    MAX_INCARNATION,
+    MAX_META_VERSION,
+    MAX_SEQ,
     Ack,
     Alive,
     Dead,
@@ -69,16 +77,24 @@ class Net:
                     data = codec.encode_packet(p.messages, self.cfg.max_packet_bytes)
                     self.sent.append((c.name, p.addr, p.messages))
                     if p.addr in self.cores and p.addr not in self.down and not self.drop(a, p.addr):
-                        self.cores[p.addr].handle_packet(self.now, a, self.codec.decode_packet(data).messages)
+                        decoded = self.codec.decode_packet(data)
+                        assert decoded.out_of_range == 0, f"{c.name} sent a number out of range: {p.messages}"
+                        self.cores[p.addr].handle_packet(self.now, a, decoded.messages)
                 for s in out.streams:
                     busy = True
                     peer = self.cores.get(s.addr)
                     if peer is None or s.addr in self.down or self.drop(a, s.addr):
                         c.push_pull_done(self.now, s.request_id, None)
                     else:
-                        c.push_pull_done(self.now, s.request_id, peer.handle_push_pull(self.now, s.state))
+                        reply = peer.handle_push_pull(self.now, self._through_codec(s.state))
+                        c.push_pull_done(self.now, s.request_id, self._through_codec(reply))
             if not busy:
                 return
+
+    def _through_codec(self, state):
+        decoded = self.codec.decode_stream(codec.encode_stream(state))
+        assert decoded.out_of_range == 0, f"a push-pull carried a number out of range: {state}"
+        return decoded.state
 
     def run(self, seconds: float, step: float = 0.005) -> None:
         end = self.now + seconds
@@ -404,18 +420,29 @@ def test_piggyback_fills_packets_within_limit_and_least_sent_first_swim_4_1():
     assert not first & second  # least-transmitted go first
 
 
-def test_update_sent_at_most_retransmit_limit_times_swim_4_1():
-    """SWIM §4.1: each update is retransmitted lambda x log(n+1) times, then dropped."""
-    net = Net(2)
+def test_update_sent_at_most_retransmit_limit_times_spread_over_peers_swim_4_1():
+    """SWIM §4.1: each update is piggybacked lambda x log(n+1) times, then dropped, and no
+    more than its share of those (limit / peers, rounded up) to any one member."""
+    net = Net(4)
     net.bootstrap()
     c = net.core(0)
     c.handle_packet(net.now, addr(1), (Alive(4, "zz", ("10.9.9.9", 1), 0, None),))
     c.take_output()
-    sends = 0
-    for seq in range(100):
-        c.handle_packet(net.now, addr(1), (Ping(seq, "n0"),))
-        sends += sum(1 for p in c.take_output().packets for m in p.messages if getattr(m, "name", "") == "zz")
-    assert sends == retransmit_limit(CFG, c.live_member_count())
+    live = c.live_member_count()
+    limit = retransmit_limit(CFG, live)
+    per_peer = math.ceil(limit / (live - 1))
+    assert 1 < per_peer < limit < per_peer * (live - 1)
+
+    def sends_answering(src: tuple[str, int], pings: int) -> int:
+        sends = 0
+        for seq in range(pings):
+            c.handle_packet(net.now, src, (Ping(seq, "n0"),))
+            sends += sum(1 for p in c.take_output().packets for m in p.messages if getattr(m, "name", "") == "zz")
+        return sends
+
+    assert sends_answering(addr(1), 50) == per_peer
+    others = sum(sends_answering(a, 50) for a in (addr(2), addr(3), ("10.9.9.9", 1)))
+    assert per_peer + others == limit
 
 
 def test_newer_update_invalidates_older_in_queue_swim_4_1():
@@ -479,3 +506,119 @@ def test_partition_longer_than_reaping_heals_through_seeds():
     for i in range(6):
         states = {m.name: m.state for m in net.core(i).members()}
         assert len(states) == 6 and set(states.values()) == {MemberState.ALIVE}, (i, states)
+
+
+# ------------------------------------------------------------------ numbers a forger may send
+
+_SETTLED: Net | None = None
+
+
+def settled_net() -> Net:
+    """A copy of a bootstrapped 3-member cluster (bootstrapping once keeps the property tests fast)."""
+    global _SETTLED
+    if _SETTLED is None:
+        _SETTLED = Net(3)
+        _SETTLED.bootstrap()
+    return copy.deepcopy(_SETTLED)
+
+
+def deliver(net: Net, data: bytes, to: int, src=("10.9.9.9", 4000)) -> codec.DecodedPacket:
+    """A datagram from outside the cluster, decoded as the driver does, then handed to core `to`."""
+    decoded = net.codec.decode_packet(data)
+    net.core(to).handle_packet(net.now, src, decoded.messages)
+    return decoded
+
+
+def assert_everything_sent_is_in_range(net: Net) -> None:
+    for src, _, msgs in net.sent:
+        assert all(codec.in_range(m) for m in msgs), (src, msgs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["suspect", "dead", "leave"]), st.integers(0, 2**64 - 1))
+@example("dead", 2**63 - 1)  # the forgery that used to expel a member for good
+@example("dead", MAX_ACCUSED_INCARNATION)
+@example("suspect", MAX_INCARNATION)
+def test_a_forged_accusation_at_any_incarnation_never_expels_a_live_member_swim_4_2(kind, incarnation):
+    """SWIM §4.2: whatever accusation gets through the codec, its subject refutes it and
+    stays (or comes back) alive everywhere; whatever does not get through changes nothing."""
+    net = settled_net()
+    before = net.core(2).incarnation
+    forged = {"suspect": Suspect(incarnation, "n2", "n1"), "dead": Dead(incarnation, "n2", "n1"),
+              "leave": Dead(incarnation, "n2", "n2")}[kind]
+    data = codec.encode_packet([forged], CFG.max_packet_bytes)
+    net.sent.clear()
+    for i in range(3):
+        decoded = deliver(net, data, i)
+        assert decoded.out_of_range == (0 if incarnation <= MAX_ACCUSED_INCARNATION else 1)
+    net.flush()
+    net.run(CFG.suspicion_max_s + 1.0)
+    for i in range(3):
+        rec = net.core(i).member("n2")
+        assert rec.state is MemberState.ALIVE, (i, rec)
+        assert rec.incarnation <= MAX_INCARNATION
+    if incarnation <= MAX_ACCUSED_INCARNATION and incarnation >= before:
+        assert net.core(2).incarnation == incarnation + 1  # refuted with the next incarnation
+    else:
+        assert net.core(2).incarnation == before
+    assert_everything_sent_is_in_range(net)
+
+
+def test_an_alive_about_us_at_the_top_is_counted_and_changes_nothing():
+    """A forged Alive in our name at MAX_INCARNATION cannot be out-bid: counted, never followed past the range."""
+    net = settled_net()
+    me = net.core(2)
+    before = (me.incarnation, me.member("n2").meta_version, me.member("n2").meta)
+    deliver(net, codec.encode_packet([Alive(MAX_INCARNATION, "n2", ("10.6.6.6", 1), MAX_META_VERSION, b"evil")],
+                                     CFG.max_packet_bytes), to=2)
+    assert me.counters["refutation_impossible"] == 1
+    assert (me.incarnation, me.member("n2").meta_version, me.member("n2").meta) == before
+    net.flush()
+    assert_everything_sent_is_in_range(net)
+
+
+def test_forged_metadata_in_our_name_is_refuted_and_versions_saturate():
+    """A forged Alive at our incarnation carrying other metadata at the highest version:
+    we refute with the next incarnation and our own metadata, which every peer takes."""
+    net = settled_net()
+    me = net.core(2)
+    inc = me.incarnation
+    deliver(net, codec.encode_packet([Alive(inc, "n2", addr(2), MAX_META_VERSION, b"evil")], CFG.max_packet_bytes), 0)
+    net.flush()
+    net.run(1.0)
+    assert me.incarnation == inc + 1 and me.member("n2").meta_version == MAX_META_VERSION
+    for i in range(3):
+        rec = net.core(i).member("n2")
+        assert (rec.state, rec.meta, rec.incarnation) == (MemberState.ALIVE, b"m2", inc + 1), i
+    me.set_meta(net.now, b"later")  # the version cannot rise further; the incarnation still does
+    net.flush()
+    net.run(1.0)
+    assert [net.core(i).member("n2").meta for i in range(3)] == [b"later"] * 3
+    assert_everything_sent_is_in_range(net)
+
+
+def test_probe_sequence_numbers_wrap_inside_their_range():
+    c = GossipCore(CFG, "a", addr(1), random.Random(1), now_s=0.0)
+    c._seq = MAX_SEQ - 1
+    assert [c._next_seq() for _ in range(3)] == [MAX_SEQ, 0, 1]
+
+
+def test_only_members_get_gossip_swim_4_1():
+    """Piggybacking (SWIM §4.1) is for members: a ping from an address no member has is
+    answered with a bare ack, so a spoofed source never draws a full packet of gossip."""
+    net = Net(3)
+    net.bootstrap()
+    c = net.core(0)
+    for i in range(20):
+        c.handle_packet(net.now, addr(1), (Alive(1, f"x{i}", (f"10.1.0.{i + 1}", 7946), 1, b"m" * 40),))
+    c.take_output()
+    c.handle_packet(net.now, ("10.66.0.1", 4000), (Ping(5, "n0"),))
+    c.handle_packet(net.now, ("10.66.0.1", 4000), (IndirectPing(6, "n1", ("10.66.0.2", 9), True),))
+    out = c.take_output().packets
+    assert [(p.addr, p.messages) for p in out] == [
+        (("10.66.0.1", 4000), (Ack(5),)),
+        (("10.66.0.2", 9), (Ping(out[1].messages[0].seq, "n1"),)),
+    ]
+    c.handle_packet(net.now, addr(1), (Ping(7, "n0"),))
+    reply = c.take_output().packets[0]
+    assert reply.messages[0] == Ack(7) and len(reply.messages) > 5

@@ -45,23 +45,40 @@ def test_awareness_is_bounded_and_scales_time_lifeguard_4a():
     assert a.multiplier == 7
 
 
+TO = ("10.0.0.9", 7946)
+
+
 def test_broadcast_queue_orders_invalidates_and_retires_swim_4_1():
     q = BroadcastQueue()
     q.queue(Alive(1, "a", ("h", 1), 0, None))
     q.queue(Alive(1, "b", ("h", 2), 0, None))
-    first = q.take(10_000, limit=3)
+    first = q.take(TO, 10_000, limit=3, per_peer=3)
     assert [m.name for m in first] == ["b", "a"]  # newest first among equals
     q.queue(Suspect(1, "c", "x"))
-    assert [m.name for m in q.take(10_000, limit=3)][0] == "c"  # least sent first
+    assert [m.name for m in q.take(TO, 10_000, limit=3, per_peer=3)][0] == "c"  # least sent first
     q.queue(Dead(1, "a", "x"))  # invalidates the Alive about a
     assert Dead(1, "a", "x") in q.pending() and all(getattr(m, "incarnation", 0) == 1 for m in q.pending())
     assert len([m for m in q.pending() if m.name == "a"]) == 1
     for _ in range(5):
-        q.take(10_000, limit=3)
+        q.take(TO, 10_000, limit=3, per_peer=3)
     assert len(q) == 0
     q.queue(Alive(1, "big", ("h", 1), 0, b"x" * 300))
-    assert q.take(100, limit=3) == []  # does not fit: stays queued
+    assert q.take(TO, 100, limit=3, per_peer=3) == []  # does not fit: stays queued
     assert len(q) == 1
+
+
+def test_broadcast_queue_spreads_an_update_over_peers_swim_4_1():
+    """An update goes at most per_peer times to one member; one the packet already carries is
+    recorded as sent there, not taken again (a forwarded update is not wasted)."""
+    q = BroadcastQueue()
+    update = Alive(2, "a", ("h", 1), 1, b"meta")
+    q.queue(update)
+    assert q.take(TO, 10_000, limit=4, per_peer=2, carried=[update]) == []  # forwarded to TO already
+    assert q.take(TO, 10_000, limit=4, per_peer=2) == [update]
+    assert q.take(TO, 10_000, limit=4, per_peer=2) == []  # TO has had its share
+    others = [("10.0.0.%d" % i, 7946) for i in range(1, 5)]
+    assert [len(q.take(o, 10_000, limit=4, per_peer=2)) for o in others] == [1, 1, 1, 0]  # limit reached
+    assert len(q) == 0
 
 
 def test_retransmit_limit_grows_with_log_n_swim_4_1():
