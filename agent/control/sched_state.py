@@ -95,6 +95,7 @@ class ClusterState:
         self.cpu_free = [node.allocatable_cpu_millis for node in nodes]
         self.memory_free = [node.allocatable_memory_bytes for node in nodes]
         self.pods_free = [node.allocatable_pods for node in nodes]
+        self.pod_count = [0] * n
         self.cpu_scored = [0] * n
         """Requested cpu with kube-scheduler's non-zero default per Pod: what scoring reads."""
         self.memory_scored = [0] * n
@@ -191,6 +192,7 @@ class ClusterState:
         self.cpu_free[i] -= sign * spec.cpu_millis
         self.memory_free[i] -= sign * spec.memory_bytes
         self.pods_free[i] -= sign
+        self.pod_count[i] += sign
         self.cpu_scored[i] += sign * (spec.cpu_millis or config.default_cpu_request_millis)
         self.memory_scored[i] += sign * (spec.memory_bytes or config.default_memory_request_bytes)
         for hp in spec.host_ports:

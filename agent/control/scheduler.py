@@ -5,7 +5,9 @@ these Pods go if it alone were pending now), and the incremental ranking that ma
 pass fast. Rules:
 - Pure: no I/O, no clock, no randomness. The same input gives the same output: Pods are
   placed by priority (higher first), then creation_index, then key; among nodes of equal
-  score the one whose name sorts first wins.
+  score the one with the fewest Pods wins (kube-scheduler picks at random, which spreads
+  such Pods; a fixed choice by name alone would pile Pods too small to move a score onto
+  one node), then the one whose name sorts first.
 - Each placement is counted before the next Pod is looked at (requests, ports, app
   counts, affinity terms), so a pass never overcommits a node, and an app's Pods spread.
 - Filters (sched_rules.py, kube-scheduler's plugin order; a node gives the reasons of the
@@ -176,10 +178,10 @@ class _Ranking:
 
     Invariant once best() has caught up: `reasons[i]` is node i's current verdict (None =
     passes every filter), the histogram and the normalisers' multisets count exactly
-    those verdicts, `score[i]` is each feasible node's score under `norms`, and the heap
-    holds one live entry (stamp equal to `stamp[i]`) per feasible node whose score is at
-    least `score[i]`; other entries are dead and skipped. So the first live entry whose
-    score is current is the best node."""
+    those verdicts, `rank[i]` is each feasible node's rank under `norms`, and the heap
+    holds one live entry (stamp equal to `stamp[i]`) per feasible node, whose rank is
+    `rank[i]` or better; other entries are dead and skipped. So the first live entry
+    whose rank is current is the best node."""
 
     def __init__(self, cls: PodClass, state: ClusterState):
         n = len(state.nodes)
@@ -191,10 +193,11 @@ class _Ranking:
         self.fit = [0] * n
         self.app_count = [0] * n
         self.pod_affinity = [0] * n
-        self.score = [-1] * n
-        """The current score of each feasible node (-1: none). A live heap entry may hold a
-        higher, older score: a node whose score drops keeps its entry until it reaches the
-        top, where it is lowered; only a rise needs a new entry."""
+        self.rank: list[tuple[int, int] | None] = [None] * n
+        """(-score, Pods on the node) of each feasible node, None for the others: the lower
+        the better. A live heap entry may hold an older, better rank: a node whose rank
+        worsens keeps its entry until it reaches the top, where it is corrected; only an
+        improvement needs a new entry."""
         self.stamp = [0] * n
         self.stamps = 0
         self.prefer_taints: dict[int, int] = {}
@@ -208,11 +211,13 @@ class _Ranking:
                 self.histogram[reason] = self.histogram.get(reason, 0) + 1
         self._evaluate([i for i in range(n) if self.static_reasons[i] is None], forget=False)
         self.norms = self._norms()
-        self.heap: list[tuple[int, int, int]] = []
+        self.heap: list[tuple[int, int, int, int]] = []
         self._rebuild()
 
     def best(self) -> int | None:
-        """The feasible node with the highest score (lowest index among equals), or None."""
+        """The feasible node with the highest score, or None. Among equal scores the node
+        with the fewest Pods wins (so that Pods too small to move a score still spread),
+        then the lowest index (name)."""
         log = self.state.log
         if self.cursor < len(log):
             static = self.static_reasons
@@ -225,13 +230,13 @@ class _Ranking:
                 self._rebuild()
             else:
                 self._push(changed)
-        heap, stamp, reasons, score = self.heap, self.stamp, self.reasons, self.score
+        heap, stamp, reasons, rank = self.heap, self.stamp, self.reasons, self.rank
         while heap:
-            negative, i, entry_stamp = heap[0]
+            negative_score, pods, i, entry_stamp = heap[0]
             if stamp[i] != entry_stamp or reasons[i] is not None:
                 heapq.heappop(heap)
-            elif -negative != score[i]:
-                heapq.heapreplace(heap, (-score[i], i, entry_stamp))
+            elif (negative_score, pods) != rank[i]:
+                heapq.heapreplace(heap, (*rank[i], i, entry_stamp))
             else:
                 return i
         return None
@@ -263,7 +268,7 @@ class _Ranking:
             old = verdicts[i] if forget else ()
             verdicts[i] = reasons
             if reasons is not None:
-                self.score[i] = -1
+                self.rank[i] = None
                 if old is None:  # was feasible: its score parts leave the multisets
                     if prefer is not None:
                         _dec(self.prefer_taints, prefer[i])
@@ -318,34 +323,36 @@ class _Ranking:
         )
 
     def _push(self, indices: list[int]) -> None:
-        """Rescore these nodes under `norms`; a feasible one whose score rose (or that was
-        not feasible before) gets a new heap entry, one whose score fell keeps its entry."""
+        """Rerank these nodes under `norms`; a feasible one whose rank improved (or that was
+        not feasible before) gets a new heap entry, one whose rank worsened keeps its entry."""
         scored = scorer(self.state.config, self.norms, self.cls.app is not None)
         prefer, preferred = self.cls.static.prefer_taints, self.cls.static.preferred_weight
         fit, app_count, pod_affinity, verdicts = self.fit, self.app_count, self.pod_affinity, self.reasons
-        heap, score, stamp = self.heap, self.score, self.stamp
+        heap, rank, stamp, pod_count = self.heap, self.rank, self.stamp, self.state.pod_count
         for i in indices:
             if verdicts[i] is None:
-                new = scored(fit[i], prefer[i], preferred[i], app_count[i], pod_affinity[i])
-                if new > score[i]:
+                new = (-scored(fit[i], prefer[i], preferred[i], app_count[i], pod_affinity[i]), pod_count[i])
+                old = rank[i]
+                rank[i] = new
+                if old is None or new < old:
                     self.stamps += 1
                     stamp[i] = self.stamps
-                    heapq.heappush(heap, (-new, i, self.stamps))
-                score[i] = new
+                    heapq.heappush(heap, (*new, i, self.stamps))
 
     def _rebuild(self) -> None:
-        """A fresh heap: every feasible node scored under the current norms."""
+        """A fresh heap: every feasible node ranked under the current norms."""
         scored = scorer(self.state.config, self.norms, self.cls.app is not None)
         prefer, preferred = self.cls.static.prefer_taints, self.cls.static.preferred_weight
         fit, app_count, pod_affinity = self.fit, self.app_count, self.pod_affinity
-        score, stamp, stamps = self.score, self.stamp, self.stamps
+        rank, stamp, stamps, pod_count = self.rank, self.stamp, self.stamps, self.state.pod_count
         heap = []
         for i, reasons in enumerate(self.reasons):
             if reasons is None:
                 stamps += 1
                 stamp[i] = stamps
-                score[i] = new = scored(fit[i], prefer[i], preferred[i], app_count[i], pod_affinity[i])
-                heap.append((-new, i, stamps))
+                score = scored(fit[i], prefer[i], preferred[i], app_count[i], pod_affinity[i])
+                rank[i] = (-score, pod_count[i])
+                heap.append((-score, pod_count[i], i, stamps))
         self.stamps = stamps
         heapq.heapify(heap)
         self.heap = heap

@@ -395,6 +395,17 @@ def test_least_allocated_spreads_load_and_most_allocated_packs_it():
     assert where(sizes, b, [on("big", a, f"a{k}") for k in range(8)], BINPACK) == "big"  # 4500/8000 > 600/2000
 
 
+def test_binpack_sees_a_node_filled_by_other_pods_in_the_same_pass():
+    """MostAllocated in one pass: a node another template filled since this template's
+    last Pod now scores higher, and the next Pod of this template goes there."""
+    small = PlacementSpec(cpu_millis=100)
+    large = PlacementSpec(cpu_millis=3000, node_selector={"pool": "b"})
+    pending = [PendingPod("s1", small, creation_index=1), PendingPod("l1", large, creation_index=2)]
+    pending.append(PendingPod("s2", small, creation_index=3))
+    out = run([node("n1"), node("n2", labels={"pool": "b"})], pending, config=BINPACK)
+    assert out == {"s1": "n1", "l1": "n2", "s2": "n2"}
+
+
 def test_pods_of_one_app_spread_across_nodes_even_against_the_resource_score():
     """App spread (SelectorSpread-like, weight 2) outweighs a small resource difference."""
     spec = PlacementSpec(app_key="api", cpu_millis=100)
