@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.control.selectors import LabelSelector, NodeAffinity, Taint, Toleration, check_weight
 from agent.state.pod import FrozenMap
@@ -156,6 +156,8 @@ class PlacementSpec:
     node_affinity: NodeAffinity | None = None
     tolerations: tuple[Toleration, ...] = ()
     pod_affinity: InterPodAffinity = NO_POD_AFFINITY
+    _hash: int = field(init=False, repr=False, compare=False)
+    """Worked out once: the scheduler looks specs up by value for every Pod."""
 
     def __post_init__(self) -> None:
         _frozen(self, "labels")
@@ -164,6 +166,12 @@ class PlacementSpec:
         _tuple(self, "tolerations")
         if self.cpu_millis < 0 or self.memory_bytes < 0:
             raise ValueError("negative resource request")
+        fields = (self.namespace, self.labels, self.app_key, self.cpu_millis, self.memory_bytes, self.host_ports)
+        fields += (self.node_selector, self.node_affinity, self.tolerations, self.pod_affinity)
+        object.__setattr__(self, "_hash", hash(fields))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)

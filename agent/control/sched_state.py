@@ -109,19 +109,26 @@ class ClusterState:
         self.held_scoring: dict[tuple[ResolvedTerm, int], list[int]] = {}
         self.log: list[int] = []
         self.assigned: dict[str, tuple[int, PlacementSpec]] = {}
+        self._canonical: dict[PlacementSpec, PlacementSpec] = {}
         self._held: dict[int, tuple[PlacementSpec, HeldTerms]] = {}
         self._matched: dict[int, tuple[PlacementSpec, int, tuple[list[int], ...]]] = {}
         for spec in later:
-            self._register(self.held_terms(spec))
+            self._register(self.held_terms(self.canonical(spec)))
         for pod in snapshot.assigned:
             if pod.key in self.assigned:
                 raise ValueError(f"pod {pod.key} is assigned twice")
             i = self.index.get(pod.node)
             if i is not None:
-                self._register(self.held_terms(pod.spec))
-                self.add(pod.spec, i)
-                self.assigned[pod.key] = (i, pod.spec)
+                spec = self.canonical(pod.spec)
+                self._register(self.held_terms(spec))
+                self.add(spec, i)
+                self.assigned[pod.key] = (i, spec)
         self.log.clear()
+
+    def canonical(self, spec: PlacementSpec) -> PlacementSpec:
+        """The one instance of this spec's value that the state works with: what is worked
+        out per spec (held terms, matching counters, classes) is then looked up by identity."""
+        return self._canonical.setdefault(spec, spec)
 
     # ------------------------------------------------------------ reading
 

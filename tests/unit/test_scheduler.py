@@ -490,6 +490,15 @@ def test_what_if_takes_an_assigned_pod_off_its_node_first_and_changes_nothing():
     assert what_if(cordoned, [PendingPod("w1", PlacementSpec())]) == (Placed("w1", "b"),)
 
 
+def test_what_if_of_several_assigned_pods_sees_each_one_taken_off_in_turn():
+    """Taking a Pod off its node makes that node better for the next question."""
+    spec, filler = PlacementSpec(cpu_millis=1000), PlacementSpec(cpu_millis=500)
+    snapshot = ClusterSnapshot(
+        (node("n1"), node("n2")), (AssignedPod("a", "n1", spec), AssignedPod("b", "n2", spec), AssignedPod("c", "n2", filler))
+    )
+    assert what_if(snapshot, [PendingPod("a", spec), PendingPod("b", spec)]) == (Placed("a", "n1"), Placed("b", "n2"))
+
+
 def test_what_if_judges_each_pod_alone():
     spec = PlacementSpec(cpu_millis=3000)
     decisions = what_if(ClusterSnapshot((node("a"),)), [PendingPod("x", spec), PendingPod("y", spec)])

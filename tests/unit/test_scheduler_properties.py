@@ -411,3 +411,18 @@ def test_long_interleaved_passes_decide_as_fresh_judgements(sizes, templates, pi
         assert alone == decisions[pod.key]
         if isinstance(alone, Placed):
             assigned.append(AssignedPod(pod.key, alone.node, pod.spec))
+
+
+@PROPERTY
+@given(cluster_strategy(), st.data())
+def test_what_if_of_many_pods_equals_what_if_of_each(case, data):
+    """One what_if call judging many Pods (assigned ones taken off and put back in turn,
+    its rankings reused across them) answers as one call per Pod."""
+    snapshot, pending, config = case
+    queries = list(pending)
+    if snapshot.assigned:
+        queries += [
+            PendingPod(a.key, a.spec) for a in data.draw(st.lists(st.sampled_from(snapshot.assigned), max_size=4))
+        ]
+    together = what_if(snapshot, queries, config)
+    assert together == tuple(what_if(snapshot, [q], config)[0] for q in queries)
