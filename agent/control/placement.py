@@ -127,7 +127,10 @@ class InterPodAffinity:
 
     def __bool__(self) -> bool:
         return bool(
-            self.required_affinity or self.preferred_affinity or self.required_anti_affinity or self.preferred_anti_affinity
+            self.required_affinity
+            or self.preferred_affinity
+            or self.required_anti_affinity
+            or self.preferred_anti_affinity
         )
 
 

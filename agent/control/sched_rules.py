@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from agent.control.placement import PlacementSpec, SchedulerConfig, ScoringStrategy
+from agent.control.placement import NodeInfo, PlacementSpec, SchedulerConfig, ScoringStrategy
 from agent.control.sched_state import BIND_ALL, ClusterState, ResolvedTerm, port_key
 from agent.control.selectors import (
     NO_EXECUTE,
@@ -88,18 +88,24 @@ def static_view(
     prefer: list[int] = []
     weight: list[int] = []
     for node in state.nodes:
-        labels = node.labels
-        reasons.append(_static_reasons(node, labels, tolerations, tolerates_cordon, node_selector, node_affinity))
+        reasons.append(_static_reasons(node, tolerations, tolerates_cordon, node_selector, node_affinity))
         prefer.append(
             sum(1 for t in node.taints if t.effect == PREFER_NO_SCHEDULE and not tolerated(tolerations, t))
             if node.taints
             else 0
         )
-        weight.append(node_affinity.preferred_weight(labels) if node_affinity is not None else 0)
+        weight.append(node_affinity.preferred_weight(node.labels) if node_affinity is not None else 0)
     return StaticView(tuple(reasons), tuple(prefer), tuple(weight))
 
 
-def _static_reasons(node, labels, tolerations, tolerates_cordon, node_selector, node_affinity):
+def _static_reasons(
+    node: NodeInfo,
+    tolerations: tuple[Toleration, ...],
+    tolerates_cordon: bool,
+    node_selector: Mapping[str, str],
+    node_affinity: NodeAffinity | None,
+) -> tuple[str, ...] | None:
+    labels = node.labels
     if node.unschedulable and not tolerates_cordon:
         return (REASON_UNSCHEDULABLE,)
     for taint in node.taints:
@@ -126,7 +132,6 @@ class PodClass:
 
     def __init__(self, spec: PlacementSpec, state: ClusterState, static: StaticView):
         config = state.config
-        self.spec = spec
         self.static = static
         self.cpu = spec.cpu_millis
         self.memory = spec.memory_bytes
@@ -142,7 +147,9 @@ class PodClass:
         self.anti = tuple(state.counter((ResolvedTerm.of(t, ns),)) for t in affinity.required_anti_affinity)
         self.repelled_by = tuple(counts for term, counts in state.held_repelling.items() if term.matches(spec))
         scoring = [(w.weight, state.counter((ResolvedTerm.of(w.term, ns),))) for w in affinity.preferred_affinity]
-        scoring += [(-w.weight, state.counter((ResolvedTerm.of(w.term, ns),))) for w in affinity.preferred_anti_affinity]
+        scoring += [
+            (-w.weight, state.counter((ResolvedTerm.of(w.term, ns),))) for w in affinity.preferred_anti_affinity
+        ]
         scoring += [(weight, counts) for (term, weight), counts in state.held_scoring.items() if term.matches(spec)]
         self.pod_affinity_scoring = tuple(scoring)
         self.plain_filters = not (self.ports or self.affinity is not None or self.anti or self.repelled_by)
@@ -227,18 +234,18 @@ def fit_scorer(state: ClusterState, score_cpu: int, score_memory: int) -> Callab
         capacity = allocatable_cpu[i]
         if capacity and cpu_weight:
             requested = cpu_scored[i] + score_cpu
-            if least:
-                total += (capacity - requested) * MAX_NODE_SCORE // capacity * cpu_weight if requested <= capacity else 0
-            else:
+            if not least:
                 total += min(requested, capacity) * MAX_NODE_SCORE // capacity * cpu_weight
+            elif requested <= capacity:
+                total += (capacity - requested) * MAX_NODE_SCORE // capacity * cpu_weight
             weights += cpu_weight
         capacity = allocatable_memory[i]
         if capacity and memory_weight:
             requested = memory_scored[i] + score_memory
-            if least:
-                total += (capacity - requested) * MAX_NODE_SCORE // capacity * memory_weight if requested <= capacity else 0
-            else:
+            if not least:
                 total += min(requested, capacity) * MAX_NODE_SCORE // capacity * memory_weight
+            elif requested <= capacity:
+                total += (capacity - requested) * MAX_NODE_SCORE // capacity * memory_weight
             weights += memory_weight
         return total // weights if weights else 0
 

@@ -74,7 +74,8 @@ _NO_HELD = HeldTerms((), ())
 
 
 def port_key(host_ip: str, protocol: str, port: int) -> tuple[str, str, int]:
-    return (host_ip or BIND_ALL, protocol or "TCP", port)
+    """How a host port is kept: an empty host IP is 0.0.0.0 (HostPortInfo.sanitize)."""
+    return (host_ip or BIND_ALL, protocol, port)
 
 
 class ClusterState:

@@ -140,7 +140,8 @@ def test_the_kubernetes_message_form_with_reasons_sorted_as_strings():
     spec = PlacementSpec(cpu_millis=1000)
     assert message(nodes, spec) == "0/3 nodes are available: 1 node(s) were unschedulable, 2 Insufficient cpu."
     # Go's sort.Strings sorts the whole item, count included: "10 ..." comes before "2 ...".
-    many = [node(f"n{i:02d}", cpu=500) for i in range(10)] + [node("x", unschedulable=True), node("y", unschedulable=True)]
+    many = [node(f"n{i:02d}", cpu=500) for i in range(10)]
+    many += [node("x", unschedulable=True), node("y", unschedulable=True)]
     assert message(many, spec) == "0/12 nodes are available: 10 Insufficient cpu, 2 node(s) were unschedulable."
     [decision] = what_if(ClusterSnapshot(tuple(many)), [PendingPod("x", spec)])
     assert decision.reasons == (("Insufficient cpu", 10), ("node(s) were unschedulable", 2))
@@ -169,7 +170,8 @@ def test_the_first_refusing_filter_gives_the_reason():
 def test_taint_effects_and_tolerations():
     """TaintToleration Filter: NoSchedule and NoExecute keep untolerating Pods off;
     PreferNoSchedule does not; the first untolerated taint is the one reported."""
-    nodes = [node("a", taints=(Taint("x", "", PREFER_NO_SCHEDULE), Taint("gpu", "yes", NO_EXECUTE), Taint("dedicated", "ml", NO_SCHEDULE)))]
+    taints = (Taint("x", "", PREFER_NO_SCHEDULE), Taint("gpu", "yes", NO_EXECUTE), Taint("dedicated", "ml"))
+    nodes = [node("a", taints=taints)]
     assert message(nodes, PlacementSpec()) == "0/1 nodes are available: 1 node(s) had untolerated taint {gpu: yes}."
     gpu_ok = (Toleration("gpu", EQUAL, "yes", NO_EXECUTE),)
     assert message(nodes, PlacementSpec(tolerations=gpu_ok)) == (
@@ -305,7 +307,9 @@ def test_required_anti_affinity_to_its_own_app_puts_one_replica_per_node():
 
 def test_existing_pods_anti_affinity_repels_matching_newcomers():
     """InterPodAffinity Filter: satisfyExistingPodsAntiAffinity (the rule is symmetric)."""
-    loner = PlacementSpec(labels={"app": "db"}, pod_affinity=InterPodAffinity(required_anti_affinity=(term(app="web"),)))
+    loner = PlacementSpec(
+        labels={"app": "db"}, pod_affinity=InterPodAffinity(required_anti_affinity=(term(app="web"),))
+    )
     nodes = [node("a", cpu=16000), node("b")]
     assert where(nodes, web(), [on("a", loner, "db")]) == "b"
     assert message(nodes[:1], web(), [on("a", loner, "db")]) == (
@@ -366,7 +370,8 @@ def test_existing_pods_preferred_terms_draw_or_repel_newcomers():
     """InterPodAffinity Score: existing Pods' preferred terms (and required affinity, weight 1) count too."""
     nodes = [node("a", cpu=16000), node("b")]
     magnet = PlacementSpec(
-        labels={"app": "m"}, pod_affinity=InterPodAffinity(preferred_affinity=(WeightedPodAffinityTerm(50, term(app="web")),))
+        labels={"app": "m"},
+        pod_affinity=InterPodAffinity(preferred_affinity=(WeightedPodAffinityTerm(50, term(app="web")),)),
     )
     assert where(nodes, web(), [on("b", magnet, "m")]) == "b"
     repeller = PlacementSpec(
@@ -494,7 +499,8 @@ def test_what_if_of_several_assigned_pods_sees_each_one_taken_off_in_turn():
     """Taking a Pod off its node makes that node better for the next question."""
     spec, filler = PlacementSpec(cpu_millis=1000), PlacementSpec(cpu_millis=500)
     snapshot = ClusterSnapshot(
-        (node("n1"), node("n2")), (AssignedPod("a", "n1", spec), AssignedPod("b", "n2", spec), AssignedPod("c", "n2", filler))
+        (node("n1"), node("n2")),
+        (AssignedPod("a", "n1", spec), AssignedPod("b", "n2", spec), AssignedPod("c", "n2", filler)),
     )
     assert what_if(snapshot, [PendingPod("a", spec), PendingPod("b", spec)]) == (Placed("a", "n1"), Placed("b", "n2"))
 

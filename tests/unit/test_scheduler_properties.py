@@ -122,7 +122,12 @@ def oracle_score_parts(node, spec, placed, config):
     here = placed[node.name]
     total = weights = 0
     for capacity, used, own, weight in (
-        (node.allocatable_cpu_millis, sum(p.cpu_millis or 100 for p in here), spec.cpu_millis or 100, config.cpu_weight),
+        (
+            node.allocatable_cpu_millis,
+            sum(p.cpu_millis or 100 for p in here),
+            spec.cpu_millis or 100,
+            config.cpu_weight,
+        ),
         (
             node.allocatable_memory_bytes,
             sum(p.memory_bytes or 200 * MIB for p in here),
@@ -180,7 +185,12 @@ def oracle_best(feasible: list[NodeInfo], spec, placed, config) -> str:
 
 # ---------------------------------------------------------------- random clusters
 
-TAINTS = [Taint("a", "1", NO_SCHEDULE), Taint("b", "", NO_EXECUTE), Taint("c", "x", PREFER_NO_SCHEDULE), Taint("d", "", PREFER_NO_SCHEDULE)]
+TAINTS = [
+    Taint("a", "1", NO_SCHEDULE),
+    Taint("b", "", NO_EXECUTE),
+    Taint("c", "x", PREFER_NO_SCHEDULE),
+    Taint("d", "", PREFER_NO_SCHEDULE),
+]
 TOLERATIONS = [
     Toleration("a", EQUAL, "1"),
     Toleration("a", EQUAL, "2"),
@@ -189,7 +199,13 @@ TOLERATIONS = [
     Toleration("", EXISTS),
     Toleration("node.kubernetes.io/unschedulable", EXISTS),
 ]
-PORTS = [HostPort(80), HostPort(80, "UDP"), HostPort(80, host_ip="10.0.0.1"), HostPort(80, host_ip="10.0.0.2"), HostPort(443)]
+PORTS = [
+    HostPort(80),
+    HostPort(80, "UDP"),
+    HostPort(80, host_ip="10.0.0.1"),
+    HostPort(80, host_ip="10.0.0.2"),
+    HostPort(443),
+]
 APPS = ["web", "db", "cache"]
 TERMS = [PodAffinityTerm(LabelSelector({"app": app})) for app in APPS] + [
     PodAffinityTerm(LabelSelector({"app": "web"}), ("prod",)),
@@ -283,7 +299,9 @@ def cluster_strategy(draw):
             used[node.name] = [cpu + spec.cpu_millis, memory + spec.memory_bytes, count + 1]
             assigned.append(AssignedPod(f"old{k}", node.name, spec))
     pending = [
-        PendingPod(f"new{k:02d}", draw(st.sampled_from(specs)), draw(st.sampled_from([0, 0, 5])), draw(st.integers(0, 3)))
+        PendingPod(
+            f"new{k:02d}", draw(st.sampled_from(specs)), draw(st.sampled_from([0, 0, 5])), draw(st.integers(0, 3))
+        )
         for k in range(draw(st.integers(1, 14)))
     ]
     config = SchedulerConfig(
@@ -361,7 +379,9 @@ def test_a_pass_decides_as_one_what_if_per_pod_in_turn(case):
     extra=st.integers(0, 11),
     with_app=st.booleans(),
 )
-def test_identical_pods_on_equal_nodes_spread_within_one(node_count, cpu, memory_gib, request, per_node, extra, with_app):
+def test_identical_pods_on_equal_nodes_spread_within_one(
+    node_count, cpu, memory_gib, request, per_node, extra, with_app
+):
     """Default scoring: Pods of one template on equal nodes end at most one apart."""
     nodes = tuple(
         NodeInfo(f"n{i:02d}", cpu, memory_gib * 1024**3, 110, labels={HOSTNAME_LABEL: f"n{i:02d}"})
@@ -383,7 +403,9 @@ def test_identical_pods_on_equal_nodes_spread_within_one(node_count, cpu, memory
 @given(
     sizes=st.lists(st.sampled_from([(1000, 2), (2000, 4), (4000, 8)]), min_size=2, max_size=6),
     templates=st.lists(
-        st.tuples(st.sampled_from([0, 100, 400, 900]), st.sampled_from(["", "a", "b"]), st.sampled_from([{}, {"pool": "x"}])),
+        st.tuples(
+            st.sampled_from([0, 100, 400, 900]), st.sampled_from(["", "a", "b"]), st.sampled_from([{}, {"pool": "x"}])
+        ),
         min_size=2,
         max_size=4,
     ),
@@ -398,7 +420,9 @@ def test_long_interleaved_passes_decide_as_fresh_judgements(sizes, templates, pi
         for i, (cpu, gib) in enumerate(sizes)
     )
     specs = [
-        PlacementSpec(labels={"app": app or "none"}, app_key=app, cpu_millis=cpu, memory_bytes=cpu * MIB, node_selector=sel)
+        PlacementSpec(
+            labels={"app": app or "none"}, app_key=app, cpu_millis=cpu, memory_bytes=cpu * MIB, node_selector=sel
+        )
         for cpu, app, sel in templates
     ]
     pending = [PendingPod(f"p{k:02d}", specs[pick % len(specs)], creation_index=k) for k, pick in enumerate(picks)]
