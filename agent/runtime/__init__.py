@@ -18,7 +18,6 @@ Module map (pure modules have no I/O, clock or Docker import):
   host_paths.py       hostPath types: checked (or created) before mounting
   status.py           PodStatus (Kubernetes' shape, to_dict) and the phase rules
   docker_api.py       the Docker SDK behind trio.to_thread with a CapacityLimiter
-  logs.py             helpers for the log iterator PodRuntime.logs() returns
   node_resources.py   capacity (psutil) and allocatable (minus a reserve)
 """
 

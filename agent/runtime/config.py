@@ -52,8 +52,6 @@ class RuntimeConfig:
     # Updates buffered per status subscriber; a subscriber that falls further behind loses updates
     # (statuses() always holds the latest snapshot).
     status_subscriber_buffer: int = 1024
-    # Lines buffered between the Docker log reader thread and a logs() consumer.
-    log_buffer_lines: int = 256
 
 
 def quick_profile(**overrides: object) -> RuntimeConfig:
