@@ -1,10 +1,12 @@
 """Thin Trio wrapper over the Docker SDK's low-level APIClient.
 
 Owns: the one connection to the Docker engine. Rules: every blocking SDK call runs in a
-worker thread through `trio.to_thread.run_sync` with a CapacityLimiter (so at most
-`threads` calls block at once); long-lived streams use a separate limiter so they never
-starve the short calls: the events stream is read by a dedicated thread feeding a Trio
-channel (`pump`), a log stream one thread hop per chunk. SDK and transport errors are mapped to
+worker thread through `trio.to_thread.run_sync(..., abandon_on_cancel=True)` with a
+CapacityLimiter (so at most `threads` calls block at once): a cancelled caller returns at
+once and the thread finishes (or times out) on its own, so shutting down never waits on
+a stalled engine. Long-lived streams use a separate limiter so they never starve the
+short calls: the events stream is read by a dedicated thread feeding a Trio channel
+(`pump`), a log stream one thread hop per chunk. SDK and transport errors are mapped to
 agent.runtime.errors: DockerUnavailable (retry later), NotFound/ImageNotFound, DockerApiError.
 The low-level client is used so a create costs one round trip (the high-level one
 re-inspects every object it creates).
@@ -107,7 +109,8 @@ class DockerApi:
             self._follow_client = None
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await trio.to_thread.run_sync(self._blocking(fn, *args, **kwargs), limiter=self._limiter)
+        return await trio.to_thread.run_sync(self._blocking(fn, *args, **kwargs), limiter=self._limiter,
+                                             abandon_on_cancel=True)
 
     def close(self) -> None:
         self._forget_client()
@@ -155,7 +158,7 @@ class DockerApi:
         def stop(c: docker.APIClient) -> None:
             # The HTTP call lasts as long as the grace period: give it room.
             c.stop(container_id, timeout=timeout_s)
-        # Abandoned on cancel: the engine finishes the stop on its own; the caller need not wait the grace out.
+        # The stream limiter: a stop lasts as long as the grace period and must not hold up short calls.
         await trio.to_thread.run_sync(self._blocking(stop), limiter=self._stream_limiter, abandon_on_cancel=True)
 
     async def kill(self, container_id: str) -> None:
@@ -207,7 +210,8 @@ class DockerApi:
     # -- streams ----------------------------------------------------------------
 
     async def _open_stream(self, opener: Callable[[docker.APIClient], Any]) -> Any:
-        return await trio.to_thread.run_sync(self._blocking(opener), limiter=self._stream_limiter)
+        return await trio.to_thread.run_sync(self._blocking(opener), limiter=self._stream_limiter,
+                                             abandon_on_cancel=True)
 
     async def _iterate_stream(self, stream: Any) -> AsyncIterator[Any]:
         """Yield items of a blocking SDK stream, one worker-thread hop per item; closes it at the end."""

@@ -183,7 +183,7 @@ class PodWorker:
                 self._docker_ok()
                 return
             if not self.host_paths_ready:
-                problems = await trio.to_thread.run_sync(host_path_problems, self.pod)
+                problems = await trio.to_thread.run_sync(host_path_problems, self.pod, abandon_on_cancel=True)
                 if problems:
                     # Kubernetes: a failed mount keeps the containers in ContainerCreating.
                     for app in due:
