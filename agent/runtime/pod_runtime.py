@@ -29,11 +29,13 @@ from .backoff import BackoffPolicy, delay_for_streak
 from .config import RuntimeConfig
 from .docker_api import DockerApi, gather
 from .errors import DockerApiError, DockerUnavailable, NotFound
+from .images import ImageCache
 from .node_resources import NodeResources, read_node_resources
-from .pod_worker import ContainerDied, PodWorker, Resync, Terminate, Wake
+from .pod_worker import PodWorker
 from .reconciler import plan_reconcile, runnable_problem
 from .source import DesiredPodSource
 from .status import PodStatus
+from .worker_state import ContainerDied, Resync, Terminate, Wake
 
 log = logging.getLogger("agent.runtime")
 
@@ -67,9 +69,7 @@ class PodRuntime:
         self._terminating: dict[str, PodWorker] = {}  # uid -> worker tearing its Pod down
         self._statuses: dict[str, PodStatus] = {}
         self._subscribers: list[trio.MemorySendChannel[PodStatus]] = []
-        self._images_present: set[str] = set()
-        self._images_pulled: set[str] = set()
-        self._image_lookups: dict[str, trio.Event] = {}
+        self.images = ImageCache(self.docker)
         self._desired_seen = False
         self._orphans_in_progress: set[str] = set()
         self._nursery: trio.Nursery | None = None
@@ -132,7 +132,7 @@ class PodRuntime:
         return read_node_resources(reserved_cpu_millicores=self.config.reserved_cpu_millicores,
                                    reserved_memory_bytes=self.config.reserved_memory_bytes)
 
-    # -- used by pod workers ---------------------------------------------------------------
+    # -- the PodHost protocol: what pod workers use -------------------------------------------
 
     def saw_oom(self, container_id: str) -> bool:
         """Did the engine report an out-of-memory kill in this container?"""
@@ -145,33 +145,6 @@ class PodRuntime:
     def listed_containers(self, uid: str) -> list[dict[str, Any]]:
         """The containers of `uid` in the last listing, handed out once (a later worker lists afresh)."""
         return list(self._listing.pop(uid, ()))
-
-    async def image_present(self, image: str) -> bool:
-        """Is `image` on the engine? Cached once seen; concurrent first lookups share one call."""
-        if image in self._images_present:
-            return True
-        pending = self._image_lookups.get(image)
-        if pending is not None:
-            await pending.wait()
-            return image in self._images_present
-        done = self._image_lookups[image] = trio.Event()
-        try:
-            if await self.docker.image_present(image):
-                self._images_present.add(image)
-        finally:
-            del self._image_lookups[image]
-            done.set()
-        return image in self._images_present
-
-    def forget_image(self, image: str) -> None:
-        self._images_present.discard(image)
-
-    def was_pulled(self, image: str) -> bool:
-        return image in self._images_pulled
-
-    def note_pulled(self, image: str) -> None:
-        self._images_pulled.add(image)
-        self._images_present.add(image)
 
     def publish(self, status: PodStatus) -> None:
         self._statuses[status.uid] = status
