@@ -32,6 +32,7 @@ from .errors import DockerApiError, DockerUnavailable, NotFound
 from .images import ImageCache
 from .node_resources import NodeResources, read_node_resources
 from .pod_worker import PodWorker
+from .pod_identity import choose_by_key
 from .reconciler import plan_reconcile, runnable_problem
 from .source import DesiredPodSource
 from .status import PodStatus
@@ -165,31 +166,34 @@ class PodRuntime:
         from agent.state.pod import pod_spec_hash
 
         runnable = {}
+        problems: dict[str, str] = {}
         for uid, pod in desired.items():
             problem = runnable_problem(pod)
             if problem is None:
                 runnable[uid] = pod
-            elif self.rejected.get(uid) != problem:
-                self.rejected[uid] = problem
+            else:
+                problems[uid] = problem
+        keep, duplicates = choose_by_key({uid: pod.key for uid, pod in runnable.items()}, running=self._workers)
+        problems.update(duplicates)
+        for uid, problem in problems.items():
+            if self.rejected.get(uid) != problem:
                 log.error("%s event=pod_rejected uid=%s pod=%s error=%r", self.node_name, uid,
-                          getattr(pod, "key", "?"), problem)
-        for uid in [u for u in self.rejected if u not in desired]:
-            del self.rejected[uid]
-        desired = runnable
+                          getattr(desired[uid], "key", "?"), problem)
+        self.rejected = problems
+        desired = {uid: pod for uid, pod in runnable.items() if uid in keep}
         hashes = {uid: pod_spec_hash(pod) for uid, pod in desired.items()}
         current = {uid: w.spec_hash for uid, w in self._workers.items()}
         plan = plan_reconcile(desired=hashes, current=current)
         for uid in plan.stop:
             self._stop_worker(uid)
         self._desired_pods = desired
+        assert self._nursery is not None
         for uid in plan.replace:
-            old = self._stop_worker(uid)
-            assert self._nursery is not None
-            self._nursery.start_soon(self._start_after, old, uid)
+            self._stop_worker(uid)
+            self._nursery.start_soon(self._start_after_predecessors, uid, desired[uid].key)
         for uid in plan.start:
-            if uid in self._terminating:  # a previous incarnation is still tearing down
-                assert self._nursery is not None
-                self._nursery.start_soon(self._start_after, self._terminating[uid], uid)
+            if self._predecessor(uid, desired[uid].key) is not None:
+                self._nursery.start_soon(self._start_after_predecessors, uid, desired[uid].key)
             else:
                 self._start_worker(desired[uid], hashes[uid])
         if plan.start or plan.stop or plan.replace:
@@ -212,11 +216,20 @@ class PodRuntime:
         worker.send(Terminate())
         return worker
 
-    async def _start_after(self, old: PodWorker, uid: str) -> None:
-        """Start the desired Pod `uid` once its previous incarnation is gone (if still desired then)."""
+    def _predecessor(self, uid: str, key: str) -> PodWorker | None:
+        """A worker still tearing down the same Pod: the same uid, or the same namespace/name
+        (as kubelet, a Pod never runs twice at once, not even across a delete and re-create)."""
+        if uid in self._terminating:
+            return self._terminating[uid]
+        return next((w for w in self._terminating.values() if w.pod.key == key), None)
+
+    async def _start_after_predecessors(self, uid: str, key: str) -> None:
+        """Start the desired Pod `uid` once no predecessor runs (if it is still desired then)."""
         from agent.state.pod import pod_spec_hash
 
-        await old.done.wait()
+        while (old := self._predecessor(uid, key)) is not None:
+            await old.done.wait()
+            assert self._predecessor(uid, key) is not old, "a finished worker is still listed as terminating"
         pod = self._desired_pods.get(uid)
         if pod is not None and uid not in self._workers:
             self._start_worker(pod, pod_spec_hash(pod))

@@ -211,8 +211,7 @@ async def test_restarted_runtime_adopts_pods_without_restarting_them(harness: Ha
     containers_before = {c.id: c.attrs["State"]["StartedAt"]
                          for c in await in_thread(_our_containers, docker_client, harness.node_name)
                          if c.status == "running"}
-    harness.stop()
-    await trio.sleep(0.2)
+    await harness.stop()
     harness2 = Harness(harness.nursery, harness.node_name)
     harness2.source = harness.source
     await harness2.start()
@@ -241,3 +240,25 @@ async def test_host_path_of_the_wrong_type_waits_until_it_is_right(harness: Harn
     assert container_state(s, "main").reason == "ContainerCreating" and s.phase == "Pending"
     target.mkdir()
     await harness.wait_for(pod, running("main"), timeout_s=15, what="running once the directory exists")
+
+
+async def test_one_pod_per_namespace_and_name(harness: Harness, docker_client) -> None:
+    """Two desired uids with one namespace/name: one runs, the other is rejected; a re-created Pod
+    (a new uid) starts only once its predecessor's containers are gone."""
+    runtime = await harness.start()
+    first = make_pod("web", sh("main", "trap '' TERM; while :; do sleep 0.1; done"), uid="uid-a", grace_s=2)
+    twin = make_pod("web", sh("main", "sleep 1000"), uid="uid-b")
+    harness.source.set_pods([first, twin])
+    await harness.wait_for(first, running("main"), what="the smallest uid runs")
+    assert harness.status(twin) is None
+    assert "uid-a" in runtime.rejected["uid-b"]
+
+    successor = make_pod("web", sh("main", "sleep 1000"), uid="uid-c")
+    harness.source.set_pods([successor])  # deleted and re-created under the same name
+    await harness.wait_for(successor, running("main"), timeout_s=20, what="the successor runs")
+    uids = {c.labels["agentd.pod.uid"]
+            for c in await in_thread(_our_containers, docker_client, harness.node_name)}
+    assert uids == {"uid-c"}  # the predecessor ignored SIGTERM for its 2 s grace, and was gone first
+    assert runtime.rejected == {}
+    found, _ = runtime.find("default", "web")
+    assert found.metadata.uid == "uid-c"
