@@ -12,7 +12,13 @@ Layout of a Pod on Docker:
   - an emptyDir is a named Docker volume shared by the Pod's containers (tmpfs-backed
     when medium is Memory); a hostPath is a bind mount;
   - CPU limits map to nano_cpus, CPU requests to cpu_shares, memory limits to mem_limit
-    (with swap disabled so the limit is the limit).
+    (with swap disabled so the limit is the limit);
+  - every container logs through the json-file driver with rotation (max-size, max-file
+    from the config), as kubelet rotates container logs;
+  - the Pod's process budget (config.pod_pids_limit) is enforced per container, because
+    Docker gives no Pod-level cgroup to put a limit on: the infra container gets
+    INFRA_PIDS_LIMIT and the app containers share the rest evenly, so the Pod as a
+    whole never runs more than its budget (see pids_limits).
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ ROLE_APP = "app"
 INFRA_CONTAINER_NAME = "POD"  # the name the infra container is known by in labels and names
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+# The infra container runs our own shell loop: the shell and one sleep, and a spare few.
+INFRA_PIDS_LIMIT = 8
 
 
 class SpecError(ValueError):
@@ -140,6 +148,8 @@ def infra_plan(pod: Any, node_name: str, spec_hash: str, config: RuntimeConfig) 
         "network_mode": config.docker_network,
         "port_bindings": bindings or None,
         "ipc_mode": "shareable",
+        "log_config": log_config(config),
+        "pids_limit": pids_limits(pod, config)[0],
     }
     name = container_name(pod, node_name, INFRA_CONTAINER_NAME, 0)
     return ContainerPlan(name, create, host, labels)
@@ -151,6 +161,7 @@ def app_plan(
     node_name: str,
     spec_hash: str,
     infra_id: str,
+    config: RuntimeConfig,
     *,
     restart_count: int,
     crash_streak: int,
@@ -175,10 +186,30 @@ def app_plan(
         "network_mode": f"container:{infra_id}",
         "ipc_mode": f"container:{infra_id}",
         "binds": _binds(pod, container) or None,
+        "log_config": log_config(config),
+        "pids_limit": pids_limits(pod, config)[1],
     }
     host.update(resource_limits(container))
     name = container_name(pod, node_name, container.name, restart_count)
     return ContainerPlan(name, create, host, labels)
+
+
+def log_config(config: RuntimeConfig) -> dict[str, Any]:
+    """The json-file log driver with rotation: at most max-file files of max-size bytes."""
+    return {"type": "json-file", "config": {"max-size": str(config.container_log_max_size_bytes),
+                                            "max-file": str(config.container_log_max_files)}}
+
+
+def pids_limits(pod: Any, config: RuntimeConfig) -> tuple[int | None, int | None]:
+    """(the infra container's pids limit, each app container's): together at most pod_pids_limit."""
+    if config.pod_pids_limit is None:
+        return None, None
+    apps = len(pod.spec.containers)
+    per_app = (config.pod_pids_limit - INFRA_PIDS_LIMIT) // apps
+    if per_app < 1:
+        raise SpecError(f"pod_pids_limit {config.pod_pids_limit} leaves no process for each of {apps} containers"
+                        f" (the infra container keeps {INFRA_PIDS_LIMIT})")
+    return INFRA_PIDS_LIMIT, per_app
 
 
 def _binds(pod: Any, container: Any) -> list[str]:

@@ -228,12 +228,12 @@ class PodWorker:
             await docker.remove_container(self.infra.container_id)
             self.infra.container_id = None
         image = self.host.config.infra_image
-        plan = plans.infra_plan(self.pod, self.node, self.spec_hash, self.host.config)
         try:
+            plan = plans.infra_plan(self.pod, self.node, self.spec_hash, self.host.config)
             if not await self.host.images.present(image):
                 raise ImageNotFound(f"infra image {image} is not present", 404)
             infra_id = await self._create(plan)
-        except DockerApiError as exc:
+        except (DockerApiError, plans.SpecError) as exc:
             self._infra_failed(exc)
             return None
         self.infra.container_id = infra_id
@@ -252,7 +252,7 @@ class PodWorker:
         self.infra.ip = container_ip(info) or self.infra.ip
         return True
 
-    def _infra_failed(self, exc: DockerApiError) -> None:
+    def _infra_failed(self, exc: DockerApiError | plans.SpecError) -> None:
         image = self.host.config.infra_image
         if isinstance(exc, ImageNotFound):
             self.host.images.forget(image)
@@ -314,7 +314,7 @@ class PodWorker:
         restart_count = app.restart_count + 1 if app.instances > 0 else 0
         try:
             plan = plans.app_plan(self.pod, app.spec, self.node, self.spec_hash, str(self.infra.container_id),
-                                  restart_count=restart_count, crash_streak=app.history.streak)
+                                  self.host.config, restart_count=restart_count, crash_streak=app.history.streak)
         except (plans.SpecError, ValueError) as exc:
             self._error_retry(app, CREATE_CONTAINER_ERROR, str(exc))
             return None
