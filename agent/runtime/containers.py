@@ -3,7 +3,8 @@
 Owns: the names, labels and create arguments of a Pod's infra container, app containers
 and volumes. Rules: pure functions of (Pod, node, config); no Docker calls. Every object
 carries the labels that let a restarted agent find and adopt it:
-node, pod uid/name/namespace, container name, role, restart count, spec hash.
+node, pod uid/name/namespace, container name, role, restart count, spec hash, and the
+Pod's start time (so its age survives an agent restart).
 
 Layout of a Pod on Docker:
   - one infra container (config.infra_image) holds the network namespace and publishes
@@ -41,6 +42,7 @@ LABEL_CONTAINER = "agentd.container"
 LABEL_RESTART_COUNT = "agentd.restart-count"
 LABEL_CRASH_STREAK = "agentd.crash-streak"
 LABEL_VOLUME = "agentd.volume"
+LABEL_POD_STARTED = "agentd.pod.started-at"  # epoch seconds: the Pod's start, kept across agent restarts
 
 ROLE_INFRA = "infra"
 ROLE_APP = "app"
@@ -124,9 +126,14 @@ def volume_plans(pod: Any, node_name: str, spec_hash: str) -> list[VolumePlan]:
     return plans
 
 
-def infra_plan(pod: Any, node_name: str, spec_hash: str, config: RuntimeConfig) -> ContainerPlan:
+def started_label(started_at: float) -> str:
+    return f"{started_at:.3f}"
+
+
+def infra_plan(pod: Any, node_name: str, spec_hash: str, config: RuntimeConfig, *, started_at: float) -> ContainerPlan:
     labels = pod_labels(pod, node_name, spec_hash)
-    labels.update({LABEL_ROLE: ROLE_INFRA, LABEL_CONTAINER: INFRA_CONTAINER_NAME, LABEL_RESTART_COUNT: "0"})
+    labels.update({LABEL_ROLE: ROLE_INFRA, LABEL_CONTAINER: INFRA_CONTAINER_NAME, LABEL_RESTART_COUNT: "0",
+                   LABEL_POD_STARTED: started_label(started_at)})
     ports: list[Any] = []
     bindings: dict[Any, Any] = {}
     for c in pod.spec.containers:
@@ -165,6 +172,7 @@ def app_plan(
     *,
     restart_count: int,
     crash_streak: int,
+    started_at: float,
 ) -> ContainerPlan:
     labels = pod_labels(pod, node_name, spec_hash)
     labels.update({
@@ -172,6 +180,7 @@ def app_plan(
         LABEL_CONTAINER: container.name,
         LABEL_RESTART_COUNT: str(restart_count),
         LABEL_CRASH_STREAK: str(crash_streak),
+        LABEL_POD_STARTED: started_label(started_at),
     })
     create: dict[str, Any] = {
         "image": container.image,

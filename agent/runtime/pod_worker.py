@@ -37,6 +37,7 @@ from .status import (
 )
 from .worker_state import (
     AppState, ContainerDied, InfraState, ProbeVerdict, Resync, Terminate, container_ip, parse_docker_time,
+    pod_started_at,
 )
 
 log = logging.getLogger("agent.runtime.pod")
@@ -229,7 +230,7 @@ class PodWorker:
             self.infra.container_id = None
         image = self.host.config.infra_image
         try:
-            plan = plans.infra_plan(self.pod, self.node, self.spec_hash, self.host.config)
+            plan = plans.infra_plan(self.pod, self.node, self.spec_hash, self.host.config, started_at=self.start_time)
             if not await self.host.images.present(image):
                 raise ImageNotFound(f"infra image {image} is not present", 404)
             infra_id = await self._create(plan)
@@ -314,7 +315,8 @@ class PodWorker:
         restart_count = app.restart_count + 1 if app.instances > 0 else 0
         try:
             plan = plans.app_plan(self.pod, app.spec, self.node, self.spec_hash, str(self.infra.container_id),
-                                  self.host.config, restart_count=restart_count, crash_streak=app.history.streak)
+                                  self.host.config, restart_count=restart_count, crash_streak=app.history.streak,
+                                  started_at=self.start_time)
         except (plans.SpecError, ValueError) as exc:
             self._error_retry(app, CREATE_CONTAINER_ERROR, str(exc))
             return None
@@ -570,6 +572,8 @@ class PodWorker:
                 self._spawn(docker.remove_container, c["Id"])
         if not infra and not apps:
             return
+        self.start_time = pod_started_at(listed, default=self.start_time)
+        self._ready_since = (False, self.start_time)
         self.volumes_ready = False  # create is idempotent: make sure they all exist
         infra_running = [c for c in infra if c.get("State") == "running"]
         keep_infra = infra_running[0] if infra_running else None
