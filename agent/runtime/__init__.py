@@ -19,6 +19,7 @@ Module map (pure modules have no I/O, clock or Docker import):
   probe_executors.py  one exec / httpGet / tcpSocket attempt
   host_paths.py       hostPath types: checked (or created) before mounting
   status.py           PodStatus (Kubernetes' shape, to_dict) and the phase rules
+  status_feed.py      the status fan-out: coalesced per Pod, latest wins, a last state never lost
   docker_api.py       the Docker SDK behind trio.to_thread with a CapacityLimiter
   node_resources.py   capacity (psutil) and allocatable (minus a reserve)
 """

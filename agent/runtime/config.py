@@ -59,9 +59,6 @@ class RuntimeConfig:
     # Node reserve subtracted from capacity to give allocatable (system daemons, dockerd, agentd).
     reserved_cpu_millicores: int = 100
     reserved_memory_bytes: int = 256 * 1024 * 1024
-    # Updates buffered per status subscriber; a subscriber that falls further behind loses updates
-    # (statuses() always holds the latest snapshot).
-    status_subscriber_buffer: int = 1024
 
 
     def __post_init__(self) -> None:

@@ -1,7 +1,8 @@
 """PodRuntime: runs this node's desired Pods on the Docker engine.
 
 Owns: the set of pod workers (one per desired Pod), the Docker events reader that routes
-container deaths to them, the orphan sweep, and the status snapshot and its subscribers.
+container deaths to them, the orphan sweep, and the status snapshot and its fan-out
+(status_feed.py: coalesced per Pod, the last state of a Pod is never dropped).
 Rules:
   - nothing is stopped before the first desired set has been read AND the engine's
     containers listed: a restarted agent adopts its running Pods instead of killing them;
@@ -36,6 +37,7 @@ from .pod_identity import choose_by_key
 from .reconciler import plan_reconcile, runnable_problem
 from .source import DesiredPodSource
 from .status import PodStatus
+from .status_feed import StatusFeed, StatusSubscription
 from .worker_state import ContainerDied, Resync, Terminate, Wake
 
 log = logging.getLogger("agent.runtime")
@@ -69,13 +71,12 @@ class PodRuntime:
         self._workers: dict[str, PodWorker] = {}
         self._terminating: dict[str, PodWorker] = {}  # uid -> worker tearing its Pod down
         self._statuses: dict[str, PodStatus] = {}
-        self._subscribers: list[trio.MemorySendChannel[PodStatus]] = []
+        self._feed = StatusFeed()
         self.images = ImageCache(self.docker)
         self._desired_seen = False
         self._orphans_in_progress: set[str] = set()
         self._nursery: trio.Nursery | None = None
         self._node_label = f"{plans.LABEL_NODE}={node_name}"
-        self.dropped_status_updates = 0
         self._desired_pods: dict[str, Any] = {}  # the latest runnable desired set
         self.rejected: dict[str, str] = {}  # uid -> why a desired Pod cannot run here
         self._oom_seen: dict[str, None] = {}  # container ids with an "oom" event, oldest first
@@ -96,10 +97,9 @@ class PodRuntime:
     def statuses(self) -> dict[str, PodStatus]:
         return dict(self._statuses)
 
-    def subscribe(self) -> trio.MemoryReceiveChannel[PodStatus]:
-        send, receive = trio.open_memory_channel[PodStatus](self.config.status_subscriber_buffer)
-        self._subscribers.append(send)
-        return receive
+    def subscribe(self) -> StatusSubscription:
+        """Every status change from now on, coalesced per Pod for a reader that falls behind."""
+        return self._feed.subscribe()
 
     def pod(self, uid: str) -> Any | None:
         worker = self._workers.get(uid) or self._terminating.get(uid)
@@ -149,16 +149,7 @@ class PodRuntime:
 
     def publish(self, status: PodStatus) -> None:
         self._statuses[status.uid] = status
-        self._fan_out(status)
-
-    def _fan_out(self, status: PodStatus) -> None:
-        for send in list(self._subscribers):
-            try:
-                send.send_nowait(status)
-            except trio.WouldBlock:
-                self.dropped_status_updates += 1
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._subscribers.remove(send)
+        self._feed.publish(status)
 
     # -- desired set -----------------------------------------------------------------------
 
@@ -245,7 +236,7 @@ class PodRuntime:
             if worker.uid not in self._workers:
                 last = self._statuses.pop(worker.uid, None)
                 if last is not None:
-                    self._fan_out(replace(last, deleted=True))
+                    self._feed.publish(replace(last, deleted=True))
 
     # -- Docker events, listings and orphans -------------------------------------------------
 

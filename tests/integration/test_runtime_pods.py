@@ -7,7 +7,7 @@ import trio
 
 from agent.runtime.containers import LABEL_NODE
 from agent.runtime.status import Running, Terminated
-from tests.integration.conftest import Harness, container_state, in_thread, make_pod, sh
+from tests.integration.conftest import Harness, container_state, in_thread, make_pod, sh, wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -263,3 +263,20 @@ async def test_one_pod_per_namespace_and_name(harness: Harness, docker_client) -
     assert runtime.rejected == {}
     found, _ = runtime.find("default", "web")
     assert found.metadata.uid == "uid-c"
+
+
+async def test_a_slow_subscriber_reads_the_last_state_of_every_pod(harness: Harness) -> None:
+    """A subscriber that reads nothing while Pods start, finish and go still gets each Pod's last state."""
+    runtime = await harness.start()
+    slow = runtime.subscribe()
+    pods = [make_pod(f"steady-{i}", sh("main", "sleep 1000")) for i in range(3)]
+    done = make_pod("done", sh("main", "exit 0"), restart_policy="Never")
+    harness.source.set_pods([*pods, done])
+    for pod in pods:
+        await harness.wait_for(pod, running("main"), what="running")
+    await harness.wait_for(done, lambda s: s.phase == "Succeeded", what="Succeeded")
+    harness.source.set_pods(pods)
+    await wait_until(lambda: done.metadata.uid not in runtime.statuses(), what="the finished Pod removed")
+    latest = {s.uid: s for s in await slow.receive_batch()}
+    assert latest[done.metadata.uid].deleted and latest[done.metadata.uid].phase == "Succeeded"
+    assert {uid: s for uid, s in latest.items() if not s.deleted} == runtime.statuses()
