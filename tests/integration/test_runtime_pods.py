@@ -140,7 +140,7 @@ async def test_removed_pod_gets_sigterm_then_sigkill_after_grace(harness: Harnes
     mount = (VolumeMount(name="h", mount_path="/host"),)
     vol = (Volume(name="h", host_path=HostPathVolumeSource(path=str(tmp_path))),)
     polite = make_pod("polite", sh("main", "trap 'echo got-term > /host/polite; exit 0' TERM;"
-                                           " while :; do sleep 0.1; done",
+                                           " touch /host/polite-trapped; while :; do sleep 0.1; done",
                                    volume_mounts=(*mount, VolumeMount(name="scratch", mount_path="/scratch"))),
                       volumes=(*vol, Volume(name="scratch", empty_dir=EmptyDirVolumeSource())), grace_s=10)
     stubborn = make_pod("stubborn", sh("main", "trap '' TERM; echo up > /host/stubborn; while :; do sleep 0.1; done",
@@ -148,10 +148,8 @@ async def test_removed_pod_gets_sigterm_then_sigkill_after_grace(harness: Harnes
     harness.source.set_pods([polite, stubborn])
     for pod in (polite, stubborn):
         await harness.wait_for(pod, running("main"), what="running")
-    with trio.fail_after(10):
-        while not (tmp_path / "stubborn").exists():
-            await trio.sleep(0.05)
-    await trio.sleep(0.3)  # let the polite shell install its trap
+    await wait_until(lambda: (tmp_path / "stubborn").exists() and (tmp_path / "polite-trapped").exists(),
+                     what="both shells' traps installed")
     label = f"{LABEL_NODE}={harness.node_name}"
     assert len(await in_thread(lambda: docker_client.volumes.list(filters={"label": label}))) == 1  # the emptyDir
     t0 = trio.current_time()
