@@ -25,7 +25,7 @@ from . import containers as plans
 from . import probes as probe_core
 from .backoff import BackoffPolicy, CrashHistory, delay_for_streak
 from .docker_api import gather
-from .errors import DockerApiError, DockerUnavailable, ImageNotFound, ImagePullError, NotFound
+from .errors import DockerApiError, DockerUnavailable, ImageNotFound, ImagePullError, NoSandboxAddress, NotFound
 from .host_paths import host_path_problems
 from .pod_host import PodHost
 from .probe_executors import run_probe
@@ -247,13 +247,21 @@ class PodWorker:
         except DockerApiError as exc:
             self._infra_failed(exc)
             return False
+        ip = container_ip(info)
+        network = self.host.config.docker_network
+        if ip is None and network != "host":
+            # A network that gives no address (a dockerd started with --bridge=none runs "bridge"
+            # Pods with no network at all): the Pod could reach nothing and nothing could reach it.
+            self._infra_failed(NoSandboxAddress(f"network {network!r} gave the sandbox no IP address"
+                                                " (is it a network of this engine?)"))
+            return False
         self.infra_retry_at = 0.0
         self.infra.running = True
         self.infra.stopping = False
-        self.infra.ip = container_ip(info) or self.infra.ip
+        self.infra.ip = ip
         return True
 
-    def _infra_failed(self, exc: DockerApiError | plans.SpecError) -> None:
+    def _infra_failed(self, exc: DockerApiError | plans.SpecError | NoSandboxAddress) -> None:
         image = self.host.config.infra_image
         if isinstance(exc, ImageNotFound):
             self.host.images.forget(image)
