@@ -144,8 +144,10 @@ class ManifestDirSource:
             path = os.path.join(self._dir, name)
             try:
                 st = os.stat(path)
-            except OSError:
-                continue  # removed since the listing (or a dangling symlink): not a manifest now
+            except OSError as exc:
+                if os.path.lexists(path):  # a dangling symlink, or a target we may not read
+                    errors[path] = f"{path}: cannot read: {exc.strerror or exc}"
+                continue  # else removed since the listing: not a manifest now
             present.add(path)
             cached = self._files.get(path)
             if cached is None or cached.stamp != (st.st_mtime_ns, st.st_size, st.st_ino, stat.S_IFMT(st.st_mode)):

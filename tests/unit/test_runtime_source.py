@@ -184,6 +184,13 @@ def test_a_directory_named_like_a_manifest_is_reported(tmp_path) -> None:
     assert "is a directory" in source.errors[str(tmp_path / "dir.yaml")]
 
 
+def test_a_dangling_symlink_is_reported(tmp_path) -> None:
+    os.symlink(tmp_path / "gone.yaml", tmp_path / "link.yaml")
+    source = ManifestDirSource(tmp_path, node_name="n1")
+    assert source.scan() == {}
+    assert "No such file" in source.errors[str(tmp_path / "link.yaml")]
+
+
 def test_a_symlink_to_a_manifest_is_followed(tmp_path) -> None:
     (tmp_path / "real").mkdir()
     (tmp_path / "real" / "pod.yaml").write_text(GOOD.format(name="linked"))
