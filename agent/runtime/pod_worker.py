@@ -258,7 +258,7 @@ class PodWorker:
         self.infra_retry_at = 0.0
         self.infra.running = True
         self.infra.stopping = False
-        self.infra.ip = ip
+        self.infra.ip = ip or self.infra.ip
         return True
 
     def _infra_failed(self, exc: DockerApiError | plans.SpecError | NoSandboxAddress) -> None:
