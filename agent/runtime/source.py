@@ -86,6 +86,10 @@ def static_pod_uid(source_path: str, namespace: str, name: str, spec_hash: str) 
     return digest[:32]
 
 
+def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_mtime_ns, st.st_size, st.st_ino, stat.S_IFMT(st.st_mode)
+
+
 @dataclass(frozen=True, slots=True)
 class _LoadedFile:
     stamp: tuple[int, int, int, int]  # mtime (ns), size, inode, file type: a change re-reads the file
@@ -111,7 +115,7 @@ class ManifestDirSource:
         from agent.state.manifest import load_manifest_file, manifest_file_problem
         from agent.state.pod import Pod, pod_spec_hash
 
-        stamp = (st.st_mtime_ns, st.st_size, st.st_ino, stat.S_IFMT(st.st_mode))
+        stamp = _stamp(st)
         problem = manifest_file_problem(st)
         if problem:  # never opened: a FIFO, a device or an oversized file
             return _LoadedFile(stamp, (), f"{path}: {problem}")
@@ -150,7 +154,7 @@ class ManifestDirSource:
                 continue  # else removed since the listing: not a manifest now
             present.add(path)
             cached = self._files.get(path)
-            if cached is None or cached.stamp != (st.st_mtime_ns, st.st_size, st.st_ino, stat.S_IFMT(st.st_mode)):
+            if cached is None or cached.stamp != _stamp(st):
                 self._files[path] = self._load(path, st)
         for path in list(self._files):
             if path not in present:
