@@ -49,6 +49,20 @@ def docker_client() -> docker.DockerClient:
     return client
 
 
+_NODES_USED: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sweep_test_nodes_at_the_end() -> Any:
+    """Clean every test node once more when the session ends: a Docker call a stopped runtime
+    abandoned (it never waits on one) may still have created a container after its test's cleanup."""
+    yield
+    if _NODES_USED:
+        client = docker.from_env(timeout=60)
+        for node in sorted(_NODES_USED):
+            cleanup_node(client, node)
+
+
 @pytest.fixture
 def node_name(docker_client: docker.DockerClient) -> Any:
     name = f"test-{uuid.uuid4().hex[:10]}"
@@ -57,15 +71,17 @@ def node_name(docker_client: docker.DockerClient) -> Any:
 
 
 def cleanup_node(client: docker.DockerClient, node: str) -> None:
+    """Remove every container and volume labelled with `node` (tolerating objects that go meanwhile)."""
+    _NODES_USED.add(node)
     label = f"{LABEL_NODE}={node}"
-    for c in client.containers.list(all=True, filters={"label": label}):
+    for c in client.api.containers(all=True, filters={"label": label}):
         try:
-            c.remove(force=True)
+            client.api.remove_container(c["Id"], force=True)
         except docker.errors.APIError:  # already gone, or its removal is in progress
             pass
-    for v in client.volumes.list(filters={"label": label}):
+    for v in client.api.volumes(filters={"label": label}).get("Volumes") or ():
         try:
-            v.remove(force=True)
+            client.api.remove_volume(v["Name"], force=True)
         except docker.errors.APIError:
             pass
 
