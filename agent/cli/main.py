@@ -3,6 +3,11 @@
 Today it talks to one node's NodeService: list and inspect Pods, read their logs, wait
 for a condition. Errors from the server are printed as kubectl prints them
 (`Error from server (NotFound): ...`) with exit status 1.
+
+Rules: --request-timeout bounds a unary call whole, but a stream only while it waits:
+for its first reply and between two replies, never a stream that keeps making progress
+(a long log is read to its end). A closed stdout (`agentctl ... | head`) ends agentctl
+as it ends every Unix tool: by SIGPIPE, silently.
 """
 
 from __future__ import annotations
@@ -10,8 +15,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
+import signal
 import sys
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import trio
@@ -139,16 +148,38 @@ async def cmd_describe(stub: node_pb2_grpc.NodeServiceStub, args: argparse.Names
     return 0
 
 
+class StreamStalled(Exception):
+    """A stream sent nothing for longer than its idle timeout."""
+
+
+async def idle_bounded(replies: AsyncIterator[Any], *, idle_s: float | None) -> AsyncIterator[Any]:
+    """The replies of a stream, failing with StreamStalled when the first one, or the next one,
+    takes longer than idle_s (None: wait as long as it takes)."""
+    iterator = replies.__aiter__()
+    while True:
+        with trio.move_on_after(math.inf if idle_s is None else idle_s) as waited:
+            try:
+                reply = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+        if waited.cancelled_caught:
+            raise StreamStalled(f"agentd sent nothing for {idle_s:g}s (--request-timeout)")
+        yield reply
+
+
 async def cmd_logs(stub: node_pb2_grpc.NodeServiceStub, args: argparse.Namespace) -> int:
     request = node_pb2.PodLogsRequest(
         namespace=args.namespace, name=args.pod, container=args.container or "",
         tail_lines=max(0, args.tail) if args.tail is not None else 0, follow=args.follow,
     )
-    timeout = None if args.follow else args.timeout
-    async with bridge.server_stream(stub.PodLogs, request, timeout=timeout) as lines:
-        async for line in lines:
+    # No deadline on the call: a log of any length is read to its end while it flows. A
+    # followed log may be quiet for as long as its container is, so only a plain read is
+    # bounded, by the time to its first line and between two lines.
+    async with bridge.server_stream(stub.PodLogs, request, timeout=None) as lines:
+        async for line in idle_bounded(lines, idle_s=None if args.follow else args.timeout):
             sys.stdout.write(line.line if line.line.endswith("\n") else line.line + "\n")
-            sys.stdout.flush()
+            if args.follow:
+                sys.stdout.flush()
     return 0
 
 
@@ -187,7 +218,9 @@ async def cmd_wait(stub: node_pb2_grpc.NodeServiceStub, args: argparse.Namespace
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="agentctl", description="Drive agentd (kubectl-style).")
     p.add_argument("-s", "--server", default=DEFAULT_SERVER, help=f"agentd API address (default {DEFAULT_SERVER}, or $AGENTCTL_SERVER)")
-    p.add_argument("--request-timeout", dest="timeout", type=float, default=10.0, help="seconds per request (default 10)")
+    p.add_argument("--request-timeout", dest="timeout", type=float, default=10.0,
+                   help="seconds a request may wait for the server, for an answer or a stream's next message"
+                        " (default 10)")
     sub = p.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("get", help="list pods or show the node")
@@ -226,10 +259,26 @@ async def _run(args: argparse.Namespace) -> int:
         return await args.func(channel.stub(node_pb2_grpc.NodeServiceStub), args)
 
 
+def _die_of_sigpipe() -> None:
+    """Stdout's reader is gone: end as a Unix tool does, killed by SIGPIPE, with nothing printed."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere, without another error
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGPIPE)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return trio.run(_run, args)
+        code = trio.run(_run, args)
+        sys.stdout.flush()  # inside the try: a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        _die_of_sigpipe()
+        return 141  # the shell's status for a death by SIGPIPE, were the signal ever blocked
+    except StreamStalled as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except RpcError as err:
         if err.code == grpc.StatusCode.UNAVAILABLE:
             print(f"error: cannot reach agentd at {args.server}: {err.details}", file=sys.stderr)

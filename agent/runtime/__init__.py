@@ -8,6 +8,8 @@ Module map (pure modules have no I/O, clock or Docker import):
   source.py           DesiredPodSource, ManifestDirSource, InMemorySource
   pod_runtime.py      PodRuntime: workers per Pod, Docker events, orphans, status fan-out
   pod_worker.py       one Pod's life: create/adopt/restart/probe/report/tear down
+  pod_host.py         PodHost: the narrow protocol a worker uses to reach its runtime
+  images.py           ImageCache: image presence and pull bookkeeping shared by the workers
   worker_state.py     the worker's records and messages (plain data)
   reconciler.py       pure: desired vs running -> start/stop/replace; runnable checks
   containers.py       pure: Pod -> Docker names, labels, create arguments, volumes
@@ -17,8 +19,8 @@ Module map (pure modules have no I/O, clock or Docker import):
   probe_executors.py  one exec / httpGet / tcpSocket attempt
   host_paths.py       hostPath types: checked (or created) before mounting
   status.py           PodStatus (Kubernetes' shape, to_dict) and the phase rules
+  status_feed.py      the status fan-out: coalesced per Pod, latest wins, a last state never lost
   docker_api.py       the Docker SDK behind trio.to_thread with a CapacityLimiter
-  logs.py             helpers for the log iterator PodRuntime.logs() returns
   node_resources.py   capacity (psutil) and allocatable (minus a reserve)
 """
 

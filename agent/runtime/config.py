@@ -46,14 +46,26 @@ class RuntimeConfig:
     resync_interval_s: float = 30.0
     # ManifestDirSource polls file mtimes this often, as kubelet's static Pod source does.
     manifest_poll_interval_s: float = 1.0
+    # Container logs rotate as kubelet's containerLogMaxSize / containerLogMaxFiles do: the
+    # json-file driver keeps at most this many files of this size per container, so one
+    # chatty container cannot fill the node's disk (10 Mi and 5 are kubelet's defaults).
+    container_log_max_size_bytes: int = 10 * 1024 * 1024
+    container_log_max_files: int = 5
+    # Processes (and threads) one Pod may run at once, as kubelet's podPidsLimit: a fork bomb
+    # stays inside its Pod. Docker gives no Pod-level cgroup here, so the budget is split
+    # between the Pod's containers (containers.pids_limits); None: no limit. 1024 is far
+    # above what a Pod of a few services runs, and far below what starves a node.
+    pod_pids_limit: int | None = 1024
     # Node reserve subtracted from capacity to give allocatable (system daemons, dockerd, agentd).
     reserved_cpu_millicores: int = 100
     reserved_memory_bytes: int = 256 * 1024 * 1024
-    # Updates buffered per status subscriber; a subscriber that falls further behind loses updates
-    # (statuses() always holds the latest snapshot).
-    status_subscriber_buffer: int = 1024
-    # Lines buffered between the Docker log reader thread and a logs() consumer.
-    log_buffer_lines: int = 256
+
+
+    def __post_init__(self) -> None:
+        if self.container_log_max_size_bytes < 1 or self.container_log_max_files < 1:
+            raise ValueError(f"container logs need a size and a file count of at least 1: {self}")
+        if self.pod_pids_limit is not None and self.pod_pids_limit < 1:
+            raise ValueError(f"pod_pids_limit must be None (no limit) or at least 1: {self.pod_pids_limit}")
 
 
 def quick_profile(**overrides: object) -> RuntimeConfig:

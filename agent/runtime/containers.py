@@ -3,7 +3,8 @@
 Owns: the names, labels and create arguments of a Pod's infra container, app containers
 and volumes. Rules: pure functions of (Pod, node, config); no Docker calls. Every object
 carries the labels that let a restarted agent find and adopt it:
-node, pod uid/name/namespace, container name, role, restart count, spec hash.
+node, pod uid/name/namespace, container name, role, restart count, spec hash, and the
+Pod's start time (so its age survives an agent restart).
 
 Layout of a Pod on Docker:
   - one infra container (config.infra_image) holds the network namespace and publishes
@@ -12,7 +13,13 @@ Layout of a Pod on Docker:
   - an emptyDir is a named Docker volume shared by the Pod's containers (tmpfs-backed
     when medium is Memory); a hostPath is a bind mount;
   - CPU limits map to nano_cpus, CPU requests to cpu_shares, memory limits to mem_limit
-    (with swap disabled so the limit is the limit).
+    (with swap disabled so the limit is the limit);
+  - every container logs through the json-file driver with rotation (max-size, max-file
+    from the config), as kubelet rotates container logs;
+  - the Pod's process budget (config.pod_pids_limit) is enforced per container, because
+    Docker gives no Pod-level cgroup to put a limit on: the infra container gets
+    INFRA_PIDS_LIMIT and the app containers share the rest evenly, so the Pod as a
+    whole never runs more than its budget (see pids_limits).
 """
 
 from __future__ import annotations
@@ -35,12 +42,15 @@ LABEL_CONTAINER = "agentd.container"
 LABEL_RESTART_COUNT = "agentd.restart-count"
 LABEL_CRASH_STREAK = "agentd.crash-streak"
 LABEL_VOLUME = "agentd.volume"
+LABEL_POD_STARTED = "agentd.pod.started-at"  # epoch seconds: the Pod's start, kept across agent restarts
 
 ROLE_INFRA = "infra"
 ROLE_APP = "app"
 INFRA_CONTAINER_NAME = "POD"  # the name the infra container is known by in labels and names
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+# The infra container runs our own shell loop: the shell and one sleep, and a spare few.
+INFRA_PIDS_LIMIT = 8
 
 
 class SpecError(ValueError):
@@ -116,9 +126,14 @@ def volume_plans(pod: Any, node_name: str, spec_hash: str) -> list[VolumePlan]:
     return plans
 
 
-def infra_plan(pod: Any, node_name: str, spec_hash: str, config: RuntimeConfig) -> ContainerPlan:
+def started_label(started_at: float) -> str:
+    return f"{started_at:.3f}"
+
+
+def infra_plan(pod: Any, node_name: str, spec_hash: str, config: RuntimeConfig, *, started_at: float) -> ContainerPlan:
     labels = pod_labels(pod, node_name, spec_hash)
-    labels.update({LABEL_ROLE: ROLE_INFRA, LABEL_CONTAINER: INFRA_CONTAINER_NAME, LABEL_RESTART_COUNT: "0"})
+    labels.update({LABEL_ROLE: ROLE_INFRA, LABEL_CONTAINER: INFRA_CONTAINER_NAME, LABEL_RESTART_COUNT: "0",
+                   LABEL_POD_STARTED: started_label(started_at)})
     ports: list[Any] = []
     bindings: dict[Any, Any] = {}
     for c in pod.spec.containers:
@@ -140,6 +155,8 @@ def infra_plan(pod: Any, node_name: str, spec_hash: str, config: RuntimeConfig) 
         "network_mode": config.docker_network,
         "port_bindings": bindings or None,
         "ipc_mode": "shareable",
+        "log_config": log_config(config),
+        "pids_limit": pids_limits(pod, config)[0],
     }
     name = container_name(pod, node_name, INFRA_CONTAINER_NAME, 0)
     return ContainerPlan(name, create, host, labels)
@@ -151,9 +168,11 @@ def app_plan(
     node_name: str,
     spec_hash: str,
     infra_id: str,
+    config: RuntimeConfig,
     *,
     restart_count: int,
     crash_streak: int,
+    started_at: float,
 ) -> ContainerPlan:
     labels = pod_labels(pod, node_name, spec_hash)
     labels.update({
@@ -161,6 +180,7 @@ def app_plan(
         LABEL_CONTAINER: container.name,
         LABEL_RESTART_COUNT: str(restart_count),
         LABEL_CRASH_STREAK: str(crash_streak),
+        LABEL_POD_STARTED: started_label(started_at),
     })
     create: dict[str, Any] = {
         "image": container.image,
@@ -175,10 +195,30 @@ def app_plan(
         "network_mode": f"container:{infra_id}",
         "ipc_mode": f"container:{infra_id}",
         "binds": _binds(pod, container) or None,
+        "log_config": log_config(config),
+        "pids_limit": pids_limits(pod, config)[1],
     }
     host.update(resource_limits(container))
     name = container_name(pod, node_name, container.name, restart_count)
     return ContainerPlan(name, create, host, labels)
+
+
+def log_config(config: RuntimeConfig) -> dict[str, Any]:
+    """The json-file log driver with rotation: at most max-file files of max-size bytes."""
+    return {"type": "json-file", "config": {"max-size": str(config.container_log_max_size_bytes),
+                                            "max-file": str(config.container_log_max_files)}}
+
+
+def pids_limits(pod: Any, config: RuntimeConfig) -> tuple[int | None, int | None]:
+    """(the infra container's pids limit, each app container's): together at most pod_pids_limit."""
+    if config.pod_pids_limit is None:
+        return None, None
+    apps = len(pod.spec.containers)
+    per_app = (config.pod_pids_limit - INFRA_PIDS_LIMIT) // apps
+    if per_app < 1:
+        raise SpecError(f"pod_pids_limit {config.pod_pids_limit} leaves no process for each of {apps} containers"
+                        f" (the infra container keeps {INFRA_PIDS_LIMIT})")
+    return INFRA_PIDS_LIMIT, per_app
 
 
 def _binds(pod: Any, container: Any) -> list[str]:

@@ -1,11 +1,14 @@
 """Thin Trio wrapper over the Docker SDK's low-level APIClient.
 
 Owns: the one connection to the Docker engine. Rules: every blocking SDK call runs in a
-worker thread through `trio.to_thread.run_sync` with a CapacityLimiter (so at most
-`threads` calls block at once); long-lived streams use a separate limiter so they never
-starve the short calls: the events stream is read by a dedicated thread feeding a Trio
-channel (`pump`), a log stream one thread hop per chunk. SDK and transport errors are mapped to
-agent.runtime.errors: DockerUnavailable (retry later), NotFound/ImageNotFound, DockerApiError.
+worker thread through `trio.to_thread.run_sync(..., abandon_on_cancel=True)` with a
+CapacityLimiter (so at most `threads` calls block at once): a cancelled caller returns at
+once and the thread finishes (or times out) on its own, so shutting down never waits on
+a stalled engine. Long-lived streams use a separate limiter so they never starve the
+short calls: the events stream is read by a dedicated thread feeding a Trio channel
+(`pump`), a log stream one thread hop per batch of chunks (one chunk when followed).
+SDK and transport errors are mapped to agent.runtime.errors: DockerUnavailable (retry
+later), NotFound/ImageNotFound, DockerApiError.
 The low-level client is used so a create costs one round trip (the high-level one
 re-inspects every object it creates).
 """
@@ -25,6 +28,9 @@ import urllib3.exceptions
 from .errors import DockerApiError, DockerUnavailable, ImageNotFound, ImagePullError, NotFound
 
 T = TypeVar("T")
+
+# Log chunks (about a line each) read per worker-thread hop when a log is read to its end.
+_LOG_CHUNKS_PER_HOP = 256
 
 
 def _map_error(exc: BaseException) -> BaseException:
@@ -107,7 +113,8 @@ class DockerApi:
             self._follow_client = None
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await trio.to_thread.run_sync(self._blocking(fn, *args, **kwargs), limiter=self._limiter)
+        return await trio.to_thread.run_sync(self._blocking(fn, *args, **kwargs), limiter=self._limiter,
+                                             abandon_on_cancel=True)
 
     def close(self) -> None:
         self._forget_client()
@@ -155,7 +162,7 @@ class DockerApi:
         def stop(c: docker.APIClient) -> None:
             # The HTTP call lasts as long as the grace period: give it room.
             c.stop(container_id, timeout=timeout_s)
-        # Abandoned on cancel: the engine finishes the stop on its own; the caller need not wait the grace out.
+        # The stream limiter: a stop lasts as long as the grace period and must not hold up short calls.
         await trio.to_thread.run_sync(self._blocking(stop), limiter=self._stream_limiter, abandon_on_cancel=True)
 
     async def kill(self, container_id: str) -> None:
@@ -207,28 +214,36 @@ class DockerApi:
     # -- streams ----------------------------------------------------------------
 
     async def _open_stream(self, opener: Callable[[docker.APIClient], Any]) -> Any:
-        return await trio.to_thread.run_sync(self._blocking(opener), limiter=self._stream_limiter)
+        return await trio.to_thread.run_sync(self._blocking(opener), limiter=self._stream_limiter,
+                                             abandon_on_cancel=True)
 
-    async def _iterate_stream(self, stream: Any) -> AsyncIterator[Any]:
-        """Yield items of a blocking SDK stream, one worker-thread hop per item; closes it at the end."""
-        sentinel = object()
+    async def _iterate_stream(self, stream: Any, *, batch_items: int = 1) -> AsyncIterator[list[Any]]:
+        """Items of a blocking SDK stream, up to `batch_items` per worker-thread hop (a hop costs far
+        more than an item); closes the stream at the end. A batch waits until it is full or the
+        stream ends, so a stream that may pause (a followed log) must use batches of one."""
         iterator = iter(stream)
 
-        def next_item() -> Any:
+        def next_batch() -> list[Any]:
+            batch: list[Any] = []
             try:
-                return next(iterator, sentinel)
+                for item in iterator:
+                    batch.append(item)
+                    if len(batch) >= batch_items:
+                        break
             except Exception as exc:  # noqa: BLE001 - re-raised mapped
                 mapped = _map_error(exc)
                 if mapped is exc:  # whatever breaks a stream mid-way: the engine went away
                     raise DockerUnavailable(f"stream broken: {type(exc).__name__}: {exc}") from exc
                 raise mapped from exc
+            return batch
 
         try:
             while True:
-                item = await trio.to_thread.run_sync(next_item, limiter=self._stream_limiter, abandon_on_cancel=True)
-                if item is sentinel:
+                batch = await trio.to_thread.run_sync(next_batch, limiter=self._stream_limiter,
+                                                      abandon_on_cancel=True)
+                if not batch:
                     return
-                yield item
+                yield batch
         finally:
             try:
                 stream.close()
@@ -287,8 +302,9 @@ class DockerApi:
 
         stream = await self._open_stream(open_logs)
         pending = b""
-        async for chunk in self._iterate_stream(stream):
-            pending += chunk
+        # A log read to its end comes in batches of chunks; a followed one chunk by chunk, as it is written.
+        async for chunks in self._iterate_stream(stream, batch_items=1 if follow else _LOG_CHUNKS_PER_HOP):
+            pending += b"".join(chunks)
             *lines, pending = pending.split(b"\n")
             for line in lines:
                 yield line.decode("utf-8", "replace")

@@ -29,3 +29,7 @@ class ImageNotFound(NotFound):
 
 class ImagePullError(DockerApiError):
     """The image could not be pulled (no registry, no such image, auth)."""
+
+
+class NoSandboxAddress(PodRuntimeError):
+    """The infra container started but its network gave it no IP address."""

@@ -1,7 +1,8 @@
 """PodRuntime: runs this node's desired Pods on the Docker engine.
 
 Owns: the set of pod workers (one per desired Pod), the Docker events reader that routes
-container deaths to them, the orphan sweep, and the status snapshot and its subscribers.
+container deaths to them, the orphan sweep, and the status snapshot and its fan-out
+(status_feed.py: coalesced per Pod, the last state of a Pod is never dropped).
 Rules:
   - nothing is stopped before the first desired set has been read AND the engine's
     containers listed: a restarted agent adopts its running Pods instead of killing them;
@@ -29,11 +30,15 @@ from .backoff import BackoffPolicy, delay_for_streak
 from .config import RuntimeConfig
 from .docker_api import DockerApi, gather
 from .errors import DockerApiError, DockerUnavailable, NotFound
+from .images import ImageCache
 from .node_resources import NodeResources, read_node_resources
-from .pod_worker import ContainerDied, PodWorker, Resync, Terminate, Wake
+from .pod_worker import PodWorker
+from .pod_identity import choose_by_key
 from .reconciler import plan_reconcile, runnable_problem
 from .source import DesiredPodSource
 from .status import PodStatus
+from .status_feed import StatusFeed, StatusSubscription
+from .worker_state import ContainerDied, Resync, Terminate, Wake
 
 log = logging.getLogger("agent.runtime")
 
@@ -66,15 +71,12 @@ class PodRuntime:
         self._workers: dict[str, PodWorker] = {}
         self._terminating: dict[str, PodWorker] = {}  # uid -> worker tearing its Pod down
         self._statuses: dict[str, PodStatus] = {}
-        self._subscribers: list[trio.MemorySendChannel[PodStatus]] = []
-        self._images_present: set[str] = set()
-        self._images_pulled: set[str] = set()
-        self._image_lookups: dict[str, trio.Event] = {}
+        self._feed = StatusFeed()
+        self.images = ImageCache(self.docker)
         self._desired_seen = False
         self._orphans_in_progress: set[str] = set()
         self._nursery: trio.Nursery | None = None
         self._node_label = f"{plans.LABEL_NODE}={node_name}"
-        self.dropped_status_updates = 0
         self._desired_pods: dict[str, Any] = {}  # the latest runnable desired set
         self.rejected: dict[str, str] = {}  # uid -> why a desired Pod cannot run here
         self._oom_seen: dict[str, None] = {}  # container ids with an "oom" event, oldest first
@@ -95,10 +97,9 @@ class PodRuntime:
     def statuses(self) -> dict[str, PodStatus]:
         return dict(self._statuses)
 
-    def subscribe(self) -> trio.MemoryReceiveChannel[PodStatus]:
-        send, receive = trio.open_memory_channel[PodStatus](self.config.status_subscriber_buffer)
-        self._subscribers.append(send)
-        return receive
+    def subscribe(self) -> StatusSubscription:
+        """Every status change from now on, coalesced per Pod for a reader that falls behind."""
+        return self._feed.subscribe()
 
     def pod(self, uid: str) -> Any | None:
         worker = self._workers.get(uid) or self._terminating.get(uid)
@@ -132,7 +133,7 @@ class PodRuntime:
         return read_node_resources(reserved_cpu_millicores=self.config.reserved_cpu_millicores,
                                    reserved_memory_bytes=self.config.reserved_memory_bytes)
 
-    # -- used by pod workers ---------------------------------------------------------------
+    # -- the PodHost protocol: what pod workers use -------------------------------------------
 
     def saw_oom(self, container_id: str) -> bool:
         """Did the engine report an out-of-memory kill in this container?"""
@@ -146,45 +147,9 @@ class PodRuntime:
         """The containers of `uid` in the last listing, handed out once (a later worker lists afresh)."""
         return list(self._listing.pop(uid, ()))
 
-    async def image_present(self, image: str) -> bool:
-        """Is `image` on the engine? Cached once seen; concurrent first lookups share one call."""
-        if image in self._images_present:
-            return True
-        pending = self._image_lookups.get(image)
-        if pending is not None:
-            await pending.wait()
-            return image in self._images_present
-        done = self._image_lookups[image] = trio.Event()
-        try:
-            if await self.docker.image_present(image):
-                self._images_present.add(image)
-        finally:
-            del self._image_lookups[image]
-            done.set()
-        return image in self._images_present
-
-    def forget_image(self, image: str) -> None:
-        self._images_present.discard(image)
-
-    def was_pulled(self, image: str) -> bool:
-        return image in self._images_pulled
-
-    def note_pulled(self, image: str) -> None:
-        self._images_pulled.add(image)
-        self._images_present.add(image)
-
     def publish(self, status: PodStatus) -> None:
         self._statuses[status.uid] = status
-        self._fan_out(status)
-
-    def _fan_out(self, status: PodStatus) -> None:
-        for send in list(self._subscribers):
-            try:
-                send.send_nowait(status)
-            except trio.WouldBlock:
-                self.dropped_status_updates += 1
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._subscribers.remove(send)
+        self._feed.publish(status)
 
     # -- desired set -----------------------------------------------------------------------
 
@@ -192,31 +157,34 @@ class PodRuntime:
         from agent.state.pod import pod_spec_hash
 
         runnable = {}
+        problems: dict[str, str] = {}
         for uid, pod in desired.items():
             problem = runnable_problem(pod)
             if problem is None:
                 runnable[uid] = pod
-            elif self.rejected.get(uid) != problem:
-                self.rejected[uid] = problem
+            else:
+                problems[uid] = problem
+        keep, duplicates = choose_by_key({uid: pod.key for uid, pod in runnable.items()}, running=self._workers)
+        problems.update(duplicates)
+        for uid, problem in problems.items():
+            if self.rejected.get(uid) != problem:
                 log.error("%s event=pod_rejected uid=%s pod=%s error=%r", self.node_name, uid,
-                          getattr(pod, "key", "?"), problem)
-        for uid in [u for u in self.rejected if u not in desired]:
-            del self.rejected[uid]
-        desired = runnable
+                          getattr(desired[uid], "key", "?"), problem)
+        self.rejected = problems
+        desired = {uid: pod for uid, pod in runnable.items() if uid in keep}
         hashes = {uid: pod_spec_hash(pod) for uid, pod in desired.items()}
         current = {uid: w.spec_hash for uid, w in self._workers.items()}
         plan = plan_reconcile(desired=hashes, current=current)
         for uid in plan.stop:
             self._stop_worker(uid)
         self._desired_pods = desired
+        assert self._nursery is not None
         for uid in plan.replace:
-            old = self._stop_worker(uid)
-            assert self._nursery is not None
-            self._nursery.start_soon(self._start_after, old, uid)
+            self._stop_worker(uid)
+            self._nursery.start_soon(self._start_after_predecessors, uid, desired[uid].key)
         for uid in plan.start:
-            if uid in self._terminating:  # a previous incarnation is still tearing down
-                assert self._nursery is not None
-                self._nursery.start_soon(self._start_after, self._terminating[uid], uid)
+            if self._predecessor(uid, desired[uid].key) is not None:
+                self._nursery.start_soon(self._start_after_predecessors, uid, desired[uid].key)
             else:
                 self._start_worker(desired[uid], hashes[uid])
         if plan.start or plan.stop or plan.replace:
@@ -239,11 +207,20 @@ class PodRuntime:
         worker.send(Terminate())
         return worker
 
-    async def _start_after(self, old: PodWorker, uid: str) -> None:
-        """Start the desired Pod `uid` once its previous incarnation is gone (if still desired then)."""
+    def _predecessor(self, uid: str, key: str) -> PodWorker | None:
+        """A worker still tearing down the same Pod: the same uid, or the same namespace/name
+        (as kubelet, a Pod never runs twice at once, not even across a delete and re-create)."""
+        if uid in self._terminating:
+            return self._terminating[uid]
+        return next((w for w in self._terminating.values() if w.pod.key == key), None)
+
+    async def _start_after_predecessors(self, uid: str, key: str) -> None:
+        """Start the desired Pod `uid` once no predecessor runs (if it is still desired then)."""
         from agent.state.pod import pod_spec_hash
 
-        await old.done.wait()
+        while (old := self._predecessor(uid, key)) is not None:
+            await old.done.wait()
+            assert self._predecessor(uid, key) is not old, "a finished worker is still listed as terminating"
         pod = self._desired_pods.get(uid)
         if pod is not None and uid not in self._workers:
             self._start_worker(pod, pod_spec_hash(pod))
@@ -259,7 +236,7 @@ class PodRuntime:
             if worker.uid not in self._workers:
                 last = self._statuses.pop(worker.uid, None)
                 if last is not None:
-                    self._fan_out(replace(last, deleted=True))
+                    self._feed.publish(replace(last, deleted=True))
 
     # -- Docker events, listings and orphans -------------------------------------------------
 

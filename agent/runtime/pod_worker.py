@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
@@ -25,8 +25,9 @@ from . import containers as plans
 from . import probes as probe_core
 from .backoff import BackoffPolicy, CrashHistory, delay_for_streak
 from .docker_api import gather
-from .errors import DockerApiError, DockerUnavailable, ImageNotFound, ImagePullError, NotFound
+from .errors import DockerApiError, DockerUnavailable, ImageNotFound, ImagePullError, NoSandboxAddress, NotFound
 from .host_paths import host_path_problems
+from .pod_host import PodHost
 from .probe_executors import run_probe
 from .restart_policy import decide
 from .status import (
@@ -35,25 +36,23 @@ from .status import (
     Waiting, containers_ready, pod_phase, terminated_reason,
 )
 from .worker_state import (
-    AppState, ContainerDied, InfraState, ProbeVerdict, Resync, Terminate, Wake, container_ip, parse_docker_time,
+    AppState, ContainerDied, InfraState, ProbeVerdict, Resync, Terminate, container_ip, parse_docker_time,
+    pod_started_at,
 )
-
-if TYPE_CHECKING:
-    from .pod_runtime import PodRuntime
 
 log = logging.getLogger("agent.runtime.pod")
 
 
 class PodWorker:
-    """Runs one Pod; see the module docstring. Created and driven by PodRuntime."""
+    """Runs one Pod; see the module docstring. Created and driven by its host (PodRuntime)."""
 
-    def __init__(self, runtime: "PodRuntime", pod: Any, spec_hash: str) -> None:
-        self.rt = runtime
+    def __init__(self, host: PodHost, pod: Any, spec_hash: str) -> None:
+        self.host = host
         self.pod = pod
         self.uid: str = pod.metadata.uid
         self.spec_hash = spec_hash
-        self.node = runtime.node_name
-        cfg = runtime.config
+        self.node = host.node_name
+        cfg = host.config
         self.crash_backoff = BackoffPolicy(cfg.crash_backoff_base_s, cfg.crash_backoff_cap_s,
                                            cfg.crash_backoff_reset_after_s)
         self.image_backoff = BackoffPolicy(cfg.image_backoff_base_s, cfg.image_backoff_cap_s, math.inf)
@@ -126,12 +125,12 @@ class PodWorker:
             self.done.set()
 
     async def _wait_for_listing(self) -> None:
-        while not self.rt.listing_ready.is_set() and not self.terminating:
+        while not self.host.listing_ready.is_set() and not self.terminating:
             with trio.move_on_after(1.0):
                 msg = await self._inbox.receive()
                 if isinstance(msg, Terminate):
                     self.terminating = True
-            self.message = self.rt.docker_message
+            self.message = self.host.docker_message
             self.publish()
         self.message = None
 
@@ -175,7 +174,7 @@ class PodWorker:
                 return
             if not self.volumes_ready:
                 for vol in plans.volume_plans(self.pod, self.node, self.spec_hash):
-                    await self.rt.docker.create_volume(vol.name, dict(vol.labels), dict(vol.driver_opts))
+                    await self.host.docker.create_volume(vol.name, dict(vol.labels), dict(vol.driver_opts))
                 self.volumes_ready = True
             due = [a for a in self.apps.values()
                    if a.container_id is None and not a.finished and a.start_at <= now]
@@ -183,7 +182,7 @@ class PodWorker:
                 self._docker_ok()
                 return
             if not self.host_paths_ready:
-                problems = await trio.to_thread.run_sync(host_path_problems, self.pod)
+                problems = await trio.to_thread.run_sync(host_path_problems, self.pod, abandon_on_cancel=True)
                 if problems:
                     # Kubernetes: a failed mount keeps the containers in ContainerCreating.
                     for app in due:
@@ -204,7 +203,7 @@ class PodWorker:
                 if not infra_ok:
                     for item in prepared:
                         if item is not None:
-                            self._spawn(self.rt.docker.remove_container, item[0])
+                            self._spawn(self.host.docker.remove_container, item[0])
                     return
             await gather(*[partial(self._run_app, app, item[0], item[1])
                            for app, item in zip(due, prepared) if item is not None])
@@ -225,17 +224,17 @@ class PodWorker:
 
     async def _create_infra(self) -> str | None:
         """Create the infra container; None if it must be retried later (reason in the apps' status)."""
-        docker = self.rt.docker
+        docker = self.host.docker
         if self.infra.container_id is not None:
             await docker.remove_container(self.infra.container_id)
             self.infra.container_id = None
-        image = self.rt.config.infra_image
-        plan = plans.infra_plan(self.pod, self.node, self.spec_hash, self.rt.config)
+        image = self.host.config.infra_image
         try:
-            if not await self.rt.image_present(image):
+            plan = plans.infra_plan(self.pod, self.node, self.spec_hash, self.host.config, started_at=self.start_time)
+            if not await self.host.images.present(image):
                 raise ImageNotFound(f"infra image {image} is not present", 404)
             infra_id = await self._create(plan)
-        except DockerApiError as exc:
+        except (DockerApiError, plans.SpecError) as exc:
             self._infra_failed(exc)
             return None
         self.infra.container_id = infra_id
@@ -243,21 +242,29 @@ class PodWorker:
 
     async def _start_infra(self, infra_id: str) -> bool:
         try:
-            await self.rt.docker.start(infra_id)
-            info = await self.rt.docker.inspect_container(infra_id)
+            await self.host.docker.start(infra_id)
+            info = await self.host.docker.inspect_container(infra_id)
         except DockerApiError as exc:
             self._infra_failed(exc)
+            return False
+        ip = container_ip(info)
+        network = self.host.config.docker_network
+        if ip is None and network != "host":
+            # A network that gives no address (a dockerd started with --bridge=none runs "bridge"
+            # Pods with no network at all): the Pod could reach nothing and nothing could reach it.
+            self._infra_failed(NoSandboxAddress(f"network {network!r} gave the sandbox no IP address"
+                                                " (is it a network of this engine?)"))
             return False
         self.infra_retry_at = 0.0
         self.infra.running = True
         self.infra.stopping = False
-        self.infra.ip = container_ip(info) or self.infra.ip
+        self.infra.ip = ip or self.infra.ip
         return True
 
-    def _infra_failed(self, exc: DockerApiError) -> None:
-        image = self.rt.config.infra_image
+    def _infra_failed(self, exc: DockerApiError | plans.SpecError | NoSandboxAddress) -> None:
+        image = self.host.config.infra_image
         if isinstance(exc, ImageNotFound):
-            self.rt.forget_image(image)
+            self.host.images.forget(image)
         reason = ERR_IMAGE_NEVER_PULL if isinstance(exc, ImageNotFound) else CREATE_CONTAINER_ERROR
         self.infra_retry_at = trio.current_time() + max(self.image_backoff.base_s, 0.1)
         for app in self.apps.values():
@@ -266,7 +273,7 @@ class PodWorker:
         self._log("infra_failed", error=repr(str(exc)))
 
     async def _create(self, plan: plans.ContainerPlan) -> str:
-        docker = self.rt.docker
+        docker = self.host.docker
         try:
             return await docker.create_container(plan.name, dict(plan.create_kwargs), dict(plan.host_config_kwargs))
         except DockerApiError as exc:
@@ -279,25 +286,24 @@ class PodWorker:
     async def _image_ready(self, app: AppState) -> bool:
         """Is the app's image present (pulling it if the policy allows)? Sets the waiting state if not."""
         spec = app.spec
-        if await self.rt.image_present(spec.image):
-            if spec.image_pull_policy != "Always" or self.rt.was_pulled(spec.image):
+        if await self.host.images.present(spec.image):
+            if spec.image_pull_policy != "Always" or self.host.images.was_pulled(spec.image):
                 return True
         policy = spec.image_pull_policy or "IfNotPresent"
         if policy == "Never":
-            if await self.rt.image_present(spec.image):
+            if await self.host.images.present(spec.image):
                 return True
             self._image_retry(app, ERR_IMAGE_NEVER_PULL,
                               f'Container image "{spec.image}" is not present with pull policy of Never')
             return False
         try:
-            await self.rt.docker.pull(spec.image)
-            self.rt.note_pulled(spec.image)
+            await self.host.images.pull(spec.image)
             return True
         except ImagePullError as exc:
-            if policy == "Always" and await self.rt.image_present(spec.image):
+            if policy == "Always" and await self.host.images.present(spec.image):
                 # No registry reachable but a local copy exists: run it (and say so once).
                 self._log("pull_failed_using_local", image=spec.image, error=repr(str(exc)))
-                self.rt.note_pulled(spec.image)
+                self.host.images.note_pulled(spec.image)
                 return True
             reason = ERR_IMAGE_PULL if app.image_history.streak == 0 else IMAGE_PULL_BACK_OFF
             self._image_retry(app, reason, f"failed to pull image {spec.image}: {exc}")
@@ -317,14 +323,15 @@ class PodWorker:
         restart_count = app.restart_count + 1 if app.instances > 0 else 0
         try:
             plan = plans.app_plan(self.pod, app.spec, self.node, self.spec_hash, str(self.infra.container_id),
-                                  restart_count=restart_count, crash_streak=app.history.streak)
+                                  self.host.config, restart_count=restart_count, crash_streak=app.history.streak,
+                                  started_at=self.start_time)
         except (plans.SpecError, ValueError) as exc:
             self._error_retry(app, CREATE_CONTAINER_ERROR, str(exc))
             return None
         try:
             return await self._create(plan), restart_count
         except ImageNotFound as exc:
-            self.rt.forget_image(app.spec.image)
+            self.host.images.forget(app.spec.image)
             self._image_retry(app, ERR_IMAGE_NEVER_PULL if app.spec.image_pull_policy == "Never" else ERR_IMAGE_PULL,
                               str(exc))
         except DockerApiError as exc:
@@ -332,7 +339,7 @@ class PodWorker:
         return None
 
     async def _run_app(self, app: AppState, container_id: str, restart_count: int) -> None:
-        docker = self.rt.docker
+        docker = self.host.docker
         app.instances += 1
         app.restart_count = restart_count
         app.image_history = CrashHistory()
@@ -392,12 +399,12 @@ class PodWorker:
     async def _on_app_died(self, app: AppState, container_id: str) -> None:
         exit_code, oom, started_at, finished_at = 137, False, app.running_since, time.time()
         try:
-            info = await self.rt.docker.inspect_container(container_id)
+            info = await self.host.docker.inspect_container(container_id)
             state = info.get("State") or {}
             if state.get("Running"):
                 return  # a stale event (it was restarted by someone else): nothing died
             exit_code = int(state.get("ExitCode") or 0)
-            oom = bool(state.get("OOMKilled")) or self.rt.saw_oom(container_id)
+            oom = bool(state.get("OOMKilled")) or self.host.saw_oom(container_id)
             started_at = parse_docker_time(state.get("StartedAt")) or started_at
             finished_at = parse_docker_time(state.get("FinishedAt")) or finished_at
         except (DockerUnavailable, DockerApiError):
@@ -408,7 +415,7 @@ class PodWorker:
             reason = "Error"
         term = Terminated(exit_code, reason, started_at, finished_at, container_id)
         if app.previous_id and app.previous_id != container_id:
-            self._spawn(self.rt.docker.remove_container, app.previous_id)
+            self._spawn(self.host.docker.remove_container, app.previous_id)
         app.previous_id = container_id
         app.container_id = None
         app.running_since = None
@@ -449,7 +456,7 @@ class PodWorker:
     async def _stop_container(self, container_id: str, grace_s: int) -> None:
         """docker stop: SIGTERM, `grace_s`, SIGKILL. A container already gone is stopped enough."""
         try:
-            await self.rt.docker.stop(container_id, grace_s)
+            await self.host.docker.stop(container_id, grace_s)
         except NotFound:
             pass
         except DockerApiError as exc:
@@ -504,7 +511,7 @@ class PodWorker:
         state = probe_core.initial_state(kind, timing, started_at_s=started_trio)
         while True:
             await trio.sleep_until(state.next_at_s)
-            ok = await run_probe(self.rt.docker, probe, spec, container_id=container_id, pod_ip=self.infra.ip)
+            ok = await run_probe(self.host.docker, probe, spec, container_id=container_id, pod_ip=self.infra.ip)
             before = state.verdict
             state = probe_core.observe(kind, timing, state, success=ok, now_s=trio.current_time())
             if state.verdict != before and state.verdict is not None:
@@ -533,7 +540,7 @@ class PodWorker:
     # -- adoption and resync ----------------------------------------------------------------
 
     async def _adopt_with_retry(self) -> None:
-        listed = self.rt.listed_containers(self.uid)
+        listed = self.host.listed_containers(self.uid)
         streak = 0
         while True:
             try:
@@ -550,14 +557,14 @@ class PodWorker:
                 self._log("adopt_retry", retry_in_s=f"{delay:.2f}", error=repr(str(exc)))
                 await trio.sleep(delay)
                 try:
-                    listed = await self.rt.docker.list_containers([f"{plans.LABEL_NODE}={self.node}",
+                    listed = await self.host.docker.list_containers([f"{plans.LABEL_NODE}={self.node}",
                                                                    f"{plans.LABEL_POD_UID}={self.uid}"])
                 except (DockerUnavailable, DockerApiError):
                     pass
 
     async def _adopt(self, listed: list[dict[str, Any]]) -> None:
         """Take over the containers a previous agent left for this Pod."""
-        docker = self.rt.docker
+        docker = self.host.docker
         infra: list[dict[str, Any]] = []
         apps: dict[str, list[dict[str, Any]]] = {}
         for c in listed:
@@ -573,6 +580,8 @@ class PodWorker:
                 self._spawn(docker.remove_container, c["Id"])
         if not infra and not apps:
             return
+        self.start_time = pod_started_at(listed, default=self.start_time)
+        self._ready_since = (False, self.start_time)
         self.volumes_ready = False  # create is idempotent: make sure they all exist
         infra_running = [c for c in infra if c.get("State") == "running"]
         keep_infra = infra_running[0] if infra_running else None
@@ -622,7 +631,7 @@ class PodWorker:
 
     async def _terminated_of(self, container_id: str) -> Terminated | None:
         try:
-            info = await self.rt.docker.inspect_container(container_id)
+            info = await self.host.docker.inspect_container(container_id)
         except NotFound:
             return None
         state = info.get("State") or {}
@@ -649,7 +658,7 @@ class PodWorker:
 
     async def _teardown(self) -> None:
         """Stop (grace period, then SIGKILL) and remove every container and volume of the Pod."""
-        docker = self.rt.docker
+        docker = self.host.docker
         grace = plans.grace_period_s(self.pod)
         for app in self.apps.values():
             self._cancel_probes(app)
@@ -709,8 +718,8 @@ class PodWorker:
             ))
         phase = pod_phase(self.pod.spec.restart_policy, statuses)
         message = self.message
-        if self.rt.docker_lost():
-            message = message or self.rt.docker_message
+        if self.host.docker_lost():
+            message = message or self.host.docker_message
             if any(a.container_id for a in self.apps.values()):
                 phase = "Unknown"  # its containers exist but their state cannot be read now
         ready = containers_ready(statuses) and phase == "Running"
@@ -728,7 +737,7 @@ class PodWorker:
         meta = self.pod.metadata
         return PodStatus(
             uid=self.uid, namespace=meta.namespace, name=meta.name, phase=phase, conditions=conditions,
-            container_statuses=tuple(statuses), pod_ip=self.infra.ip, host_ip=self.rt.host_ip,
+            container_statuses=tuple(statuses), pod_ip=self.infra.ip, host_ip=self.host.host_ip,
             start_time=self.start_time, message=message,
         )
 
@@ -736,7 +745,7 @@ class PodWorker:
         status = self.build_status()
         if status != self._last_status:
             self._last_status = status
-            self.rt.publish(status)
+            self.host.publish(status)
 
 
-__all__ = ["PodWorker", "ContainerDied", "ProbeVerdict", "Resync", "Terminate", "Wake"]
+__all__ = ["PodWorker"]

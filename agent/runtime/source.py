@@ -6,6 +6,11 @@ source) and InMemorySource (set programmatically: tests, benchmarks, and the clu
 state feed until it has its own source). Rules: a source yields the FULL desired set,
 keyed by Pod uid, each time it changes; an invalid manifest is logged with its field
 path, reported in `errors`, and starts nothing; nothing here raises on bad input.
+
+ManifestDirSource reads only regular files of at most MAX_MANIFEST_BYTES, never
+blocking on a FIFO or device (agent.state.manifest.read_manifest_file), and keeps one
+Pod per namespace/name (pod_identity.claim_static_pods): a second definition is an
+error in `errors` naming both files, and starts nothing.
 """
 
 from __future__ import annotations
@@ -14,9 +19,13 @@ import hashlib
 import logging
 import math
 import os
+import stat
+from dataclasses import dataclass
 from typing import AsyncIterator, Mapping, Protocol
 
 import trio
+
+from .pod_identity import Definition, claim_static_pods
 
 log = logging.getLogger("agent.runtime.source")
 
@@ -77,6 +86,17 @@ def static_pod_uid(source_path: str, namespace: str, name: str, spec_hash: str) 
     return digest[:32]
 
 
+def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_mtime_ns, st.st_size, st.st_ino, stat.S_IFMT(st.st_mode)
+
+
+@dataclass(frozen=True, slots=True)
+class _LoadedFile:
+    stamp: tuple[int, int, int, int]  # mtime (ns), size, inode, file type: a change re-reads the file
+    pods: tuple[object, ...]
+    error: str | None
+
+
 class ManifestDirSource:
     """Static Pods from the *.yaml / *.yml / *.json files of a directory, polled by mtime."""
 
@@ -86,22 +106,23 @@ class ManifestDirSource:
         self._dir = os.fspath(directory)
         self._node = node_name
         self._poll_s = poll_interval_s
-        self._files: dict[str, tuple[tuple[float, int], list[object]]] = {}  # path -> (stamp, pods)
-        self.errors: dict[str, str] = {}  # path -> the last parse error of that file
-        self.error_count = 0
+        self._files: dict[str, _LoadedFile] = {}
+        self._owners: Mapping[str, str] = {}  # pod key -> the file that runs it
+        self.errors: dict[str, str] = {}  # path -> what is wrong with that file (or the directory)
+        self.error_count = 0  # errors found (each counted once, when it appears or changes)
 
-    def _load(self, path: str) -> list[object]:
-        from agent.state.manifest import load_manifest_file
+    def _load(self, path: str, st: os.stat_result) -> _LoadedFile:
+        from agent.state.manifest import load_manifest_file, manifest_file_problem
         from agent.state.pod import Pod, pod_spec_hash
 
+        stamp = _stamp(st)
+        problem = manifest_file_problem(st)
+        if problem:  # never opened: a FIFO, a device or an oversized file
+            return _LoadedFile(stamp, (), f"{path}: {problem}")
         try:
             pods = [p for p in load_manifest_file(path) if isinstance(p, Pod)]
         except Exception as exc:  # noqa: BLE001 - a bad file must never stop the source
-            self.errors[path] = str(exc)
-            self.error_count += 1
-            log.error("%s event=manifest_invalid path=%s error=%r", self._node, path, str(exc))
-            return []
-        self.errors.pop(path, None)
+            return _LoadedFile(stamp, (), str(exc))
         out = []
         for pod in pods:
             uid = pod.metadata.uid or static_pod_uid(path, pod.metadata.namespace, pod.metadata.name,
@@ -110,19 +131,16 @@ class ManifestDirSource:
             if not pod.spec.node_name:
                 pod = pod.with_node_name(self._node)
             out.append(pod)
-        return out
+        return _LoadedFile(stamp, tuple(out), None)
 
     def scan(self) -> dict[str, object]:
-        """Re-read changed files; returns the full desired set (blocking file I/O, small)."""
+        """Re-read changed files; returns the full desired set (file I/O that never blocks, small)."""
+        errors: dict[str, str] = {}
         try:
             names = sorted(os.listdir(self._dir))
         except OSError as exc:
-            if self.errors.get(self._dir) != str(exc):
-                log.error("%s event=manifest_dir_unreadable dir=%s error=%r", self._node, self._dir, str(exc))
-            self.errors[self._dir] = str(exc)
+            errors[self._dir] = str(exc)
             names = []
-        else:
-            self.errors.pop(self._dir, None)
         present = set()
         for name in names:
             if name.startswith(".") or not name.endswith(self.SUFFIXES):
@@ -130,33 +148,48 @@ class ManifestDirSource:
             path = os.path.join(self._dir, name)
             try:
                 st = os.stat(path)
-            except OSError:
-                continue
+            except OSError as exc:
+                if os.path.lexists(path):  # a dangling symlink, or a target we may not read
+                    errors[path] = f"{path}: cannot read: {exc.strerror or exc}"
+                continue  # else removed since the listing: not a manifest now
             present.add(path)
-            stamp = (st.st_mtime, st.st_size)
             cached = self._files.get(path)
-            if cached is None or cached[0] != stamp:
-                self._files[path] = (stamp, self._load(path))
+            if cached is None or cached.stamp != _stamp(st):
+                self._files[path] = self._load(path, st)
         for path in list(self._files):
             if path not in present:
                 del self._files[path]
-                self.errors.pop(path, None)
+        definitions = [Definition(path, pod.key, pod.metadata.uid)  # type: ignore[attr-defined]
+                       for path in sorted(self._files) for pod in self._files[path].pods]
+        claims = claim_static_pods(definitions, self._owners)
+        self._owners = claims.owners
+        runs = {(d.path, d.uid) for d in claims.runs}
         desired: dict[str, object] = {}
         for path in sorted(self._files):
-            for pod in self._files[path][1]:
-                uid = pod.metadata.uid  # type: ignore[attr-defined]
-                if uid in desired:
-                    log.error("%s event=manifest_duplicate_uid path=%s uid=%s", self._node, path, uid)
-                    continue
-                desired[uid] = pod
+            loaded = self._files[path]
+            problems = ([loaded.error] if loaded.error else []) + list(claims.conflicts.get(path, ()))
+            if problems:
+                errors[path] = "; ".join(problems)
+            for pod in loaded.pods:
+                if (path, pod.metadata.uid) in runs:  # type: ignore[attr-defined]
+                    desired[pod.metadata.uid] = pod  # type: ignore[attr-defined]
+        self._report(errors)
         return desired
+
+    def _report(self, errors: dict[str, str]) -> None:
+        """Log and count every error that is new or changed since the last scan."""
+        for path, error in errors.items():
+            if self.errors.get(path) != error:
+                self.error_count += 1
+                log.error("%s event=manifest_invalid path=%s error=%r", self._node, path, error)
+        self.errors = errors
 
     async def desired_sets(self) -> AsyncIterator[DesiredPods]:
         last: dict[str, object] | None = None
         while True:
             # Reading and parsing YAML is file I/O and pure-Python parsing: keep it off the
-            # Trio thread so a large or slow manifest never stalls the runtime's other tasks.
-            desired = await trio.to_thread.run_sync(self.scan)
+            # Trio thread so a large manifest never stalls the runtime's other tasks.
+            desired = await trio.to_thread.run_sync(self.scan, abandon_on_cancel=True)
             if last is None or desired != last:
                 last = desired
                 yield dict(desired)

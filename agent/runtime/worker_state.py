@@ -1,7 +1,8 @@
 """The state a pod worker keeps, and the messages it receives (plain data).
 
 Owns: the per-container and per-sandbox records of pod_worker.py, the messages other
-tasks send to a worker, and two helpers that read Docker's answers (timestamps, IP).
+tasks send to a worker, and the helpers that read Docker's answers (timestamps, IP,
+a Pod's start).
 Rules: no I/O; AppState and InfraState are mutable and owned by exactly one worker task;
 messages are frozen.
 """
@@ -15,6 +16,7 @@ from typing import Any
 import trio
 
 from .backoff import CrashHistory
+from .containers import LABEL_POD_STARTED
 from .status import Terminated, Waiting
 
 
@@ -101,6 +103,19 @@ class InfraState:
     ip: str | None = None
     stopping: bool = False
 
+
+
+def pod_started_at(listed: list[dict[str, Any]], *, default: float) -> float:
+    """When a Pod found on the engine started: the earliest start its containers record in their
+    labels, else the earliest of their creation times (containers made before the label existed)."""
+    recorded = []
+    for c in listed:
+        try:
+            recorded.append(float((c.get("Labels") or {})[LABEL_POD_STARTED]))
+        except (KeyError, ValueError):
+            pass
+    created = [float(c["Created"]) for c in listed if isinstance(c.get("Created"), (int, float))]
+    return min(recorded or created or [default])
 
 
 def container_ip(info: dict[str, Any]) -> str | None:

@@ -12,11 +12,17 @@ problem is. Rules:
   adding Deployment later is one entry there.
 - Only the safe YAML loader is used: no arbitrary Python objects. Text over 3 MiB,
   nesting too deep for the parser and alias bombs are errors, never a crash or a hang.
+- A manifest file is read only if it is a regular file of at most MAX_MANIFEST_BYTES:
+  it is opened without blocking (a FIFO, device or socket can never stall the reader),
+  the opened descriptor is checked (fstat) and its size is checked before a byte is read.
+  Symlinks are followed, as kubelet follows them in its static Pod directory: the check
+  is on what was opened, so swapping the target between a look and the open changes nothing.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -29,6 +35,11 @@ from agent.state.pod import FieldError, ManifestError, Pod, parse_pod
 # RecursionError, which becomes a ManifestError. Manifests are small; speed is moot.
 _Loader = yaml.SafeLoader
 MAX_MANIFEST_CHARS = 3 * 1024 * 1024  # Kubernetes' own request-size limit is about 3 MiB
+MAX_MANIFEST_BYTES = 3 * 1024 * 1024  # the same limit for a file, checked on its size before reading it
+_READ_CHUNK_BYTES = 64 * 1024  # os.read allocates what it is asked for: never the whole limit at once
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+_FILE_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFDIR: "a directory", stat.S_IFCHR: "a character device",
+               stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
 
 # (apiVersion, kind) -> parser of one decoded document. Append new kinds here.
 MANIFEST_PARSERS: dict[tuple[str, str], Callable[[Mapping[str, Any]], Any]] = {
@@ -76,15 +87,51 @@ def load_manifests(text: str, *, source: str = "<string>") -> list[Pod]:
     return objects
 
 
-def load_manifest_file(path: str | os.PathLike[str]) -> list[Pod]:
-    """load_manifests on a file's UTF-8 text; an unreadable file is a ManifestError too."""
+def manifest_file_problem(st: os.stat_result) -> str | None:
+    """Why a file with this stat cannot be a manifest (None if it can): not regular, or too large."""
+    if not stat.S_ISREG(st.st_mode):
+        kind = _FILE_KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+        return f"is {kind}, not a regular file"
+    if st.st_size > MAX_MANIFEST_BYTES:
+        return f"is {st.st_size} bytes, above the limit of {MAX_MANIFEST_BYTES} bytes"
+    return None
+
+
+def read_manifest_file(path: str | os.PathLike[str]) -> str:
+    """The UTF-8 text of a manifest file, read without blocking; ManifestError if it is not a
+    regular file of at most MAX_MANIFEST_BYTES (checked on the opened file, before reading)."""
     source = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as exc:
+        fd = os.open(source, _READ_FLAGS)
+    except OSError as exc:
+        raise ManifestError([FieldError("", f"cannot read: {exc.strerror or exc}", source)]) from None
+    try:
+        problem = manifest_file_problem(os.fstat(fd))
+        if problem:
+            raise ManifestError([FieldError("", problem, source)])
+        chunks = []
+        size = 0
+        while size <= MAX_MANIFEST_BYTES:  # one byte past the limit tells a file that grew while read
+            chunk = os.read(fd, min(_READ_CHUNK_BYTES, MAX_MANIFEST_BYTES + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ManifestError([FieldError("", f"cannot read: {exc.strerror or exc}", source)]) from None
+    finally:
+        os.close(fd)
+    if size > MAX_MANIFEST_BYTES:
+        raise ManifestError([FieldError("", f"grew above the limit of {MAX_MANIFEST_BYTES} bytes while read", source)])
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ManifestError([FieldError("", f"cannot read: {exc}", source)]) from None
-    return load_manifests(text, source=source)
+
+
+def load_manifest_file(path: str | os.PathLike[str]) -> list[Pod]:
+    """load_manifests on a manifest file (read_manifest_file); an unreadable file is a ManifestError too."""
+    return load_manifests(read_manifest_file(path), source=os.fspath(path))
 
 
 def _parse_document(doc: Any) -> Any:

@@ -19,6 +19,20 @@ from agent.runtime.containers import LABEL_NODE
 from agent.state.pod import Container, ObjectMeta, Pod, PodSpec
 
 TEST_IMAGE = "busybox:local"
+POLL_S = 0.02  # how often a waiting test looks at the state again
+
+
+async def wait_until(predicate: Callable[[], Any], *, timeout_s: float = 20.0, what: str = "") -> Any:
+    """Poll `predicate` (sync or async) until it returns something true; fail after `timeout_s`."""
+    with trio.move_on_after(timeout_s):
+        while True:
+            value = predicate()
+            if hasattr(value, "__await__"):
+                value = await value
+            if value:
+                return value
+            await trio.sleep(POLL_S)
+    pytest.fail(f"timed out after {timeout_s}s waiting for {what or predicate}")
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +49,20 @@ def docker_client() -> docker.DockerClient:
     return client
 
 
+_NODES_USED: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sweep_test_nodes_at_the_end() -> Any:
+    """Clean every test node once more when the session ends: a Docker call a stopped runtime
+    abandoned (it never waits on one) may still have created a container after its test's cleanup."""
+    yield
+    if _NODES_USED:
+        client = docker.from_env(timeout=60)
+        for node in sorted(_NODES_USED):
+            cleanup_node(client, node)
+
+
 @pytest.fixture
 def node_name(docker_client: docker.DockerClient) -> Any:
     name = f"test-{uuid.uuid4().hex[:10]}"
@@ -43,15 +71,17 @@ def node_name(docker_client: docker.DockerClient) -> Any:
 
 
 def cleanup_node(client: docker.DockerClient, node: str) -> None:
+    """Remove every container and volume labelled with `node` (tolerating objects that go meanwhile)."""
+    _NODES_USED.add(node)
     label = f"{LABEL_NODE}={node}"
-    for c in client.containers.list(all=True, filters={"label": label}):
+    for c in client.api.containers(all=True, filters={"label": label}):
         try:
-            c.remove(force=True)
+            client.api.remove_container(c["Id"], force=True)
         except docker.errors.APIError:  # already gone, or its removal is in progress
             pass
-    for v in client.volumes.list(filters={"label": label}):
+    for v in client.api.volumes(filters={"label": label}).get("Volumes") or ():
         try:
-            v.remove(force=True)
+            client.api.remove_volume(v["Name"], force=True)
         except docker.errors.APIError:
             pass
 
@@ -80,24 +110,31 @@ class Harness:
         self.source = InMemorySource()
         self.runtime: PodRuntime | None = None
         self._scope: trio.CancelScope | None = None
+        self._stopped = trio.Event()
 
     async def start(self, **kwargs: Any) -> PodRuntime:
         self.runtime = PodRuntime(node_name=self.node_name, config=self.config, **kwargs)
         scope = trio.CancelScope()
         self._scope = scope
         runtime = self.runtime
+        stopped = self._stopped
 
         async def run(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-            with scope:
-                await runtime.run(self.source, task_status=task_status)
+            try:
+                with scope:
+                    await runtime.run(self.source, task_status=task_status)
+            finally:
+                stopped.set()
 
         await self.nursery.start(run)
         return runtime
 
-    def stop(self) -> None:
-        """Cancel the runtime (as if the agent died): containers are left as they are."""
+    async def stop(self) -> None:
+        """Cancel the runtime (as if the agent died) and wait until it has ended; containers are left as they are."""
         assert self._scope is not None
         self._scope.cancel()
+        with trio.fail_after(10):
+            await self._stopped.wait()
 
     def status(self, pod: Pod) -> PodStatus | None:
         assert self.runtime is not None
@@ -112,8 +149,19 @@ class Harness:
                 last = self.status(pod)
                 if last is not None and check(last):
                     return last
-                await trio.sleep(0.02)
+                await trio.sleep(POLL_S)
         pytest.fail(f"timed out after {timeout_s}s waiting for {what or check}: last status {last!r}")
+
+    async def holds(self, pod: Pod, check: Callable[[PodStatus], bool], *, for_s: float, what: str = "") -> PodStatus:
+        """Check the pod's status all along a window of `for_s` seconds (a property that must
+        keep holding, such as "nothing restarts"); fail at the first status that breaks it."""
+        deadline = trio.current_time() + for_s
+        while True:
+            status = self.status(pod)
+            assert status is not None and check(status), f"{what or check} stopped holding: {status!r}"
+            if trio.current_time() >= deadline:
+                return status
+            await trio.sleep(POLL_S)
 
 
 @pytest.fixture

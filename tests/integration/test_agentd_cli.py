@@ -1,9 +1,11 @@
 """agentd as a real process, driven by agentctl as a user would: static Pods from a
-manifest directory, status, logs, waiting, restart-and-adopt, bad manifests, bad requests."""
+manifest directory, status, logs, waiting, restart-and-adopt, bad manifests, bad requests,
+a FIFO among the manifests, long logs, a stalled server and a closed pipe."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -12,16 +14,32 @@ import textwrap
 import time
 import uuid
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
+import trio
 
 from tests.integration.conftest import cleanup_node
 
+from agent.grpcbridge import TrioGrpcServer
+from agent.rpc import node_pb2, node_pb2_grpc
 from agent.runtime.containers import LABEL_NODE
 
 pytestmark = pytest.mark.docker
 
 PYTHON = sys.executable
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout_s: float = 30.0, what: str = "") -> Any:
+    """Poll `predicate` until it returns something true; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s}s waiting for {what or predicate}")
+        time.sleep(0.1)
 
 
 def free_port() -> int:
@@ -77,7 +95,8 @@ class Agent:
             time.sleep(0.2)
         raise AssertionError(f"agentd did not answer:\n{self.log_path.read_text()}")
 
-    def stop(self) -> None:
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL if agentd has not exited 15 s later; its exit status."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -85,6 +104,7 @@ class Agent:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        return self.proc.returncode if self.proc else None
 
     def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -128,8 +148,8 @@ def test_static_pod_runs_reports_status_and_logs(agent: Agent, docker_client) ->
     assert table.stdout.splitlines()[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
     assert table.stdout.splitlines()[1].split()[:4] == ["hello", "1/1", "Running", "0"]
 
-    time.sleep(1.0)
-    logs = agent.ctl("logs", "hello", "--tail", "2")
+    logs = wait_until(lambda: (out := agent.ctl("logs", "hello", "--tail", "2")).stdout.count("\n") == 2 and out,
+                      what="two lines of log")
     assert logs.returncode == 0, logs.stderr
     lines = logs.stdout.splitlines()
     assert len(lines) == 2 and all(line.startswith("line=") for line in lines)
@@ -143,15 +163,26 @@ def test_restarted_agent_adopts_running_pods(agent: Agent, docker_client) -> Non
     assert agent.ctl("wait", "pod/hello", "--for", "condition=Ready", "--timeout", "30").returncode == 0
     before = our_containers(docker_client, agent.node)
     assert len(before) == 2  # the infra container and "main"
+    started = agent.pods()["hello"]["status"]["startTime"]
+    # The restarted agent must not see the Pod as younger than it is: let its start fall a second behind.
+    wait_until(lambda: time.time() >= parse_rfc3339(started) + 1.0, what="a second of age")
 
-    agent.stop()
+    assert agent.stop() == 0
     # Stopping the agent leaves its Pods running.
     assert all(docker_client.containers.get(cid).status == "running" for cid in before.values())
     agent.start()
     assert agent.ctl("wait", "pod/hello", "--for", "condition=Ready", "--timeout", "30").returncode == 0
     assert our_containers(docker_client, agent.node) == before
-    (cs,) = agent.pods()["hello"]["status"]["containerStatuses"]
+    status = agent.pods()["hello"]["status"]
+    (cs,) = status["containerStatuses"]
     assert cs["restartCount"] == 0
+    assert status["startTime"] == started  # AGE is the Pod's, not the time since the agent restarted
+
+
+def parse_rfc3339(text: str) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def test_removed_manifest_removes_pod_and_its_containers(agent: Agent, docker_client) -> None:
@@ -168,7 +199,7 @@ def test_removed_manifest_removes_pod_and_its_containers(agent: Agent, docker_cl
 def test_invalid_manifest_starts_nothing_and_agent_keeps_serving(agent: Agent, docker_client) -> None:
     bad = POD_WEB.replace("imagePullPolicy: Never", "imagePullPolicy: Never\n      imagee: typo")
     (agent.manifests / "bad.yaml").write_text(bad)
-    time.sleep(1.5)
+    wait_until(lambda: "imagee" in agent.log_path.read_text(), what="the manifest error in the agent's log")
     assert agent.pods() == {}
     assert our_containers(docker_client, agent.node) == {}
     assert "imagee" in agent.log_path.read_text()
@@ -189,3 +220,90 @@ def test_unreachable_agent_is_a_clear_error(tmp_path: Path) -> None:
                           "get", "pods"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 1
     assert f"cannot reach agentd at 127.0.0.1:{port}" in out.stderr
+
+
+def test_a_fifo_among_the_manifests_blocks_neither_pods_nor_shutdown(agent: Agent) -> None:
+    fifo = agent.manifests / "x.yaml"
+    os.mkfifo(fifo)
+    try:
+        (agent.manifests / "hello.yaml").write_text(POD_WEB)
+        waited = agent.ctl("wait", "pod/hello", "--for", "condition=Ready", "--timeout", "30")
+        assert waited.returncode == 0, waited.stderr + agent.log_path.read_text()
+        assert "is a FIFO" in agent.log_path.read_text()
+        assert agent.stop() == 0  # SIGTERM ends it (a SIGKILL after 15 s would read -9)
+    finally:
+        try:  # a reader blocked in open() by a regression is let go, so the test fails instead of hanging
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+
+
+POD_LONG_LOG = textwrap.dedent(
+    """\
+    apiVersion: v1
+    kind: Pod
+    metadata: {{name: long}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: main
+          image: busybox:local
+          imagePullPolicy: Never
+          command: ["sh", "-c", "seq 1 {lines}; echo finished; exec sleep 1000"]
+    """
+)
+LONG_LOG_LINES = 20_000
+SHORT_TIMEOUT_S = 1.0
+
+
+def test_a_log_longer_than_the_request_timeout_is_read_to_its_end(agent: Agent) -> None:
+    (agent.manifests / "long.yaml").write_text(POD_LONG_LOG.format(lines=LONG_LOG_LINES))
+    wait_until(lambda: agent.ctl("logs", "long", "--tail", "1").stdout == "finished\n", what="the whole log written")
+    t0 = time.monotonic()
+    out = agent.ctl("--request-timeout", str(SHORT_TIMEOUT_S), "logs", "long")
+    elapsed = time.monotonic() - t0
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [str(i) for i in range(1, LONG_LOG_LINES + 1)] + ["finished"]
+    # The stream lasted longer than the timeout, so the timeout did not bound it (else make the log longer).
+    assert elapsed > SHORT_TIMEOUT_S, elapsed
+
+
+class StallingLogs(node_pb2_grpc.NodeServiceServicer):
+    """A NodeService whose log stream sends one line and then nothing, for ever."""
+
+    async def PodLogs(self, request, context):  # noqa: N802 - the gRPC method's name
+        yield node_pb2.LogLine(line="the only line")
+        await trio.sleep_forever()
+
+
+async def test_a_stalled_log_stream_ends_after_the_request_timeout() -> None:
+    server = TrioGrpcServer()
+    server.add_service(node_pb2_grpc.add_NodeServiceServicer_to_server, StallingLogs())
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(server.run, "127.0.0.1:0")
+        t0 = trio.current_time()
+        with trio.fail_after(60):
+            out = await trio.run_process(
+                [PYTHON, "-m", "agent.cli.main", "--server", f"127.0.0.1:{port}", "--request-timeout",
+                 str(SHORT_TIMEOUT_S), "logs", "stalled"], capture_stdout=True, capture_stderr=True, check=False)
+        elapsed = trio.current_time() - t0
+        nursery.cancel_scope.cancel()
+    assert out.returncode == 1
+    assert out.stdout.decode() == "the only line\n"
+    assert f"agentd sent nothing for {SHORT_TIMEOUT_S:g}s" in out.stderr.decode()
+    assert elapsed > SHORT_TIMEOUT_S
+
+
+def test_a_closed_pipe_ends_every_command_quietly(agent: Agent) -> None:
+    """`agentctl ... | head`: the reader goes away; agentctl dies of SIGPIPE, as Unix tools do, without a word."""
+    (agent.manifests / "hello.yaml").write_text(POD_WEB)
+    assert agent.ctl("wait", "pod/hello", "--for", "condition=Ready", "--timeout", "30").returncode == 0
+    commands = [("get", "pods"), ("get", "pods", "-o", "yaml"), ("get", "node"), ("describe", "pod", "hello"),
+                ("logs", "hello"), ("wait", "pod/hello", "--for", "condition=Ready")]
+    for command in commands:
+        proc = subprocess.Popen([PYTHON, "-m", "agent.cli.main", "--server", f"127.0.0.1:{agent.port}", *command],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.stdout.close()  # the reader is gone before agentctl writes a byte
+        _, stderr = proc.communicate(timeout=60)
+        assert stderr == b"", (command, stderr.decode())
+        assert proc.returncode == -signal.SIGPIPE, (command, proc.returncode)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import trio
 
 from agent.runtime import ManifestDirSource, PodRuntime, static_pod_uid, quick_profile
 from agent.runtime.containers import LABEL_NODE
-from agent.runtime.logs import collect
 from agent.runtime.status import Running
-from tests.integration.conftest import Harness, container_state, in_thread, make_pod, sh
+from tests.integration.conftest import Harness, container_state, in_thread, make_pod, sh, wait_until
 
 pytestmark = pytest.mark.docker
+
+
+async def collect(lines) -> list[str]:
+    """Every line of a (non-following) log iterator."""
+    return [line async for line in lines]
 
 
 async def test_logs_tail_and_follow(harness: Harness) -> None:
@@ -119,3 +125,55 @@ async def test_manifest_dir_static_pods(nursery, node_name: str, docker_client, 
     assert source.errors == {}
     ours = await in_thread(lambda: docker_client.containers.list(all=True, filters={"label": f"{LABEL_NODE}={node_name}"}))
     assert {c.labels["agentd.pod.name"] for c in ours} == {"fixed"}
+
+
+ECHO_YAML = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: static
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox:local
+    command: ["sh", "-c", "echo {says}; sleep 1000"]
+"""
+
+
+async def test_a_fifo_and_a_duplicate_pod_in_the_manifest_dir(nursery, node_name: str, docker_client,
+                                                               tmp_path) -> None:
+    """A FIFO named like a manifest blocks nothing; a Pod defined by two files runs once, from the
+    first file by name, and its status and logs are those of that one definition."""
+    os.mkfifo(tmp_path / "x.yaml")
+    (tmp_path / "a.yaml").write_text(ECHO_YAML.format(name="web", says="from-a"))
+    (tmp_path / "b.yaml").write_text(ECHO_YAML.format(name="web", says="from-b"))
+    source = ManifestDirSource(tmp_path, node_name=node_name, poll_interval_s=0.1)
+    runtime = PodRuntime(node_name=node_name, config=quick_profile())
+    try:
+        async with trio.open_nursery() as inner:
+            await inner.start(runtime.run, source)
+            found = await wait_until(lambda: (f := runtime.find("static", "web")) and f[1].phase == "Running" and f,
+                                     what="static/web Running")
+            pod, _ = found
+            assert await wait_until(lambda: collect(runtime.logs(pod.metadata.uid, "main")),
+                                    what="its log") == ["from-a"]
+            assert "is a FIFO" in source.errors[str(tmp_path / "x.yaml")]
+            assert str(tmp_path / "a.yaml") in source.errors[str(tmp_path / "b.yaml")]
+            ours = await in_thread(lambda: docker_client.containers.list(
+                all=True, filters={"label": [f"{LABEL_NODE}={node_name}", "agentd.role=app"]}))
+            assert [c.labels["agentd.pod.uid"] for c in ours] == [pod.metadata.uid]  # one Pod, not two
+            t0 = trio.current_time()
+            inner.cancel_scope.cancel()
+        assert trio.current_time() - t0 < quick_profile().docker_call_timeout_s / 10  # stopping never hangs
+    finally:
+        release_fifo_readers(tmp_path / "x.yaml")
+
+
+def release_fifo_readers(path) -> None:
+    """Open the FIFO's write end once, so a reader blocked in open() (a regression) fails instead of hanging."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:  # no reader waiting
+        pass

@@ -10,7 +10,7 @@ import trio
 from agent.runtime import DockerApi
 from agent.runtime.containers import LABEL_NODE
 from agent.runtime.status import Running, Waiting
-from tests.integration.conftest import Harness, container_state, in_thread, make_pod, sh
+from tests.integration.conftest import Harness, container_state, in_thread, make_pod, sh, wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -77,8 +77,9 @@ async def test_absent_infra_image_is_reported_not_fatal(nursery, node_name: str)
                                and "sandbox" in (container_state(s, "main").message or ""), what="sandbox error")
     assert s.phase == "Pending"
     assert container_state(s, "main").reason == "ErrImageNeverPull"
-    await trio.sleep(1.0)  # retries keep failing, quietly
-    assert harness.status(pod).phase == "Pending"
+    # Retries (every image_backoff_base_s) keep failing, quietly: the Pod stays Pending, the runtime up.
+    await harness.holds(pod, lambda s: s.phase == "Pending", for_s=2 * harness.config.image_backoff_base_s,
+                        what="Pending while the sandbox image is absent")
 
 
 class DockerProxy:
@@ -128,14 +129,14 @@ async def test_death_missed_while_the_events_stream_was_down_is_found_by_resync(
     proxy = DockerProxy(str(tmp_path / "docker.sock"))
     await nursery.start(proxy.serve)
     harness = Harness(nursery, node_name, resync_interval_s=60.0)  # only the reconnect resync can save us
-    await harness.start(docker=DockerApi(f"unix://{proxy.path}", threads=4, call_timeout_s=10))
+    runtime = await harness.start(docker=DockerApi(f"unix://{proxy.path}", threads=4, call_timeout_s=10))
     pod = make_pod("resynced", sh("main", "sleep 1000"))
     harness.source.set_pods([pod])
     s = await harness.wait_for(pod, running, what="running")
     victim = s.container("main").container_id
     proxy.enabled = False
     proxy.cut_all()  # the engine "restarts": the events stream breaks, new connections fail
-    await trio.sleep(0.3)
+    await wait_until(lambda: runtime.docker_message is not None, what="the runtime sees the engine gone")
     await in_thread(lambda: docker_client.api.kill(victim))  # its die event goes nowhere
     s = await harness.wait_for(pod, lambda s: s.phase == "Unknown", timeout_s=5, what="Unknown while unreachable")
     assert "docker" in (s.message or "")

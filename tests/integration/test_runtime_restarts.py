@@ -91,19 +91,27 @@ async def test_absent_image_is_reported_and_retried_until_it_appears(harness: Ha
                                       command=("sleep", "1000")))
     fine = make_pod("fine", sh("main", "sleep 1000"))
     assert harness.runtime is not None
-    updates = harness.runtime.subscribe()  # every status the runtime publishes, none missed
-    harness.source.set_pods([never, pull, fine])
-    s = await harness.wait_for(never, lambda s: isinstance(container_state(s, "main"), Waiting)
-                               and container_state(s, "main").reason == "ErrImageNeverPull", what="ErrImageNeverPull")
-    assert s.phase == "Pending"
-    reasons = []
-    with trio.fail_after(20):
+    # A reader that keeps up sees every state (one that falls behind would see only the latest of each Pod).
+    updates = harness.runtime.subscribe()
+    reasons: list[str] = []
+    backing_off = trio.Event()
+
+    async def follow_pull_reasons() -> None:
         async for s in updates:
             state = container_state(s, "main")
             if s.uid == pull.metadata.uid and isinstance(state, Waiting) and state.reason not in reasons:
                 reasons.append(state.reason)
             if "ImagePullBackOff" in reasons:
-                break
+                backing_off.set()
+                return
+
+    harness.nursery.start_soon(follow_pull_reasons)
+    harness.source.set_pods([never, pull, fine])
+    s = await harness.wait_for(never, lambda s: isinstance(container_state(s, "main"), Waiting)
+                               and container_state(s, "main").reason == "ErrImageNeverPull", what="ErrImageNeverPull")
+    assert s.phase == "Pending"
+    with trio.fail_after(20):
+        await backing_off.wait()
     assert reasons[-2:] == ["ErrImagePull", "ImagePullBackOff"], reasons
     await harness.wait_for(fine, lambda s: s.phase == "Running", what="the healthy pod runs regardless")
     # The image appears: the next retry starts the Pod.
@@ -126,8 +134,10 @@ async def test_unreachable_engine_is_reported_then_recovered(harness: Harness, t
                                what="docker unavailable in the status")
     assert s.phase == "Pending"
     assert isinstance(container_state(s, "main"), Waiting)
-    await trio.sleep(1.0)  # several failed retries: still alive
-    assert runtime.statuses()[pod.metadata.uid].phase == "Pending"
+    # Several failed retries (docker_retry_cap_s apart at most): the runtime lives on, the Pod Pending.
+    await harness.holds(pod, lambda s: s.phase == "Pending", for_s=2 * harness.config.docker_retry_cap_s,
+                        what="Pending while the engine is unreachable")
+    assert runtime.docker_message is not None
     os.symlink("/var/run/docker.sock", sock)  # the engine "comes back"
     await harness.wait_for(pod, lambda s: isinstance(container_state(s, "main"), Running) and not s.message,
                            timeout_s=15, what="running after the engine came back")

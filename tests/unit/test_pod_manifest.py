@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import pathlib
+import re
 import time
 from fractions import Fraction
 
@@ -502,7 +503,7 @@ def test_pod_level_resource_sums():
 def test_spec_hash_is_stable_and_tracks_spec_changes_only():
     pod = parse_pod(full_pod())
     h = pod_spec_hash(pod)
-    assert len(h) == 16 and int(h, 16) >= 0
+    assert re.fullmatch(r"[0-9a-f]{16}", h), h
     assert pod_spec_hash(parse_pod(full_pod())) == h
     assert pod_spec_hash(pod.with_node_name("elsewhere")) == h  # placement is not a spec change
     assert pod_spec_hash(pod.with_uid("other")) == h
@@ -595,7 +596,9 @@ def test_alias_bomb_is_rejected_quickly():
     started = time.perf_counter()
     with pytest.raises(ManifestError, match="must be a string"):
         load_manifests(text)
-    assert time.perf_counter() - started < 2.0
+    # The document expands to 10**10 strings: a walk that expanded it would take hours, not
+    # seconds, so this generous bound cannot flake on a loaded machine and still catches one.
+    assert time.perf_counter() - started < 30.0
 
 
 def test_deep_nesting_is_an_error_not_a_crash():

@@ -7,7 +7,7 @@ import pytest
 from agent.runtime import containers as plans
 from agent.runtime.config import RuntimeConfig
 from agent.runtime.node_resources import allocatable_of
-from agent.runtime.worker_state import parse_docker_time
+from agent.runtime.worker_state import parse_docker_time, pod_started_at
 from agent.runtime.source import InMemorySource, static_pod_uid
 from agent.state.pod import (
     Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HostPathVolumeSource, ObjectMeta, Pod, PodSpec,
@@ -39,7 +39,7 @@ def pod() -> Pod:
 
 
 def test_infra_container_holds_network_and_publishes_host_ports() -> None:
-    plan = plans.infra_plan(pod(), "node-a", "hash1", CFG)
+    plan = plans.infra_plan(pod(), "node-a", "hash1", CFG, started_at=1700000000.25)
     assert plan.create_kwargs["image"] == CFG.infra_image
     assert list(plan.create_kwargs["command"]) == list(CFG.infra_command)
     assert plan.host_config_kwargs["network_mode"] == "bridge"
@@ -48,11 +48,13 @@ def test_infra_container_holds_network_and_publishes_host_ports() -> None:
     assert plan.labels[plans.LABEL_ROLE] == "infra"
     assert plan.labels[plans.LABEL_NODE] == "node-a"
     assert plan.labels[plans.LABEL_GRACE_S] == "7"
+    assert plan.labels[plans.LABEL_POD_STARTED] == "1700000000.250"
 
 
 def test_app_container_joins_infra_with_limits_volumes_and_labels() -> None:
     p = pod()
-    plan = plans.app_plan(p, p.spec.containers[0], "node-a", "hash1", "infra123", restart_count=4, crash_streak=2)
+    plan = plans.app_plan(p, p.spec.containers[0], "node-a", "hash1", "infra123", CFG, restart_count=4,
+                          crash_streak=2, started_at=1700000000.25)
     host = plan.host_config_kwargs
     assert host["network_mode"] == "container:infra123"
     assert host["nano_cpus"] == 1_500_000_000
@@ -67,9 +69,45 @@ def test_app_container_joins_infra_with_limits_volumes_and_labels() -> None:
     assert labels[plans.LABEL_POD_NAME] == "web-1" and labels[plans.LABEL_POD_NAMESPACE] == "prod"
     assert labels[plans.LABEL_CONTAINER] == "web" and labels[plans.LABEL_RESTART_COUNT] == "4"
     assert labels[plans.LABEL_SPEC_HASH] == "hash1" and labels[plans.LABEL_CRASH_STREAK] == "2"
+    assert labels[plans.LABEL_POD_STARTED] == "1700000000.250"
     assert plan.name.endswith("_4") and "node-a" in plan.name
-    assert plan.name != plans.app_plan(p, p.spec.containers[0], "node-a", "hash1", "i", restart_count=5,
-                                       crash_streak=0).name
+    assert plan.name != plans.app_plan(p, p.spec.containers[0], "node-a", "hash1", "i", CFG,
+                                       restart_count=5, crash_streak=0, started_at=0.0).name
+
+
+def test_every_container_logs_with_rotation_as_configured() -> None:
+    """kubelet's containerLogMaxSize / containerLogMaxFiles, as json-file's max-size / max-file."""
+    config = RuntimeConfig(container_log_max_size_bytes=123_456, container_log_max_files=3)
+    p = pod()
+    expected = {"type": "json-file", "config": {"max-size": "123456", "max-file": "3"}}
+    assert plans.infra_plan(p, "n", "h", config, started_at=0.0).host_config_kwargs["log_config"] == expected
+    app = plans.app_plan(p, p.spec.containers[0], "n", "h", "i", config, restart_count=0, crash_streak=0,
+                         started_at=0.0)
+    assert app.host_config_kwargs["log_config"] == expected
+    assert CFG.container_log_max_size_bytes == 10 * 1024 * 1024 and CFG.container_log_max_files == 5
+
+
+def test_the_pod_pids_budget_is_split_between_its_containers() -> None:
+    """kubelet's podPidsLimit, enforced per container: together they never exceed the budget."""
+    three = Pod(metadata=ObjectMeta(name="p", uid="u"),
+                spec=PodSpec(containers=tuple(Container(f"c{i}", "i") for i in range(3))))
+    config = RuntimeConfig(pod_pids_limit=100)
+    infra, per_app = plans.pids_limits(three, config)
+    assert infra == plans.INFRA_PIDS_LIMIT
+    assert infra + 3 * per_app <= 100 < infra + 3 * (per_app + 1)
+    assert plans.infra_plan(three, "n", "h", config, started_at=0.0).host_config_kwargs["pids_limit"] == infra
+    for c in three.spec.containers:
+        plan = plans.app_plan(three, c, "n", "h", "i", config, restart_count=0, crash_streak=0, started_at=0.0)
+        assert plan.host_config_kwargs["pids_limit"] == per_app
+    assert plans.pids_limits(three, RuntimeConfig(pod_pids_limit=None)) == (None, None)
+    with pytest.raises(plans.SpecError, match="leaves no process"):
+        plans.pids_limits(three, RuntimeConfig(pod_pids_limit=plans.INFRA_PIDS_LIMIT + 2))
+
+
+def test_runtime_config_refuses_limits_that_cannot_work() -> None:
+    for bad in ({"container_log_max_files": 0}, {"container_log_max_size_bytes": 0}, {"pod_pids_limit": 0}):
+        with pytest.raises(ValueError):
+            RuntimeConfig(**bad)
 
 
 def test_empty_dir_volume_plan_uses_tmpfs_for_memory_medium() -> None:
@@ -82,7 +120,7 @@ def test_mount_of_an_undeclared_volume_is_a_spec_error() -> None:
     p = pod()
     bad = Container(name="x", image="busybox:local", volume_mounts=(VolumeMount("nope", "/x"),))
     with pytest.raises(plans.SpecError):
-        plans.app_plan(p, bad, "n", "h", "i", restart_count=0, crash_streak=0)
+        plans.app_plan(p, bad, "n", "h", "i", CFG, restart_count=0, crash_streak=0, started_at=0.0)
 
 
 def test_names_are_docker_safe() -> None:
@@ -108,6 +146,15 @@ def test_allocatable_subtracts_reserve_never_below_zero() -> None:
     assert (r.allocatable_cpu_millicores, r.allocatable_memory_bytes) == (1900, 7 << 30)
     assert allocatable_of(50, 10, reserved_cpu_millicores=100, reserved_memory_bytes=20).allocatable_cpu_millicores == 0
     assert r.to_dict()["capacity"]["cpu"] == "2000m"
+
+
+def test_a_found_pod_started_at_its_earliest_recorded_start_else_its_earliest_creation() -> None:
+    labelled = [{"Labels": {plans.LABEL_POD_STARTED: "200.5"}, "Created": 300},
+                {"Labels": {plans.LABEL_POD_STARTED: "100.25"}, "Created": 400}]
+    assert pod_started_at(labelled, default=999.0) == 100.25
+    unlabelled = [{"Labels": {}, "Created": 300}, {"Labels": {plans.LABEL_POD_STARTED: "garbage"}, "Created": 250}]
+    assert pod_started_at(unlabelled, default=999.0) == 250.0
+    assert pod_started_at([], default=999.0) == 999.0
 
 
 def test_parse_docker_time() -> None:

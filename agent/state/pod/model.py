@@ -1,0 +1,295 @@
+"""The Pod object model: frozen, hashable dataclasses shaped as Kubernetes' core/v1 Pod.
+
+Owns: the Pod dataclasses, the FrozenMap they hold their string maps in, the sets of
+values each enumerated field may take, and Kubernetes' imagePullPolicy default.
+
+Rules:
+- Every object is a frozen, slotted dataclass holding tuples, never lists. String maps
+  (labels, annotations, nodeSelector, resource maps) are FrozenMap: a read-only,
+  hashable Mapping, so `pod.metadata.labels["app"]` works and `dict(...)` copies it.
+  Constructors given plain lists/dicts convert them, so Pods stay hashable.
+- Pure: no I/O, no clock; validation is parser.py's business, not the constructors'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from agent.state.quantity import Quantity, cpu_millicores, memory_bytes
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+API_VERSION = "v1"
+KIND = "Pod"
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+HTTP_SCHEMES = ("HTTP", "HTTPS")
+EMPTY_DIR_MEDIA = ("", "Memory")
+HOST_PATH_TYPES = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice")
+RESOURCE_NAMES = ("cpu", "memory")
+MAX_ANNOTATIONS_BYTES = 256 * 1024  # Kubernetes' total size limit for annotations
+
+
+# ---------------------------------------------------------------- a frozen mapping
+
+
+class FrozenMap(Mapping[K, V]):
+    """A read-only, hashable mapping that keeps insertion order; equal to any Mapping with the same items."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, items: Mapping[K, V] | Any = ()):
+        object.__setattr__(self, "_data", dict(items))
+
+    def __getitem__(self, key: K) -> V:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._data.items()))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return self._data == dict(other.items())
+        return NotImplemented
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("FrozenMap is read-only")
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
+
+    def __reduce__(self):  # pickling: rebuild from a plain dict
+        return (FrozenMap, (self._data,))
+
+
+EMPTY_MAP: FrozenMap = FrozenMap()
+
+
+def _frozen_map(value: Any) -> Any:
+    return value if isinstance(value, FrozenMap) or not isinstance(value, Mapping) else FrozenMap(value)
+
+
+def _tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _coerce(obj: Any, *, maps: tuple[str, ...] = (), tuples: tuple[str, ...] = ()) -> None:
+    """Turn dicts into FrozenMaps and lists into tuples on a frozen dataclass, keeping it hashable."""
+    for name in maps:
+        object.__setattr__(obj, name, _frozen_map(getattr(obj, name)))
+    for name in tuples:
+        object.__setattr__(obj, name, _tuple(getattr(obj, name)))
+
+
+# ---------------------------------------------------------------- the objects
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectMeta:
+    name: str
+    namespace: str = "default"
+    labels: Mapping[str, str] = EMPTY_MAP
+    annotations: Mapping[str, str] = EMPTY_MAP
+    uid: str | None = None
+
+    def __post_init__(self) -> None:
+        _coerce(self, maps=("labels", "annotations"))
+
+
+@dataclass(frozen=True, slots=True)
+class EnvVar:
+    name: str
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerPort:
+    container_port: int
+    host_port: int | None = None
+    protocol: str = "TCP"
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceRequirements:
+    """Requests and limits keyed by resource name ("cpu", "memory")."""
+
+    requests: Mapping[str, Quantity] = EMPTY_MAP
+    limits: Mapping[str, Quantity] = EMPTY_MAP
+
+    def __post_init__(self) -> None:
+        _coerce(self, maps=("requests", "limits"))
+
+    def cpu_request_millicores(self) -> int | None:
+        q = self.requests.get("cpu")
+        return None if q is None else cpu_millicores(q)
+
+    def cpu_limit_millicores(self) -> int | None:
+        q = self.limits.get("cpu")
+        return None if q is None else cpu_millicores(q)
+
+    def memory_request_bytes(self) -> int | None:
+        q = self.requests.get("memory")
+        return None if q is None else memory_bytes(q)
+
+    def memory_limit_bytes(self) -> int | None:
+        q = self.limits.get("memory")
+        return None if q is None else memory_bytes(q)
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeMount:
+    name: str
+    mount_path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExecAction:
+    command: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        _coerce(self, tuples=("command",))
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPGetAction:
+    port: int | str  # a number, or the name of one of the container's ports
+    path: str = "/"
+    host: str | None = None  # None: the pod's own address
+    scheme: str = "HTTP"
+    http_headers: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "http_headers", tuple(tuple(h) for h in self.http_headers))
+
+
+@dataclass(frozen=True, slots=True)
+class TCPSocketAction:
+    port: int | str  # a number, or the name of one of the container's ports
+    host: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """Exactly one of exec / http_get / tcp_socket is set. Timings in seconds, Kubernetes defaults."""
+
+    exec: ExecAction | None = None
+    http_get: HTTPGetAction | None = None
+    tcp_socket: TCPSocketAction | None = None
+    initial_delay_seconds: int = 0
+    period_seconds: int = 10
+    timeout_seconds: int = 1
+    failure_threshold: int = 3
+    success_threshold: int = 1
+
+
+def default_pull_policy(image: str) -> str:
+    """Kubernetes' default: Always when the tag is "latest" or absent (and no digest), else IfNotPresent."""
+    name, _, _digest = image.partition("@")
+    last_component = name.rsplit("/", 1)[-1]
+    _, colon, tag = last_component.partition(":")
+    if not colon and not _digest:
+        tag = "latest"
+    return "Always" if tag == "latest" else "IfNotPresent"
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    name: str
+    image: str
+    image_pull_policy: str = ""  # "" when constructed directly: the Kubernetes default for the image
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: tuple[EnvVar, ...] = ()
+    ports: tuple[ContainerPort, ...] = ()
+    resources: ResourceRequirements = ResourceRequirements()
+    volume_mounts: tuple[VolumeMount, ...] = ()
+    liveness_probe: Probe | None = None
+    readiness_probe: Probe | None = None
+    startup_probe: Probe | None = None
+
+    def __post_init__(self) -> None:
+        _coerce(self, tuples=("command", "args", "env", "ports", "volume_mounts"))
+        if self.image_pull_policy == "" and isinstance(self.image, str):
+            object.__setattr__(self, "image_pull_policy", default_pull_policy(self.image))
+
+    def port_number(self, port: int | str) -> int | None:
+        """A probe's port as a number: itself if a number, else the containerPort named so (None if none)."""
+        if isinstance(port, int):
+            return port
+        for p in self.ports:
+            if p.name == port:
+                return p.container_port
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class EmptyDirVolumeSource:
+    medium: str = ""  # "" (node disk) or "Memory" (tmpfs)
+    size_limit: Quantity | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HostPathVolumeSource:
+    path: str
+    type: str = ""  # "" means no check before mounting
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    """Exactly one of empty_dir / host_path is set."""
+
+    name: str
+    empty_dir: EmptyDirVolumeSource | None = None
+    host_path: HostPathVolumeSource | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PodSpec:
+    containers: tuple[Container, ...]
+    restart_policy: str = "Always"
+    volumes: tuple[Volume, ...] = ()
+    termination_grace_period_seconds: int = 30
+    node_selector: Mapping[str, str] = EMPTY_MAP
+    node_name: str | None = None  # set by the scheduler
+
+    def __post_init__(self) -> None:
+        _coerce(self, maps=("node_selector",), tuples=("containers", "volumes"))
+
+    def cpu_request_millicores(self) -> int:
+        """Sum of the containers' CPU requests (a container without one counts 0)."""
+        return sum(c.resources.cpu_request_millicores() or 0 for c in self.containers)
+
+    def memory_request_bytes(self) -> int:
+        """Sum of the containers' memory requests (a container without one counts 0)."""
+        return sum(c.resources.memory_request_bytes() or 0 for c in self.containers)
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    metadata: ObjectMeta
+    spec: PodSpec
+    api_version: str = API_VERSION
+    kind: str = KIND
+
+    @property
+    def key(self) -> str:
+        """ "namespace/name": the pod's identity in the cluster state."""
+        return f"{self.metadata.namespace}/{self.metadata.name}"
+
+    def with_uid(self, uid: str) -> Pod:
+        return replace(self, metadata=replace(self.metadata, uid=uid))
+
+    def with_node_name(self, node: str) -> Pod:
+        return replace(self, spec=replace(self.spec, node_name=node))

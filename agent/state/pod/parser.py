@@ -1,0 +1,577 @@
+"""Parsing a decoded Pod manifest into a Pod, with strict field-path validation.
+
+Owns: parse_pod (a decoded manifest -> Pod) and the reader behind it.
+
+Rules:
+- A manifest is accepted whole or rejected whole. parse_pod checks everything it can
+  and raises one ManifestError listing every FieldError (path + what is wrong), e.g.
+  `spec.containers[1].resources.limits.memory: "12Q" is not a quantity`.
+- An unknown field anywhere is an error, never silently dropped.
+- A null value means "not set", as in Kubernetes; a required field that is null or
+  absent is an error.
+- Integers must be real ints: not bools, not strings, not floats.
+- Kubernetes defaults are applied while parsing (restartPolicy Always, probe timings
+  0/10/1/3/1, grace period 30 s, imagePullPolicy from the image tag, resource requests
+  copied from limits when only limits are given), so a parsed Pod is fully explicit
+  and pod_to_dict writes every defaulted field: parse_pod(pod_to_dict(p)) == p.
+- Stricter than Kubernetes on purpose (each would only fail later at run time):
+  a probe's named port must name a port of the same container; a mountPath and a
+  hostPath path must be absolute; resources are limited to cpu and memory.
+- Pure: no I/O, no clock. YAML text is manifest.py's business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Callable
+
+from agent.state.pod.errors import FieldError, ManifestError
+from agent.state.pod.model import (
+    API_VERSION,
+    EMPTY_DIR_MEDIA,
+    EMPTY_MAP,
+    HOST_PATH_TYPES,
+    HTTP_SCHEMES,
+    KIND,
+    MAX_ANNOTATIONS_BYTES,
+    PROTOCOLS,
+    PULL_POLICIES,
+    RESOURCE_NAMES,
+    RESTART_POLICIES,
+    Container,
+    ContainerPort,
+    EmptyDirVolumeSource,
+    EnvVar,
+    ExecAction,
+    FrozenMap,
+    HostPathVolumeSource,
+    HTTPGetAction,
+    ObjectMeta,
+    Pod,
+    PodSpec,
+    Probe,
+    ResourceRequirements,
+    TCPSocketAction,
+    Volume,
+    VolumeMount,
+    default_pull_policy,
+)
+from agent.state.pod.syntax import (
+    absolute_path_problem,
+    dns_label_problem,
+    dns_subdomain_problem,
+    env_name_problem,
+    header_name_problem,
+    image_problem,
+    label_value_problem,
+    port_name_problem,
+    qualified_name_problem,
+    quote,
+    type_name,
+)
+from agent.state.quantity import Quantity, QuantityError, parse_quantity
+
+_MISSING = object()
+
+
+def _child(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+class _Parser:
+    """Reads one decoded manifest, collecting every FieldError instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.errors.append(FieldError(path, message))
+
+    # -- generic readers: each returns a usable value even after recording an error
+
+    def obj(self, raw: Any, path: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
+        """An object whose keys must all be in `allowed`; {} (after an error) if it is not an object."""
+        if raw is None:
+            return {}
+        if not isinstance(raw, Mapping):
+            self.fail(path, f"must be an object, got {type_name(raw)}")
+            return {}
+        for key in raw:
+            if key not in allowed:
+                self.fail(_child(path, str(key)), "unknown field")
+        return raw
+
+    def get(self, m: Mapping[str, Any], key: str, path: str, *, required: bool = False) -> Any:
+        value = m.get(key)
+        if value is None:
+            if required:
+                self.fail(_child(path, key), "required field is missing")
+            return _MISSING
+        return value
+
+    def string(
+        self,
+        m: Mapping[str, Any],
+        key: str,
+        path: str,
+        *,
+        required: bool = False,
+        default: str | None = None,
+        check: Callable[[str], str | None] | None = None,
+        choices: tuple[str, ...] | None = None,
+    ) -> Any:
+        value = self.get(m, key, path, required=required)
+        if value is _MISSING:
+            return default
+        return self.string_value(value, _child(path, key), default=default, check=check, choices=choices)
+
+    def string_value(
+        self,
+        value: Any,
+        path: str,
+        *,
+        default: Any = "",
+        check: Callable[[str], str | None] | None = None,
+        choices: tuple[str, ...] | None = None,
+    ) -> Any:
+        if not isinstance(value, str):
+            self.fail(path, f"must be a string, got {type_name(value)} {quote(value)}")
+            return default
+        if choices is not None and value not in choices:
+            self.fail(path, f"{quote(value)} is not one of {', '.join(quote(c) for c in choices)}")
+            return default
+        if check is not None:
+            problem = check(value)
+            if problem:
+                self.fail(path, problem)
+        return value
+
+    def integer(
+        self,
+        m: Mapping[str, Any],
+        key: str,
+        path: str,
+        *,
+        default: Any,
+        required: bool = False,
+        minimum: int | None = None,
+        maximum: int | None = None,
+    ) -> Any:
+        value = self.get(m, key, path, required=required)
+        if value is _MISSING:
+            return default
+        return self.integer_value(value, _child(path, key), default=default, minimum=minimum, maximum=maximum)
+
+    def integer_value(
+        self, value: Any, path: str, *, default: Any, minimum: int | None = None, maximum: int | None = None
+    ) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(path, f"must be an integer, got {type_name(value)} {quote(value)}")
+            return default
+        if minimum is not None and value < minimum:
+            self.fail(path, f"{value} must be at least {minimum}")
+        elif maximum is not None and value > maximum:
+            self.fail(path, f"{value} must be at most {maximum}")
+        return value
+
+    def boolean(self, m: Mapping[str, Any], key: str, path: str, *, default: bool) -> bool:
+        value = self.get(m, key, path)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            self.fail(_child(path, key), f"must be a boolean, got {type_name(value)} {quote(value)}")
+            return default
+        return value
+
+    def items(self, m: Mapping[str, Any], key: str, path: str, *, required: bool = False) -> list[tuple[Any, str]]:
+        """A list field as (item, item_path) pairs; [] if absent or not a list."""
+        value = self.get(m, key, path, required=required)
+        if value is _MISSING:
+            return []
+        list_path = _child(path, key)
+        if not isinstance(value, (list, tuple)):
+            self.fail(list_path, f"must be a list, got {type_name(value)}")
+            return []
+        if required and not value:
+            self.fail(list_path, "must not be empty")
+        return [(item, f"{list_path}[{i}]") for i, item in enumerate(value)]
+
+    def strings(self, m: Mapping[str, Any], key: str, path: str) -> tuple[str, ...]:
+        return tuple(self.string_value(item, item_path) for item, item_path in self.items(m, key, path))
+
+    def string_map(
+        self,
+        m: Mapping[str, Any],
+        key: str,
+        path: str,
+        *,
+        key_check: Callable[[str], str | None],
+        value_check: Callable[[str], str | None] | None = None,
+    ) -> FrozenMap:
+        value = self.get(m, key, path)
+        if value is _MISSING:
+            return EMPTY_MAP
+        map_path = _child(path, key)
+        if not isinstance(value, Mapping):
+            self.fail(map_path, f"must be an object, got {type_name(value)}")
+            return EMPTY_MAP
+        result: dict[str, str] = {}
+        for k, v in value.items():
+            entry_path = f"{map_path}[{quote(k)}]"
+            if not isinstance(k, str):
+                self.fail(entry_path, f"key must be a string, got {type_name(k)}")
+                continue
+            problem = key_check(k)
+            if problem:
+                self.fail(entry_path, f"key {problem}")
+            if v is None:
+                v = ""  # YAML `key:` with nothing after it; Kubernetes reads it as ""
+            result[k] = self.string_value(v, entry_path, check=value_check)
+        return FrozenMap(result)
+
+    def quantity(self, value: Any, path: str, *, non_negative: bool) -> Quantity | None:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self.fail(path, f"{quote(value)} is not a quantity")
+            return None
+        try:
+            q = parse_quantity(value)
+        except QuantityError:
+            self.fail(path, f"{quote(value)} is not a quantity")
+            return None
+        if non_negative and q.value < 0:
+            self.fail(path, f"{quote(value)} must not be negative")
+        return q
+
+    # -- the Pod, top down
+
+    def pod(self, doc: Any) -> Pod:
+        if not isinstance(doc, Mapping):
+            self.fail("", f"must be an object, got {type_name(doc)}")
+            return _placeholder_pod()
+        top = self.obj(doc, "", ("apiVersion", "kind", "metadata", "spec"))
+        api_version = self.string(top, "apiVersion", "", required=True, default=API_VERSION, choices=(API_VERSION,))
+        kind = self.string(top, "kind", "", required=True, default=KIND, choices=(KIND,))
+        if self.get(top, "metadata", "", required=True) is _MISSING:
+            metadata = ObjectMeta(name="")
+        else:
+            metadata = self.metadata(top["metadata"], "metadata")
+        if self.get(top, "spec", "", required=True) is _MISSING:
+            spec = PodSpec(containers=())
+        else:
+            spec = self.pod_spec(top["spec"], "spec")
+        return Pod(metadata=metadata, spec=spec, api_version=api_version, kind=kind)
+
+    def metadata(self, raw: Any, path: str) -> ObjectMeta:
+        m = self.obj(raw, path, ("name", "namespace", "labels", "annotations", "uid"))
+        annotations = self.string_map(m, "annotations", path, key_check=qualified_name_problem)
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
+        if size > MAX_ANNOTATIONS_BYTES:
+            self.fail(_child(path, "annotations"), f"total size {size} bytes exceeds {MAX_ANNOTATIONS_BYTES}")
+        return ObjectMeta(
+            name=self.string(m, "name", path, required=True, default="", check=dns_subdomain_problem),
+            namespace=self.string(m, "namespace", path, default="default", check=dns_label_problem),
+            labels=self.string_map(
+                m, "labels", path, key_check=qualified_name_problem, value_check=label_value_problem
+            ),
+            annotations=annotations,
+            uid=self.string(m, "uid", path, default=None),
+        )
+
+    def pod_spec(self, raw: Any, path: str) -> PodSpec:
+        m = self.obj(
+            raw,
+            path,
+            (
+                "containers",
+                "restartPolicy",
+                "volumes",
+                "terminationGracePeriodSeconds",
+                "nodeSelector",
+                "nodeName",
+            ),
+        )
+        volumes = tuple(self.volume(item, item_path) for item, item_path in self.items(m, "volumes", path))
+        self.check_unique([v.name for v in volumes], _child(path, "volumes"), "name")
+        volume_names = {v.name for v in volumes}
+        containers = tuple(
+            self.container(item, item_path, volume_names)
+            for item, item_path in self.items(m, "containers", path, required=True)
+        )
+        self.check_unique([c.name for c in containers], _child(path, "containers"), "name")
+        self.check_host_ports(containers, _child(path, "containers"))
+        return PodSpec(
+            containers=containers,
+            restart_policy=self.string(m, "restartPolicy", path, default="Always", choices=RESTART_POLICIES),
+            volumes=volumes,
+            termination_grace_period_seconds=self.integer(
+                m, "terminationGracePeriodSeconds", path, default=30, minimum=0
+            ),
+            node_selector=self.string_map(
+                m, "nodeSelector", path, key_check=qualified_name_problem, value_check=label_value_problem
+            ),
+            node_name=self.string(m, "nodeName", path, default=None, check=dns_subdomain_problem),
+        )
+
+    def check_unique(self, names: list[str], list_path: str, field_name: str) -> None:
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            if name and name in seen:
+                self.fail(f"{list_path}[{i}].{field_name}", f"duplicate {field_name} {quote(name)}")
+            seen.add(name)
+
+    def check_host_ports(self, containers: tuple[Container, ...], list_path: str) -> None:
+        seen: set[tuple[int, str]] = set()
+        for ci, container in enumerate(containers):
+            for pi, port in enumerate(container.ports):
+                if port.host_port is None:
+                    continue
+                key = (port.host_port, port.protocol)
+                if key in seen:
+                    self.fail(
+                        f"{list_path}[{ci}].ports[{pi}].hostPort",
+                        f"duplicate hostPort {port.host_port}/{port.protocol} in this pod",
+                    )
+                seen.add(key)
+
+    def container(self, raw: Any, path: str, volume_names: set[str]) -> Container:
+        m = self.obj(
+            raw,
+            path,
+            (
+                "name",
+                "image",
+                "imagePullPolicy",
+                "command",
+                "args",
+                "env",
+                "ports",
+                "resources",
+                "volumeMounts",
+                "livenessProbe",
+                "readinessProbe",
+                "startupProbe",
+            ),
+        )
+        image = self.string(m, "image", path, required=True, default="", check=image_problem)
+        ports = tuple(self.port(item, item_path) for item, item_path in self.items(m, "ports", path))
+        self.check_unique([p.name or "" for p in ports], _child(path, "ports"), "name")
+        port_names = {p.name for p in ports if p.name}
+        mounts = tuple(
+            self.volume_mount(item, item_path, volume_names)
+            for item, item_path in self.items(m, "volumeMounts", path)
+        )
+        self.check_unique([v.mount_path for v in mounts], _child(path, "volumeMounts"), "mountPath")
+        return Container(
+            name=self.string(m, "name", path, required=True, default="", check=dns_label_problem),
+            image=image,
+            image_pull_policy=self.string(
+                m, "imagePullPolicy", path, default=default_pull_policy(image), choices=PULL_POLICIES
+            ),
+            command=self.strings(m, "command", path),
+            args=self.strings(m, "args", path),
+            env=tuple(self.env_var(item, item_path) for item, item_path in self.items(m, "env", path)),
+            ports=ports,
+            resources=self.resources(m.get("resources"), _child(path, "resources")),
+            volume_mounts=mounts,
+            liveness_probe=self.probe(m, "livenessProbe", path, port_names, success_must_be_one=True),
+            readiness_probe=self.probe(m, "readinessProbe", path, port_names, success_must_be_one=False),
+            startup_probe=self.probe(m, "startupProbe", path, port_names, success_must_be_one=True),
+        )
+
+    def env_var(self, raw: Any, path: str) -> EnvVar:
+        m = self.obj(raw, path, ("name", "value"))
+        return EnvVar(
+            name=self.string(m, "name", path, required=True, default="", check=env_name_problem),
+            value=self.string(m, "value", path, default=""),
+        )
+
+    def port(self, raw: Any, path: str) -> ContainerPort:
+        m = self.obj(raw, path, ("name", "containerPort", "hostPort", "protocol"))
+        host_port = self.integer(m, "hostPort", path, default=None, minimum=1, maximum=65535)
+        container_port = self.integer(m, "containerPort", path, default=0, minimum=1, maximum=65535)
+        if m.get("containerPort") is None:
+            message = "required field is missing" + (" (hostPort requires containerPort)" if host_port else "")
+            self.fail(_child(path, "containerPort"), message)
+        return ContainerPort(
+            container_port=container_port,
+            host_port=host_port,
+            protocol=self.string(m, "protocol", path, default="TCP", choices=PROTOCOLS),
+            name=self.string(m, "name", path, default=None, check=port_name_problem),
+        )
+
+    def resources(self, raw: Any, path: str) -> ResourceRequirements:
+        m = self.obj(raw, path, ("requests", "limits"))
+        requests = self.resource_list(m, "requests", path)
+        limits = self.resource_list(m, "limits", path)
+        for name, request in requests.items():
+            limit = limits.get(name)
+            if limit is not None and request.value > limit.value:
+                self.fail(
+                    _child(path, f"requests.{name}"),
+                    f"{quote(request.text)} must be less than or equal to the limit {quote(limit.text)}",
+                )
+        # Kubernetes defaulting: a resource with a limit but no request requests its limit.
+        defaulted = dict(requests)
+        for name, limit in limits.items():
+            defaulted.setdefault(name, limit)
+        return ResourceRequirements(requests=FrozenMap(defaulted), limits=limits)
+
+    def resource_list(self, m: Mapping[str, Any], key: str, path: str) -> FrozenMap:
+        value = self.get(m, key, path)
+        if value is _MISSING:
+            return EMPTY_MAP
+        list_path = _child(path, key)
+        entries = self.obj(value, list_path, RESOURCE_NAMES)
+        result = {}
+        for name in RESOURCE_NAMES:
+            if entries.get(name) is not None:
+                q = self.quantity(entries[name], f"{list_path}.{name}", non_negative=True)
+                if q is not None:
+                    result[name] = q
+        return FrozenMap(result)
+
+    def volume_mount(self, raw: Any, path: str, volume_names: set[str]) -> VolumeMount:
+        m = self.obj(raw, path, ("name", "mountPath", "readOnly"))
+        name = self.string(m, "name", path, required=True, default="")
+        if name and name not in volume_names:
+            self.fail(_child(path, "name"), f"{quote(name)} is not a volume declared in spec.volumes")
+        return VolumeMount(
+            name=name,
+            mount_path=self.string(m, "mountPath", path, required=True, default="", check=absolute_path_problem),
+            read_only=self.boolean(m, "readOnly", path, default=False),
+        )
+
+    def probe(
+        self, container: Mapping[str, Any], key: str, path: str, port_names: set[str], *, success_must_be_one: bool
+    ) -> Probe | None:
+        raw = self.get(container, key, path)
+        if raw is _MISSING:
+            return None
+        path = _child(path, key)
+        m = self.obj(
+            raw,
+            path,
+            (
+                "exec",
+                "httpGet",
+                "tcpSocket",
+                "initialDelaySeconds",
+                "periodSeconds",
+                "timeoutSeconds",
+                "failureThreshold",
+                "successThreshold",
+            ),
+        )
+        handlers = [h for h in ("exec", "httpGet", "tcpSocket") if m.get(h) is not None]
+        if len(handlers) != 1:
+            found = ", ".join(handlers) if handlers else "none"
+            self.fail(path, f"must have exactly one handler of exec, httpGet, tcpSocket (found {found})")
+        exec_action = http_get = tcp_socket = None
+        if m.get("exec") is not None:
+            exec_action = self.exec_action(m["exec"], _child(path, "exec"))
+        if m.get("httpGet") is not None:
+            http_get = self.http_get(m["httpGet"], _child(path, "httpGet"), port_names)
+        if m.get("tcpSocket") is not None:
+            tcp_socket = self.tcp_socket(m["tcpSocket"], _child(path, "tcpSocket"), port_names)
+        success_threshold = self.integer(m, "successThreshold", path, default=1, minimum=1)
+        if success_must_be_one and isinstance(success_threshold, int) and success_threshold > 1:
+            self.fail(_child(path, "successThreshold"), f"{success_threshold} must be 1 for {key}")
+        return Probe(
+            exec=exec_action,
+            http_get=http_get,
+            tcp_socket=tcp_socket,
+            initial_delay_seconds=self.integer(m, "initialDelaySeconds", path, default=0, minimum=0),
+            period_seconds=self.integer(m, "periodSeconds", path, default=10, minimum=1),
+            timeout_seconds=self.integer(m, "timeoutSeconds", path, default=1, minimum=1),
+            failure_threshold=self.integer(m, "failureThreshold", path, default=3, minimum=1),
+            success_threshold=success_threshold,
+        )
+
+    def exec_action(self, raw: Any, path: str) -> ExecAction:
+        m = self.obj(raw, path, ("command",))
+        command = self.strings(m, "command", path)
+        if not command:
+            self.fail(_child(path, "command"), "required field is missing (a non-empty list of strings)")
+        return ExecAction(command=command)
+
+    def probe_port(self, m: Mapping[str, Any], path: str, port_names: set[str]) -> int | str:
+        value = self.get(m, "port", path, required=True)
+        port_path = _child(path, "port")
+        if value is _MISSING:
+            return 0
+        if isinstance(value, str):
+            problem = port_name_problem(value)
+            if problem:
+                self.fail(port_path, problem)
+            elif value not in port_names:
+                self.fail(port_path, f"{quote(value)} is not the name of a port of this container")
+            return value
+        return self.integer_value(value, port_path, default=0, minimum=1, maximum=65535)
+
+    def http_get(self, raw: Any, path: str, port_names: set[str]) -> HTTPGetAction:
+        m = self.obj(raw, path, ("path", "port", "host", "scheme", "httpHeaders"))
+        headers = []
+        for item, item_path in self.items(m, "httpHeaders", path):
+            h = self.obj(item, item_path, ("name", "value"))
+            headers.append(
+                (
+                    self.string(h, "name", item_path, required=True, default="", check=header_name_problem),
+                    self.string(h, "value", item_path, default=""),
+                )
+            )
+        return HTTPGetAction(
+            port=self.probe_port(m, path, port_names),
+            path=self.string(m, "path", path, default="/", check=absolute_path_problem),
+            host=self.string(m, "host", path, default=None),
+            scheme=self.string(m, "scheme", path, default="HTTP", choices=HTTP_SCHEMES),
+            http_headers=tuple(headers),
+        )
+
+    def tcp_socket(self, raw: Any, path: str, port_names: set[str]) -> TCPSocketAction:
+        m = self.obj(raw, path, ("port", "host"))
+        return TCPSocketAction(
+            port=self.probe_port(m, path, port_names),
+            host=self.string(m, "host", path, default=None),
+        )
+
+    def volume(self, raw: Any, path: str) -> Volume:
+        m = self.obj(raw, path, ("name", "emptyDir", "hostPath"))
+        sources = [s for s in ("emptyDir", "hostPath") if m.get(s) is not None]
+        if len(sources) != 1:
+            found = ", ".join(sources) if sources else "none"
+            self.fail(path, f"must have exactly one source of emptyDir, hostPath (found {found})")
+        empty_dir = host_path = None
+        if m.get("emptyDir") is not None:
+            e_path = _child(path, "emptyDir")
+            e = self.obj(m["emptyDir"], e_path, ("medium", "sizeLimit"))
+            size_limit = None
+            if e.get("sizeLimit") is not None:
+                size_limit = self.quantity(e["sizeLimit"], _child(e_path, "sizeLimit"), non_negative=True)
+            empty_dir = EmptyDirVolumeSource(
+                medium=self.string(e, "medium", e_path, default="", choices=EMPTY_DIR_MEDIA), size_limit=size_limit
+            )
+        if m.get("hostPath") is not None:
+            h_path = _child(path, "hostPath")
+            h = self.obj(m["hostPath"], h_path, ("path", "type"))
+            host_path = HostPathVolumeSource(
+                path=self.string(h, "path", h_path, required=True, default="", check=absolute_path_problem),
+                type=self.string(h, "type", h_path, default="", choices=HOST_PATH_TYPES),
+            )
+        return Volume(
+            name=self.string(m, "name", path, required=True, default="", check=dns_label_problem),
+            empty_dir=empty_dir,
+            host_path=host_path,
+        )
+
+
+def _placeholder_pod() -> Pod:
+    return Pod(metadata=ObjectMeta(name=""), spec=PodSpec(containers=()))
+
+
+def parse_pod(doc: Mapping[str, Any]) -> Pod:
+    """A decoded Pod manifest (apiVersion v1, kind Pod) -> Pod, defaults applied. Raises ManifestError."""
+    parser = _Parser()
+    pod = parser.pod(doc)
+    if parser.errors:
+        raise ManifestError(parser.errors)
+    return pod

@@ -1,0 +1,131 @@
+"""A Pod back to a Kubernetes-shaped dict, and the hash of what it runs.
+
+Owns: pod_to_dict (Pod -> camelCase dict, JSON/YAML-ready, every defaulted field
+written) and pod_spec_hash. Rules: pure; parse_pod(pod_to_dict(p)) == p; the hash is
+stable across processes and versions of Python (canonical JSON, SHA-256).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from agent.state.pod.model import Container, ContainerPort, Pod, Probe, Volume
+
+
+def pod_to_dict(pod: Pod) -> dict[str, Any]:
+    """A Pod as a Kubernetes-shaped camelCase dict (JSON/YAML-ready); every defaulted field is written."""
+    meta: dict[str, Any] = {"name": pod.metadata.name, "namespace": pod.metadata.namespace}
+    if pod.metadata.labels:
+        meta["labels"] = dict(pod.metadata.labels)
+    if pod.metadata.annotations:
+        meta["annotations"] = dict(pod.metadata.annotations)
+    if pod.metadata.uid is not None:
+        meta["uid"] = pod.metadata.uid
+    spec: dict[str, Any] = {
+        "containers": [_container_to_dict(c) for c in pod.spec.containers],
+        "restartPolicy": pod.spec.restart_policy,
+        "terminationGracePeriodSeconds": pod.spec.termination_grace_period_seconds,
+    }
+    if pod.spec.volumes:
+        spec["volumes"] = [_volume_to_dict(v) for v in pod.spec.volumes]
+    if pod.spec.node_selector:
+        spec["nodeSelector"] = dict(pod.spec.node_selector)
+    if pod.spec.node_name is not None:
+        spec["nodeName"] = pod.spec.node_name
+    return {"apiVersion": pod.api_version, "kind": pod.kind, "metadata": meta, "spec": spec}
+
+
+def _container_to_dict(c: Container) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": c.name, "image": c.image, "imagePullPolicy": c.image_pull_policy}
+    if c.command:
+        d["command"] = list(c.command)
+    if c.args:
+        d["args"] = list(c.args)
+    if c.env:
+        d["env"] = [{"name": e.name, "value": e.value} for e in c.env]
+    if c.ports:
+        d["ports"] = [_port_to_dict(p) for p in c.ports]
+    resources: dict[str, Any] = {}
+    if c.resources.requests:
+        resources["requests"] = {k: q.text for k, q in c.resources.requests.items()}
+    if c.resources.limits:
+        resources["limits"] = {k: q.text for k, q in c.resources.limits.items()}
+    d["resources"] = resources
+    if c.volume_mounts:
+        d["volumeMounts"] = [
+            {"name": v.name, "mountPath": v.mount_path, "readOnly": v.read_only} for v in c.volume_mounts
+        ]
+    for key, probe in (
+        ("livenessProbe", c.liveness_probe),
+        ("readinessProbe", c.readiness_probe),
+        ("startupProbe", c.startup_probe),
+    ):
+        if probe is not None:
+            d[key] = _probe_to_dict(probe)
+    return d
+
+
+def _port_to_dict(p: ContainerPort) -> dict[str, Any]:
+    d: dict[str, Any] = {"containerPort": p.container_port, "protocol": p.protocol}
+    if p.host_port is not None:
+        d["hostPort"] = p.host_port
+    if p.name is not None:
+        d["name"] = p.name
+    return d
+
+
+def _probe_to_dict(p: Probe) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    if p.exec is not None:
+        d["exec"] = {"command": list(p.exec.command)}
+    if p.http_get is not None:
+        h: dict[str, Any] = {"path": p.http_get.path, "port": p.http_get.port, "scheme": p.http_get.scheme}
+        if p.http_get.host is not None:
+            h["host"] = p.http_get.host
+        if p.http_get.http_headers:
+            h["httpHeaders"] = [{"name": n, "value": v} for n, v in p.http_get.http_headers]
+        d["httpGet"] = h
+    if p.tcp_socket is not None:
+        t: dict[str, Any] = {"port": p.tcp_socket.port}
+        if p.tcp_socket.host is not None:
+            t["host"] = p.tcp_socket.host
+        d["tcpSocket"] = t
+    d.update(
+        initialDelaySeconds=p.initial_delay_seconds,
+        periodSeconds=p.period_seconds,
+        timeoutSeconds=p.timeout_seconds,
+        failureThreshold=p.failure_threshold,
+        successThreshold=p.success_threshold,
+    )
+    return d
+
+
+def _volume_to_dict(v: Volume) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": v.name}
+    if v.empty_dir is not None:
+        e: dict[str, Any] = {}
+        if v.empty_dir.medium:
+            e["medium"] = v.empty_dir.medium
+        if v.empty_dir.size_limit is not None:
+            e["sizeLimit"] = v.empty_dir.size_limit.text
+        d["emptyDir"] = e
+    if v.host_path is not None:
+        hp: dict[str, Any] = {"path": v.host_path.path}
+        if v.host_path.type:
+            hp["type"] = v.host_path.type
+        d["hostPath"] = hp
+    return d
+
+
+def pod_spec_hash(pod: Pod) -> str:
+    """A stable 16-hex-digit hash of what the pod should run: the spec WITHOUT nodeName.
+
+    Placement is left out so that the scheduler assigning a node does not read as a
+    spec change; metadata (labels, annotations, uid) is left out too.
+    """
+    spec = pod_to_dict(pod)["spec"]
+    spec.pop("nodeName", None)
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
