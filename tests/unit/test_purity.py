@@ -51,7 +51,18 @@ PURE_MODULES = [
     "agent/runtime/containers.py",
     # the object model
     "agent/state/quantity.py",
-    "agent/state/pod.py",
+    "agent/state/pod",
+    "agent/runtime/pod_identity.py",
+    # the cluster state machine and everything it is built from
+    "agent/state/selectors.py",
+    "agent/state/node.py",
+    "agent/state/objects.py",
+    "agent/state/history.py",
+    "agent/state/sessions.py",
+    "agent/state/commands.py",
+    "agent/state/pod_lifecycle.py",
+    "agent/state/store.py",
+    "agent/state/machine.py",
     # controllers and the scheduler: the whole package is pure by design
     "agent/control",
 ]
