@@ -54,6 +54,11 @@ def full_pod() -> dict:
             "terminationGracePeriodSeconds": 7,
             "nodeSelector": {"disk": "ssd"},
             "nodeName": "node-3",
+            "tolerations": [
+                {"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"},
+                {"key": "node.agentd.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30},
+                {"operator": "Exists"},
+            ],
             "volumes": [
                 {"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
                 {"name": "logs", "hostPath": {"path": "/var/log", "type": "Directory"}},
@@ -150,6 +155,11 @@ def test_full_pod_parses_every_field():
     spec = pod.spec
     assert (spec.restart_policy, spec.termination_grace_period_seconds, spec.node_name) == ("OnFailure", 7, "node-3")
     assert spec.node_selector == {"disk": "ssd"}
+    assert [(t.key, t.operator, t.value, t.effect, t.toleration_seconds) for t in spec.tolerations] == [
+        ("dedicated", "Equal", "db", "NoSchedule", None),
+        ("node.agentd.io/unreachable", "Exists", "", "NoExecute", 30),
+        ("", "Exists", "", "", None),
+    ]
     scratch, logs = spec.volumes
     assert scratch.empty_dir.medium == "Memory" and scratch.empty_dir.size_limit.value == 64 * 1024**2
     assert logs.host_path.path == "/var/log" and logs.host_path.type == "Directory" and logs.empty_dir is None
@@ -339,6 +349,13 @@ C0 = ("spec", "containers", 0)
         (("spec", "nodeSelector"), {"disk": 1}, 'spec.nodeSelector["disk"]', "must be a string"),
         (("spec", "nodeSelector"), {"disk": "a b"}, 'spec.nodeSelector["disk"]', "label value"),
         (("spec", "nodeName"), "Node_3", "spec.nodeName", "DNS-1123 subdomain"),
+        (("spec", "tolerations", 0, "effect"), "Never", "spec.tolerations[0].effect", "is not one of"),
+        (("spec", "tolerations", 0, "operator"), "In", "spec.tolerations[0].operator", "is not one of"),
+        (("spec", "tolerations", 0, "key"), "-bad", "spec.tolerations[0].key", "qualified name"),
+        (("spec", "tolerations", 0, "tolerationSeconds"), 5, "spec.tolerations[0].tolerationSeconds", "NoExecute"),
+        (("spec", "tolerations", 1, "value"), "x", "spec.tolerations[1].value", "must be empty"),
+        (("spec", "tolerations", 2, "operator"), "Equal", "spec.tolerations[2].operator", "when key is empty"),
+        (("spec", "tolerations", 0, "seconds"), 5, "spec.tolerations[0].seconds", "unknown field"),
         # containers
         ((*C0, "name"), "Web", "spec.containers[0].name", "DNS-1123 label"),
         ((*C0, "name"), "a.b", "spec.containers[0].name", "DNS-1123 label"),

@@ -22,6 +22,8 @@ from agent.state.pod.model import (
     PULL_POLICIES,
     RESOURCE_NAMES,
     RESTART_POLICIES,
+    TAINT_EFFECTS,
+    TOLERATION_OPERATORS,
     Container,
     ContainerPort,
     EmptyDirVolumeSource,
@@ -33,6 +35,7 @@ from agent.state.pod.model import (
     ObjectMeta,
     Pod,
     PodSpec,
+    Toleration,
     Probe,
     ResourceRequirements,
     TCPSocketAction,
@@ -52,10 +55,10 @@ from agent.state.pod.syntax import (
 
 __all__ = [
     "API_VERSION", "EMPTY_DIR_MEDIA", "HOST_PATH_TYPES", "HTTP_SCHEMES", "KIND", "MAX_ANNOTATIONS_BYTES",
-    "PROTOCOLS", "PULL_POLICIES", "RESOURCE_NAMES", "RESTART_POLICIES",
+    "PROTOCOLS", "PULL_POLICIES", "RESOURCE_NAMES", "RESTART_POLICIES", "TAINT_EFFECTS", "TOLERATION_OPERATORS",
     "Container", "ContainerPort", "EmptyDirVolumeSource", "EnvVar", "ExecAction", "FieldError", "FrozenMap",
     "HostPathVolumeSource", "HTTPGetAction", "ManifestError", "ObjectMeta", "Pod", "PodSpec", "Probe",
-    "ResourceRequirements", "TCPSocketAction", "Volume", "VolumeMount",
+    "ResourceRequirements", "TCPSocketAction", "Toleration", "Volume", "VolumeMount",
     "default_pull_policy", "dns_label_problem", "dns_subdomain_problem", "label_value_problem", "parse_pod",
     "pod_spec_hash", "pod_to_dict", "port_name_problem", "qualified_name_problem",
 ]

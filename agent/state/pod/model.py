@@ -255,6 +255,22 @@ class Volume:
     host_path: HostPathVolumeSource | None = None
 
 
+TOLERATION_OPERATORS = ("Equal", "Exists")
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+@dataclass(frozen=True, slots=True)
+class Toleration:
+    """spec.tolerations[]: which node taints the Pod accepts. Empty key with Exists
+    tolerates every taint; empty effect matches every effect."""
+
+    key: str = ""
+    operator: str = "Equal"
+    value: str = ""
+    effect: str = ""
+    toleration_seconds: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class PodSpec:
     containers: tuple[Container, ...]
@@ -263,9 +279,10 @@ class PodSpec:
     termination_grace_period_seconds: int = 30
     node_selector: Mapping[str, str] = EMPTY_MAP
     node_name: str | None = None  # set by the scheduler
+    tolerations: tuple[Toleration, ...] = ()
 
     def __post_init__(self) -> None:
-        _coerce(self, maps=("node_selector",), tuples=("containers", "volumes"))
+        _coerce(self, maps=("node_selector",), tuples=("containers", "volumes", "tolerations"))
 
     def cpu_request_millicores(self) -> int:
         """Sum of the containers' CPU requests (a container without one counts 0)."""

@@ -38,6 +38,8 @@ from agent.state.pod.model import (
     PULL_POLICIES,
     RESOURCE_NAMES,
     RESTART_POLICIES,
+    TAINT_EFFECTS,
+    TOLERATION_OPERATORS,
     Container,
     ContainerPort,
     EmptyDirVolumeSource,
@@ -49,6 +51,7 @@ from agent.state.pod.model import (
     ObjectMeta,
     Pod,
     PodSpec,
+    Toleration,
     Probe,
     ResourceRequirements,
     TCPSocketAction,
@@ -288,6 +291,7 @@ class _Parser:
                 "terminationGracePeriodSeconds",
                 "nodeSelector",
                 "nodeName",
+                "tolerations",
             ),
         )
         volumes = tuple(self.volume(item, item_path) for item, item_path in self.items(m, "volumes", path))
@@ -310,7 +314,23 @@ class _Parser:
                 m, "nodeSelector", path, key_check=qualified_name_problem, value_check=label_value_problem
             ),
             node_name=self.string(m, "nodeName", path, default=None, check=dns_subdomain_problem),
+            tolerations=tuple(self.toleration(item, item_path) for item, item_path in self.items(m, "tolerations", path)),
         )
+
+    def toleration(self, raw: Any, path: str) -> Toleration:
+        m = self.obj(raw, path, ("key", "operator", "value", "effect", "tolerationSeconds"))
+        key = self.string(m, "key", path, default="", check=lambda v: qualified_name_problem(v) if v else None)
+        operator = self.string(m, "operator", path, default="Equal", choices=TOLERATION_OPERATORS)
+        value = self.string(m, "value", path, default="", check=lambda v: label_value_problem(v) if v else None)
+        effect = self.string(m, "effect", path, default="", choices=("", *TAINT_EFFECTS))
+        seconds = self.integer(m, "tolerationSeconds", path, default=None)
+        if not key and operator != "Exists":
+            self.fail(_child(path, "operator"), 'must be "Exists" when key is empty')
+        if operator == "Exists" and value:
+            self.fail(_child(path, "value"), 'must be empty when operator is "Exists"')
+        if seconds is not None and effect != "NoExecute":
+            self.fail(_child(path, "tolerationSeconds"), 'only allowed with effect "NoExecute"')
+        return Toleration(key=key, operator=operator, value=value, effect=effect, toleration_seconds=seconds)
 
     def check_unique(self, names: list[str], list_path: str, field_name: str) -> None:
         seen: set[str] = set()

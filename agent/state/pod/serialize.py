@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from agent.state.pod.model import Container, ContainerPort, Pod, Probe, Volume
+from agent.state.pod.model import Container, ContainerPort, Pod, Probe, Toleration, Volume
 
 
 def pod_to_dict(pod: Pod) -> dict[str, Any]:
@@ -34,7 +34,22 @@ def pod_to_dict(pod: Pod) -> dict[str, Any]:
         spec["nodeSelector"] = dict(pod.spec.node_selector)
     if pod.spec.node_name is not None:
         spec["nodeName"] = pod.spec.node_name
+    if pod.spec.tolerations:
+        spec["tolerations"] = [_toleration_to_dict(t) for t in pod.spec.tolerations]
     return {"apiVersion": pod.api_version, "kind": pod.kind, "metadata": meta, "spec": spec}
+
+
+def _toleration_to_dict(t: Toleration) -> dict[str, Any]:
+    d: dict[str, Any] = {"operator": t.operator}
+    if t.key:
+        d["key"] = t.key
+    if t.value:
+        d["value"] = t.value
+    if t.effect:
+        d["effect"] = t.effect
+    if t.toleration_seconds is not None:
+        d["tolerationSeconds"] = t.toleration_seconds
+    return d
 
 
 def _container_to_dict(c: Container) -> dict[str, Any]:
