@@ -114,7 +114,8 @@ class NodeServicer:
         elif container not in names:
             raise NotFound(f'container "{container}" is not valid for pod "{pod.metadata.name}": one of {names}')
         lines = self._runtime.logs(
-            pod.metadata.uid, container, tail=request.tail_lines or None, follow=request.follow
+            pod.metadata.uid, container, tail=request.tail_lines or None, follow=request.follow,
+            previous=request.previous,
         )
         async for line in lines:
             yield node_pb2.LogLine(line=line)

@@ -97,18 +97,20 @@ class PodEvent(_message.Message):
     def __init__(self, kind: _Optional[_Union[PodEvent.Kind, str]] = ..., pod: _Optional[_Union[PodView, _Mapping]] = ...) -> None: ...
 
 class PodLogsRequest(_message.Message):
-    __slots__ = ("namespace", "name", "container", "tail_lines", "follow")
+    __slots__ = ("namespace", "name", "container", "tail_lines", "follow", "previous")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     TAIL_LINES_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     name: str
     container: str
     tail_lines: int
     follow: bool
-    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., container: _Optional[str] = ..., tail_lines: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+    previous: bool
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., container: _Optional[str] = ..., tail_lines: _Optional[int] = ..., follow: _Optional[bool] = ..., previous: _Optional[bool] = ...) -> None: ...
 
 class LogLine(_message.Message):
     __slots__ = ("line",)

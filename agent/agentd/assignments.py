@@ -1,0 +1,263 @@
+"""The Pods the cluster places on this node: the runtime's desired set, from the state.
+
+Owns: following "what concerns this node" (the Pods whose spec.nodeName is this node,
+and this node's own Node object) from this agent's own copy of the state when it is a
+server, or through a Watch stream from a server when it is a worker (list, then watch,
+resuming from the last resourceVersion seen, failing over to another server); turning
+those documents into the runtime's Pods; and fencing.
+
+Rules it keeps:
+- Nothing is handed to the runtime before the feed is synced (a worker: a fresh list
+  from a server that caught up with a read index; a server: its own copy caught up with
+  a read index). The runtime stops orphaned containers only after its first desired set,
+  so a restarted agent whose view is behind never stops Pods it should keep.
+- A Pod runs only where the current state says: a Pod that leaves this node (placed
+  elsewhere, deleted) leaves the desired set, and the runtime stops it.
+- Fencing: when this agent has been out of touch with a leader for `fence_after_s` (a
+  worker whose watches bring no word of a leader, a server whose Raft knows none), it
+  gives the runtime an empty cluster set: the leader has by then placed its Pods on
+  other nodes, and two copies must not run for longer than that. In touch again, the
+  set comes back from the state. Static Pods (a manifest directory) are never fenced.
+- A Pod the control plane marked Failed because its node was lost is not run again
+  here, even if this node comes back: it must not run twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import trio
+
+from agent.agentd.config import AgentConfig
+from agent.agentd.gossip_view import GossipView
+from agent.agentd.notify import Changes
+from agent.agentd.peers import Peers
+from agent.agentd.raft_host import RaftHost
+from agent.grpcbridge import server_stream
+from agent.grpcbridge.errors import RpcError
+from agent.raft.errors import NotLeader, RaftError
+from agent.rpc import cluster_pb2 as pb
+from agent.state.history import Expired, events_for
+from agent.state.machine import ClusterState, person_part
+from agent.state.objects import meta_of
+from agent.state.pod import ManifestError, Pod, parse_pod
+from agent.state.pod_lifecycle import NODE_LOST_REASON, placement_epoch
+
+log = logging.getLogger("agent.agentd.assignments")
+
+WATCH_RETRY_S = (0.05, 0.1, 0.2, 0.5, 1.0)  # backoff between watch attempts, by consecutive failures
+
+
+class ClusterAssignments:
+    def __init__(self, config: AgentConfig, raft: RaftHost, gossip: GossipView, peers: Peers,
+                 state_changes: Changes) -> None:
+        self.config = config
+        self.raft = raft
+        self.gossip = gossip
+        self.peers = peers
+        self.state_changes = state_changes
+        self.changes = Changes()  # bumped when the desired set, the node or fencing changes
+        self.pod_docs: dict[str, Mapping[str, Any]] = {}  # uid -> Pod document placed here
+        self.node_doc: Mapping[str, Any] | None = None
+        self.synced = trio.Event()
+        self.fenced = False
+        self.served_by = ""
+        self._last_contact = trio.current_time()
+        self._parsed: dict[str, tuple[tuple[Any, ...], Pod]] = {}
+
+    # ----------------------------------------------------------------- reading
+    def epoch_of(self, uid: str) -> int | None:
+        doc = self.pod_docs.get(uid)
+        return placement_epoch(doc) if doc is not None else None
+
+    def role_label(self) -> str:
+        if self.node_doc is None:
+            return ""
+        return (meta_of(self.node_doc).get("labels") or {}).get("agentd.io/role", "")
+
+    def desired(self) -> dict[str, Pod]:
+        """The runtime's Pods for the current documents (empty while fenced)."""
+        if self.fenced:
+            return {}
+        out = {}
+        for uid, doc in self.pod_docs.items():
+            pod = self._pod(uid, doc)
+            if pod is not None:
+                out[uid] = pod
+        return out
+
+    def _pod(self, uid: str, doc: Mapping[str, Any]) -> Pod | None:
+        status = doc.get("status") or {}
+        if status.get("phase") == "Failed" and status.get("reason") == NODE_LOST_REASON:
+            return None
+        meta = meta_of(doc)
+        key = (meta.get("generation"), placement_epoch(doc), json.dumps(meta.get("labels"), sort_keys=True),
+               json.dumps(meta.get("annotations"), sort_keys=True), (doc.get("spec") or {}).get("nodeName"))
+        cached = self._parsed.get(uid)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            pod = parse_pod(person_part(doc)).with_uid(uid)
+        except ManifestError as exc:  # the state holds only admitted Pods; say so loudly if not
+            log.error("%s event=assigned_pod_unparseable uid=%s error=%r", self.config.name, uid, str(exc))
+            return None
+        self._parsed[uid] = (key, pod)
+        return pod
+
+    # ----------------------------------------------------------------- the runtime's source
+    async def desired_sets(self) -> AsyncIterator[Mapping[str, Pod]]:
+        await self.synced.wait()
+        seen = -1
+        while True:
+            seen = self.changes.version
+            yield self.desired()
+            await self.changes.wait(seen)
+
+    # ----------------------------------------------------------------- following
+    async def run(self, *, task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch_fencing)
+            while True:
+                if self.raft.node is not None:
+                    await self._follow_local()
+                else:
+                    await self._follow_remote()
+
+    def _replace(self, docs: list[Mapping[str, Any]]) -> None:
+        self.pod_docs = {}
+        self.node_doc = None
+        for doc in docs:
+            self._take(doc, deleted=False)
+        self._parsed = {uid: v for uid, v in self._parsed.items() if uid in self.pod_docs}
+
+    def _take(self, doc: Mapping[str, Any], *, deleted: bool) -> None:
+        meta = meta_of(doc)
+        if doc.get("kind") == "Node":
+            self.node_doc = None if deleted else doc
+            return
+        uid = meta.get("uid", "")
+        if deleted or (doc.get("spec") or {}).get("nodeName") != self.config.name:
+            self.pod_docs.pop(uid, None)
+            self._parsed.pop(uid, None)
+        else:
+            self.pod_docs[uid] = doc
+
+    def _concerns_me(self, doc: Mapping[str, Any]) -> bool:
+        kind = doc.get("kind")
+        if kind == "Pod":
+            return (doc.get("spec") or {}).get("nodeName") == self.config.name
+        return kind == "Node" and meta_of(doc).get("name") == self.config.name
+
+    def _contact(self) -> None:
+        self._last_contact = trio.current_time()
+        if self.fenced:
+            self.fenced = False
+            log.warning("%s event=fence_lifted pods=%d", self.config.name, len(self.pod_docs))
+            self.changes.notify()
+
+    async def _follow_local(self) -> None:
+        """A server: its own copy of the state, synced once it caught up with a read index."""
+        node = self.raft.node
+        assert node is not None
+        state: ClusterState = self.raft.state
+        while True:
+            with trio.move_on_after(self.config.rpc_timeout_s):
+                try:
+                    await node.read(lambda s: s.applied_index)
+                    break
+                except (NotLeader, RaftError):
+                    pass
+            await trio.sleep(0.1)
+            if self.raft.node is not node:
+                return
+        version = state.applied_index
+        self._replace([d for d in (*state.list("Pod"), *state.list("Node")) if self._concerns_me(d)])
+        self._mark_synced("own copy")
+        seen = -1
+        while self.raft.node is node:
+            if node.leader_id is not None:
+                self._contact()
+            try:
+                changes = state.changes_since(version)
+            except Expired:
+                version = state.applied_index
+                self._replace([d for d in (*state.list("Pod"), *state.list("Node")) if self._concerns_me(d)])
+                self.changes.notify()
+                continue
+            version = max(version, state.applied_index)
+            events = events_for(changes, self._concerns_me)
+            for kind, doc in events:
+                self._take(doc, deleted=kind == "DELETED")
+            if events:
+                self.changes.notify()
+            with trio.move_on_after(0.5):  # re-check the leader now and then for fencing
+                seen = await self.state_changes.wait(seen)
+
+    async def _follow_remote(self) -> None:
+        """A worker: list then watch through a server, resuming, failing over."""
+        version = 0
+        failures = 0
+        while self.raft.node is None:
+            servers = self.gossip.servers()
+            names = sorted(servers, key=lambda n: (servers[n].role != "voter", n))
+            if not names:
+                await trio.sleep(WATCH_RETRY_S[min(failures, len(WATCH_RETRY_S) - 1)])
+                failures += 1
+                continue
+            name = names[failures % len(names)]
+            request = pb.WatchRequest(node=self.config.name, resource_version=version)
+            try:
+                with trio.move_on_after(self.config.fence_after_s / 2) as idle:
+                    async with server_stream(self.peers.cluster(servers[name].api_address).Watch, request,
+                                             timeout=None) as batches:
+                        async for batch in batches:
+                            idle.deadline = trio.current_time() + self.config.fence_after_s / 2
+                            version = self._on_batch(batch, name)
+                            failures = 0
+                            if self.raft.node is not None:
+                                return
+                if idle.cancelled_caught:
+                    log.warning("%s event=watch_silent server=%s", self.config.name, name)
+            except RpcError as exc:
+                if exc.code.name == "OUT_OF_RANGE":
+                    version = 0  # too far behind the window: list again
+                log.info("%s event=watch_failed server=%s code=%s detail=%r", self.config.name, name,
+                         exc.code.name, exc.details[:200])
+            failures += 1
+            await trio.sleep(WATCH_RETRY_S[min(failures - 1, len(WATCH_RETRY_S) - 1)])
+
+    def _on_batch(self, batch: pb.WatchBatch, server: str) -> int:
+        if batch.leader_known:
+            self._contact()
+        docs = [(event.type, json.loads(event.object_json)) for event in batch.events]
+        if batch.initial:
+            self._replace([doc for _, doc in docs])
+            self.changes.notify()
+        elif docs:
+            for kind, doc in docs:
+                self._take(doc, deleted=kind == pb.WatchEvent.DELETED)
+            self.changes.notify()
+        if batch.synced:
+            self._mark_synced(server)
+        return batch.resource_version
+
+    def _mark_synced(self, source: str) -> None:
+        self.served_by = source
+        if not self.synced.is_set():
+            log.info("%s event=assignments_synced source=%s pods=%d", self.config.name, source, len(self.pod_docs))
+            self.synced.set()
+            self.changes.notify()
+
+    async def _watch_fencing(self) -> None:
+        while True:
+            await trio.sleep(min(0.5, self.config.fence_after_s / 4))
+            silent = trio.current_time() - self._last_contact
+            if not self.fenced and silent >= self.config.fence_after_s:
+                self.fenced = True
+                log.warning("%s event=fenced silent_s=%.1f pods_stopped=%d", self.config.name, silent,
+                            len(self.pod_docs))
+                self.changes.notify()
