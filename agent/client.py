@@ -56,6 +56,10 @@ class ClusterClient:
             channel.close()
         self._channels.clear()
 
+    def prefer(self, address: str) -> None:
+        """Send the next calls (and the next watch) to `address` first."""
+        self._current = self.addresses.index(address)
+
     def _stub(self, address: str) -> Any:
         channel = self._channels.get(address)
         if channel is None:
@@ -174,7 +178,8 @@ class ClusterView:
     older than the server's window), so it survives the death of the agent it watched.
     """
 
-    def __init__(self, client: ClusterClient, kinds: Sequence[str] = ("Pod", "Node")) -> None:
+    def __init__(self, client: ClusterClient, kinds: Sequence[str] = ("Pod", "Node"), *,
+                 silence_s: float = 3.0) -> None:
         import trio  # local: the rest of this module does not need it
 
         self._trio = trio
@@ -184,6 +189,9 @@ class ClusterView:
         self.version = 0
         self.batches = 0
         self.relists = 0
+        self.silence_s = silence_s  # no batch for this long (bookmarks come every second): watch elsewhere
+        self._stream_scope = trio.CancelScope()
+        self._restarting = False
         self._changed = trio.Event()
 
     def pods(self) -> list[Doc]:
@@ -218,20 +226,43 @@ class ClusterView:
         self._changed.set()
         self._changed = self._trio.Event()
 
+    async def restart(self) -> None:
+        """Drop the current watch and resume from the address the client now prefers;
+        returns once that watch delivered a batch."""
+        self._restarting = True
+        self._stream_scope.cancel()
+        seen = self.batches
+        await self.wait(lambda v: v.batches > seen, timeout_s=30)
+
     async def run(self, *, task_status: Any = None) -> None:
         """Follow until cancelled; `task_status.started()` once the first list arrived."""
         trio = self._trio
         started = False
         while True:
+            stream = self.client.watch(self.kinds, resource_version=self.version)
+            self._restarting = False
             try:
-                async for batch in self.client.watch(self.kinds, resource_version=self.version):
-                    self._apply(batch)
-                    if not started and task_status is not None:
-                        task_status.started()
-                    started = True
+                with trio.CancelScope() as self._stream_scope:
+                    while True:
+                        # Servers send a bookmark every second: silence means the agent or
+                        # its machine is gone (a dead machine never closes the stream).
+                        with trio.move_on_after(self.silence_s) as idle:
+                            batch = await stream.__anext__()
+                        if idle.cancelled_caught:
+                            break
+                        self._apply(batch)
+                        if not started and task_status is not None:
+                            task_status.started()
+                        started = True
+            except StopAsyncIteration:
+                pass
             except RpcError as exc:
                 if exc.code.name == "OUT_OF_RANGE":
                     self.version = 0  # too far behind the window: list again
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(1):
+                    await stream.aclose()
             self.relists += 1
-            self.client._current = (self.client._current + 1) % len(self.client.addresses)
-            await trio.sleep(0.05)
+            if not self._restarting:
+                self.client._current = (self.client._current + 1) % len(self.client.addresses)
+                await trio.sleep(0.05)

@@ -69,6 +69,10 @@ def running_on(view: ClusterView) -> dict[str, str]:
     return out
 
 
+def progress(message: str) -> None:
+    print(f"heal_bench: {message}", file=sys.stderr, flush=True)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -77,6 +81,12 @@ def percentile(values: list[float], q: float) -> float:
 async def kill_and_heal(cluster: Cluster, view: ClusterView, victim: str) -> tuple[float, float, int]:
     """Kill `victim`'s machine; (detect_s, heal_s, pods moved). Starts it again afterwards."""
     moved = {uid for uid, node in running_on(view).items() if node == victim}
+    # Watch from a survivor: what is measured is the cluster's reaction, not this
+    # client's own failover away from the machine that dies.
+    survivor = next(n.api_address for n in cluster.nodes if n.name != victim)
+    if view.client.addresses[view.client._current] == cluster.node(victim).api_address:
+        view.client.prefer(survivor)
+        await view.restart()
     started = time.monotonic()
     await trio.to_thread.run_sync(cluster.kill, victim)
     detect = heal = None
@@ -91,7 +101,15 @@ async def kill_and_heal(cluster: Cluster, view: ClusterView, victim: str) -> tup
             heal = now
         return detect is not None and heal is not None
 
-    await view.wait(done, timeout_s=TRIAL_TIMEOUT_S)
+    try:
+        await view.wait(done, timeout_s=TRIAL_TIMEOUT_S)
+    except trio.TooSlowError:
+        running = running_on(view)
+        left = sorted(uid for uid in moved if running.get(uid, victim) == victim)
+        raise RuntimeError(f"trial on {victim}: after {TRIAL_TIMEOUT_S:.0f}s detect={detect} heal={heal}; "
+                           f"not yet Running elsewhere: {left}; view relists={view.relists}") from None
+    progress(f"killed {victim}: NotReady after {detect:.2f}s, its {len(moved)} Pods Running elsewhere after "
+             f"{heal:.2f}s")
     await trio.to_thread.run_sync(cluster.start, victim)
     await view.wait(lambda v: victim in ready_nodes(v), timeout_s=TRIAL_TIMEOUT_S)
     return detect, heal, len(moved)  # type: ignore[return-value]

@@ -101,8 +101,10 @@ class Cluster:
         return self.layout.node(name)
 
     def env(self) -> str:
-        """What to paste so that agentctl talks to the cluster."""
-        return f"export AGENTCTL_SERVER={self.nodes[0].api_address}"
+        """What to paste so that agentctl talks to the cluster: every server's address, so
+        that agentctl fails over to another when one is down."""
+        servers = self.state().layout.nodes[:self.state().servers]
+        return f"export AGENTCTL_SERVER={','.join(n.api_address for n in servers)}"
 
     def journal(self) -> list[dict[str, Any]]:
         return state.journal(self.run_dir)

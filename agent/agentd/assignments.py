@@ -49,6 +49,9 @@ from agent.state.pod_lifecycle import NODE_LOST_REASON, placement_epoch
 log = logging.getLogger("agent.agentd.assignments")
 
 WATCH_RETRY_S = (0.05, 0.1, 0.2, 0.5, 1.0)  # backoff between watch attempts, by consecutive failures
+# A server sends a bookmark every second on an idle watch; three missed means the server
+# (or the path to it) is gone, even before gossip says so: watch another one.
+WATCH_SILENCE_S = 3.0
 
 
 class ClusterAssignments:
@@ -66,6 +69,7 @@ class ClusterAssignments:
         self.fenced = False
         self.served_by = ""
         self._last_contact = trio.current_time()
+        self._watch_version = 0  # the resourceVersion a worker's watch resumes from
         self._parsed: dict[str, tuple[tuple[Any, ...], Pod]] = {}
 
     # ----------------------------------------------------------------- reading
@@ -199,7 +203,7 @@ class ClusterAssignments:
 
     async def _follow_remote(self) -> None:
         """A worker: list then watch through a server, resuming, failing over."""
-        version = 0
+        self._watch_version = 0
         failures = 0
         while self.raft.node is None:
             servers = self.gossip.servers()
@@ -209,26 +213,47 @@ class ClusterAssignments:
                 failures += 1
                 continue
             name = names[failures % len(names)]
-            request = pb.WatchRequest(node=self.config.name, resource_version=version)
-            try:
-                with trio.move_on_after(self.config.fence_after_s / 2) as idle:
-                    async with server_stream(self.peers.cluster(servers[name].api_address).Watch, request,
-                                             timeout=None) as batches:
-                        async for batch in batches:
-                            idle.deadline = trio.current_time() + self.config.fence_after_s / 2
-                            version = self._on_batch(batch, name)
-                            failures = 0
-                            if self.raft.node is not None:
-                                return
-                if idle.cancelled_caught:
-                    log.warning("%s event=watch_silent server=%s", self.config.name, name)
-            except RpcError as exc:
-                if exc.code.name == "OUT_OF_RANGE":
-                    version = 0  # too far behind the window: list again
-                log.info("%s event=watch_failed server=%s code=%s detail=%r", self.config.name, name,
-                         exc.code.name, exc.details[:200])
+            async with trio.open_nursery() as nursery:
+                # Gossip declaring the server dead or gone ends the watch at once (SWIM
+                # knows within ~1.5 s); silence ends it after WATCH_SILENCE_S.
+                nursery.start_soon(self._abandon_when_gone, name, nursery.cancel_scope)
+                if await self._watch_server(name, servers[name].api_address):
+                    failures = 0  # it served, then failed: the next server, without backing off
+                nursery.cancel_scope.cancel()
+            if self.raft.node is not None:
+                return
             failures += 1
             await trio.sleep(WATCH_RETRY_S[min(failures - 1, len(WATCH_RETRY_S) - 1)])
+
+    async def _watch_server(self, name: str, address: str) -> bool:
+        """Follow one server's watch until it fails, falls silent or this agent becomes
+        a server itself; True if it delivered at least one batch."""
+        request = pb.WatchRequest(node=self.config.name, resource_version=self._watch_version)
+        served = False
+        try:
+            with trio.move_on_after(WATCH_SILENCE_S) as idle:
+                async with server_stream(self.peers.cluster(address).Watch, request, timeout=None) as batches:
+                    async for batch in batches:
+                        idle.deadline = trio.current_time() + WATCH_SILENCE_S
+                        self._watch_version = self._on_batch(batch, name)
+                        served = True
+                        if self.raft.node is not None:
+                            return served
+            if idle.cancelled_caught:
+                log.warning("%s event=watch_silent server=%s", self.config.name, name)
+        except RpcError as exc:
+            if exc.code.name == "OUT_OF_RANGE":
+                self._watch_version = 0  # too far behind the window: list again
+            log.info("%s event=watch_failed server=%s code=%s detail=%r", self.config.name, name,
+                     exc.code.name, exc.details[:200])
+        return served
+
+    async def _abandon_when_gone(self, server: str, scope: trio.CancelScope) -> None:
+        seen = -1
+        while server in self.gossip.servers():
+            seen = await self.gossip.changes.wait(seen)
+        log.warning("%s event=watch_server_gone server=%s", self.config.name, server)
+        scope.cancel()
 
     def _on_batch(self, batch: pb.WatchBatch, server: str) -> int:
         if batch.leader_known:

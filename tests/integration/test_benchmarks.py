@@ -101,3 +101,25 @@ def test_pod_start_bench(docker_client):
         result, "start_p50_s", "start_p99_s", "burst_all_running_s", "restart_p50_s", "agent_rss_mb",
         "runtime_rss_mb",
     )
+
+
+def test_scheduler_core_bench():
+    result = run_bench("scheduler_core_bench.py", "--quick")
+    assert result["placed"] + result["unplaced"] == result["pods"]
+    assert_figures(result, "placements_per_s", "placements_per_s_wall", "placements_per_s_interleaved", "pass_cpu_s")
+    assert_none_happened(result, "overcommitted_nodes")
+    assert result["spread_max_minus_min"] <= 1  # 1,050 equal Pods on 100 equal nodes: as even as it gets
+
+
+@pytest.mark.cluster
+def test_heal_bench():
+    """A 5-node namespace cluster (3 servers): kill machines, measure how fast their Pods move."""
+    result = run_bench("heal_bench.py", "--quick", "--name", "bench-heal")
+    assert result["nodes"] == 5 and result["servers"] == 3 and result["quick"] is True
+    assert result["heal_trials"] >= 2 and result["leader_trials"] >= 1
+    assert result["pods_moved_per_trial"] > 0  # a trial that moved nothing measures nothing
+    assert result["rss_pods_in_state"] >= 300
+    assert_figures(
+        result, "apply_to_running_p50_s", "heal_p50_s", "heal_p99_s", "leader_heal_p50_s", "detect_p50_s",
+        "server_rss_mb",
+    )

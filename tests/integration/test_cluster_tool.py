@@ -102,7 +102,8 @@ def test_every_engine_answers_with_the_examples_image(healthy: Cluster):
         assert engine(healthy, node.name).images.get("busybox:local")
     rows = healthy.status()
     assert [(r.name, r.power, r.dockerd, r.agentd) for r in rows] == [(n, "on", True, "-") for n in ("n1", "n2", "n3")]
-    assert healthy.env() == f"export AGENTCTL_SERVER={layout.node('n1').ip}:7070"
+    servers = ",".join(f"{layout.node(n).ip}:7070" for n in ("n1", "n2", "n3"))  # all three are servers
+    assert healthy.env() == f"export AGENTCTL_SERVER={servers}"
 
 
 def test_containers_run_in_the_node_cgroup(healthy: Cluster):
