@@ -81,11 +81,13 @@ def percentile(values: list[float], q: float) -> float:
 async def kill_and_heal(cluster: Cluster, view: ClusterView, victim: str) -> tuple[float, float, int]:
     """Kill `victim`'s machine; (detect_s, heal_s, pods moved). Starts it again afterwards."""
     moved = {uid for uid, node in running_on(view).items() if node == victim}
-    # Watch from a survivor: what is measured is the cluster's reaction, not this
-    # client's own failover away from the machine that dies.
-    survivor = next(n.api_address for n in cluster.nodes if n.name != victim)
-    if view.client.addresses[view.client._current] == cluster.node(victim).api_address:
-        view.client.prefer(survivor)
+    # Watch from a surviving server, as agentctl does (AGENTCTL_SERVER lists the servers):
+    # what is measured is the cluster's reaction, not this client's failover.
+    voters = set((await view.client.status()).voters)
+    watched = view.client.addresses[view.client._current]
+    survivors = [n.api_address for n in cluster.nodes if n.name in voters and n.name != victim]
+    if watched not in survivors:
+        view.client.prefer(survivors[0])
         await view.restart()
     started = time.monotonic()
     await trio.to_thread.run_sync(cluster.kill, victim)

@@ -31,7 +31,7 @@ from typing import Any
 
 import trio
 
-from agent.agentd.config import AgentConfig
+from agent.agentd.config import WATCH_SILENCE_S, AgentConfig
 from agent.agentd.gossip_view import GossipView
 from agent.agentd.notify import Changes
 from agent.agentd.peers import Peers
@@ -49,9 +49,7 @@ from agent.state.pod_lifecycle import NODE_LOST_REASON, placement_epoch
 log = logging.getLogger("agent.agentd.assignments")
 
 WATCH_RETRY_S = (0.05, 0.1, 0.2, 0.5, 1.0)  # backoff between watch attempts, by consecutive failures
-# A server sends a bookmark every second on an idle watch; three missed means the server
-# (or the path to it) is gone, even before gossip says so: watch another one.
-WATCH_SILENCE_S = 3.0
+
 
 
 class ClusterAssignments:

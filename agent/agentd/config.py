@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 DEFAULT_FENCE_AFTER_S = 10.0
 
 
+# A server sends a bookmark every second on an idle watch; three missed means the server
+# (or the path to it) is gone, even before gossip says so: whoever watches moves on.
+WATCH_SILENCE_S = 3.0
+
+
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
     name: str

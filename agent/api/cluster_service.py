@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import grpc
 import trio
 
-from agent.agentd.config import AgentConfig
+from agent.agentd.config import WATCH_SILENCE_S, AgentConfig
 from agent.agentd.gossip_view import GossipView
 from agent.agentd.peers import Peers
 from agent.agentd.raft_host import RaftHost
@@ -58,6 +58,8 @@ from agent.state.selectors import FieldSelector, LabelSelector, SelectorError, p
     parse_label_selector
 
 log = logging.getLogger("agent.api.cluster")
+# How often a forwarded watch that is waiting checks that its server is still alive.
+FORWARD_CHECK_S = 0.25
 T = TypeVar("T")
 
 HOPS_KEY = "agentd-hops"
@@ -143,13 +145,18 @@ class ClusterServicer:
 
     def _server_addresses(self) -> list[str]:
         """Live servers' API addresses, voters first, rotated so that load spreads."""
+        return [address for _, address in self._servers()]
+
+    def _servers(self) -> list[tuple[str, str]]:
+        """(name, API address) of the live servers other than this agent, voters first,
+        rotated so that load spreads."""
         servers = self.gossip.servers()
         names = sorted(servers, key=lambda n: (servers[n].role != "voter", n))
         if not names:
             return []
         start = next(self._server_turn) % len(names)
         names = names[start:] + names[:start]
-        return [servers[n].api_address for n in names if n != self.config.name]
+        return [(n, servers[n].api_address) for n in names if n != self.config.name]
 
     async def _forward_unary(self, method: str, request: Any, context: Any, *, to_leader: bool) -> Any:
         hops = _hops(context)
@@ -462,17 +469,50 @@ class ClusterServicer:
         return selected
 
     async def _forward_watch(self, request: pb.WatchRequest, context: Any) -> AsyncIterator[pb.WatchBatch]:
+        """A watch served through a server, resumed through another one (from the last
+        version passed on) when that server fails or falls silent: the caller's stream
+        goes on as if nothing happened. An expired version still reaches the caller."""
         hops = _hops(context)
         if hops >= MAX_HOPS:
             raise Unavailable("no server could serve the watch; retry shortly")
-        targets = self._server_addresses()
-        if not targets:
-            raise Unavailable("no server of the cluster is reachable from this agent; retry shortly")
-        stub = self.peers.cluster(targets[0])
-        async with server_stream(stub.Watch, request, timeout=None,
-                                 metadata=((HOPS_KEY, str(hops + 1)),)) as batches:
-            async for batch in batches:
-                yield batch
+        forwarded = pb.WatchRequest()
+        forwarded.CopyFrom(request)
+        failures = 0
+        while True:
+            targets = self._servers()
+            if not targets:
+                raise Unavailable("no server of the cluster is reachable from this agent; retry shortly")
+            if failures >= 2 * len(targets):
+                raise Unavailable("no server could serve the watch; retry shortly")
+            name, address = targets[failures % len(targets)]
+            try:
+                async with server_stream(self.peers.cluster(address).Watch, forwarded, timeout=None,
+                                         metadata=((HOPS_KEY, str(hops + 1)),)) as batches:
+                    heard = trio.current_time()
+                    while True:
+                        # Move on when gossip declares the server dead (within ~1.5 s) or
+                        # it misses three bookmarks (a path that died, gossip still fine).
+                        with trio.move_on_after(FORWARD_CHECK_S) as waiting:
+                            batch = await batches.__anext__()
+                        if waiting.cancelled_caught:
+                            if name not in self.gossip.servers():
+                                log.info("%s event=forwarded_watch_server_gone server=%s", self.config.name, name)
+                                break
+                            if trio.current_time() - heard >= WATCH_SILENCE_S:
+                                log.info("%s event=forwarded_watch_silent server=%s", self.config.name, name)
+                                break
+                            continue
+                        heard = trio.current_time()
+                        forwarded.resource_version = batch.resource_version
+                        failures = 0
+                        yield batch
+            except StopAsyncIteration:
+                pass
+            except Unavailable as exc:
+                log.info("%s event=forwarded_watch_failed server=%s detail=%r", self.config.name, name,
+                         exc.details[:200])
+            failures += 1
+            await trio.sleep(0.05)
 
     # ================================================================== logs
     async def Logs(self, request: pb.LogsRequest, context: Any) -> AsyncIterator[pb.LogChunk]:
