@@ -200,6 +200,17 @@ class ClusterView:
     def nodes(self) -> dict[str, Doc]:
         return {name: doc for (_, name), doc in self.objects.get("Node", {}).items()}
 
+    def ready_nodes(self) -> set[str]:
+        """Names of the Nodes whose Ready condition is True."""
+        return {name for name, doc in self.nodes().items()
+                if any(c.get("type") == "Ready" and c.get("status") == "True"
+                       for c in (doc.get("status") or {}).get("conditions") or ())}
+
+    def running_on(self) -> dict[str, str]:
+        """uid -> node, for every Pod its agent reports Running."""
+        return {p["metadata"]["uid"]: p["spec"].get("nodeName", "") for p in self.pods()
+                if (p.get("status") or {}).get("phase") == "Running"}
+
     async def wait(self, predicate: Any, *, timeout_s: float) -> Any:
         """Wait until predicate(self) is truthy; return its value. Raises TooSlowError."""
         with self._trio.fail_after(timeout_s):

@@ -51,24 +51,6 @@ def pod_manifest(name: str, *, cpu: str = "50m", memory: str = "16Mi", labels: d
             "spec": spec}
 
 
-def ready_nodes(view: ClusterView) -> set[str]:
-    out = set()
-    for name, doc in view.nodes().items():
-        for cond in (doc.get("status") or {}).get("conditions") or ():
-            if cond.get("type") == "Ready" and cond.get("status") == "True":
-                out.add(name)
-    return out
-
-
-def running_on(view: ClusterView) -> dict[str, str]:
-    """uid -> node, for every Pod its agent reports Running."""
-    out = {}
-    for pod in view.pods():
-        if (pod.get("status") or {}).get("phase") == "Running":
-            out[pod["metadata"]["uid"]] = pod["spec"].get("nodeName", "")
-    return out
-
-
 def progress(message: str) -> None:
     print(f"heal_bench: {message}", file=sys.stderr, flush=True)
 
@@ -80,7 +62,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def kill_and_heal(cluster: Cluster, view: ClusterView, victim: str) -> tuple[float, float, int]:
     """Kill `victim`'s machine; (detect_s, heal_s, pods moved). Starts it again afterwards."""
-    moved = {uid for uid, node in running_on(view).items() if node == victim}
+    moved = {uid for uid, node in view.running_on().items() if node == victim}
     # Watch from a surviving server, as agentctl does (AGENTCTL_SERVER lists the servers):
     # what is measured is the cluster's reaction, not this client's failover.
     voters = set((await view.client.status()).voters)
@@ -96,9 +78,9 @@ async def kill_and_heal(cluster: Cluster, view: ClusterView, victim: str) -> tup
     def done(v: ClusterView) -> bool:
         nonlocal detect, heal
         now = time.monotonic() - started
-        if detect is None and victim not in ready_nodes(v):
+        if detect is None and victim not in v.ready_nodes():
             detect = now
-        running = running_on(v)
+        running = v.running_on()
         if heal is None and all(running.get(uid, victim) != victim for uid in moved):
             heal = now
         return detect is not None and heal is not None
@@ -106,14 +88,14 @@ async def kill_and_heal(cluster: Cluster, view: ClusterView, victim: str) -> tup
     try:
         await view.wait(done, timeout_s=TRIAL_TIMEOUT_S)
     except trio.TooSlowError:
-        running = running_on(view)
+        running = view.running_on()
         left = sorted(uid for uid in moved if running.get(uid, victim) == victim)
         raise RuntimeError(f"trial on {victim}: after {TRIAL_TIMEOUT_S:.0f}s detect={detect} heal={heal}; "
                            f"not yet Running elsewhere: {left}; view relists={view.relists}") from None
     progress(f"killed {victim}: NotReady after {detect:.2f}s, its {len(moved)} Pods Running elsewhere after "
              f"{heal:.2f}s")
     await trio.to_thread.run_sync(cluster.start, victim)
-    await view.wait(lambda v: victim in ready_nodes(v), timeout_s=TRIAL_TIMEOUT_S)
+    await view.wait(lambda v: victim in v.ready_nodes(), timeout_s=TRIAL_TIMEOUT_S)
     return detect, heal, len(moved)  # type: ignore[return-value]
 
 
@@ -121,7 +103,7 @@ async def apply_to_running(client: ClusterClient, view: ClusterView, name: str) 
     started = time.monotonic()
     [(_, _, _, _, doc)] = await client.apply([pod_manifest(name)])
     uid = doc["metadata"]["uid"]
-    await view.wait(lambda v: uid in running_on(v), timeout_s=TRIAL_TIMEOUT_S)
+    await view.wait(lambda v: uid in v.running_on(), timeout_s=TRIAL_TIMEOUT_S)
     return time.monotonic() - started
 
 
@@ -141,14 +123,14 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> dict:
     figures: dict = {"nodes": len(cluster.nodes), "servers": args.servers}
     async with trio.open_nursery() as nursery:
         await nursery.start(view.run)
-        await view.wait(lambda v: len(ready_nodes(v)) == len(cluster.nodes), timeout_s=60)
+        await view.wait(lambda v: len(v.ready_nodes()) == len(cluster.nodes), timeout_s=60)
 
         apply_times = [await apply_to_running(client, view, f"apply-{i}") for i in range(args.apply_trials)]
         figures["apply_to_running_p50_s"] = round(statistics.median(apply_times), 3)
 
         workload = [pod_manifest(f"heal-{i}") for i in range(args.pods)]
         await client.apply(workload)
-        await view.wait(lambda v: len(running_on(v)) >= args.pods + args.apply_trials, timeout_s=120)
+        await view.wait(lambda v: len(v.running_on()) >= args.pods + args.apply_trials, timeout_s=120)
 
         status = await client.status()
         voters = set(status.voters)
@@ -182,11 +164,11 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> dict:
             await client.apply(batch[start:start + 50])
         await view.wait(lambda v: len(v.pods()) >= 300, timeout_s=120)
         if args.rss_running:
-            await view.wait(lambda v: len(running_on(v)) >= 300, timeout_s=600)
+            await view.wait(lambda v: len(v.running_on()) >= 300, timeout_s=600)
         await trio.sleep(2)
         figures["server_rss_mb"] = round(await leader_rss_mb(cluster, client), 1)
         figures["rss_pods_in_state"] = len(view.pods())
-        figures["rss_pods_running"] = len(running_on(view))
+        figures["rss_pods_running"] = len(view.running_on())
         nursery.cancel_scope.cancel()
     client.close()
     return figures

@@ -27,18 +27,11 @@ def pod_manifest(name: str, *, cpu: str = "50m", memory: str = "16Mi", labels: d
 
 
 def ready_nodes(view: ClusterView) -> set[str]:
-    out = set()
-    for name, doc in view.nodes().items():
-        for cond in (doc.get("status") or {}).get("conditions") or ():
-            if cond.get("type") == "Ready" and cond.get("status") == "True":
-                out.add(name)
-    return out
+    return view.ready_nodes()
 
 
 def running_on(view: ClusterView) -> dict[str, str]:
-    """uid -> node, for every Pod its agent reports Running."""
-    return {p["metadata"]["uid"]: p["spec"].get("nodeName", "") for p in view.pods()
-            if (p.get("status") or {}).get("phase") == "Running"}
+    return view.running_on()
 
 
 def node_containers(cluster: Cluster, node: str, uid: str) -> list[dict[str, Any]]:
