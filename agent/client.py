@@ -18,6 +18,8 @@ import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
+import grpc
+
 from agent.grpcbridge import Channel, server_stream, unary
 from agent.grpcbridge.errors import DeadlineExceeded, RpcError, Unavailable
 from agent.rpc import cluster_pb2 as pb
@@ -26,6 +28,8 @@ from agent.rpc import cluster_pb2_grpc
 Doc = dict[str, Any]
 
 
+# How long a first connection to an agent may take before the next agent is tried.
+CONNECT_TIMEOUT_S = 1.0
 # Calls that change nothing: safe to repeat on another agent after a timeout.
 _READS = frozenset({"Get", "List", "Status"})
 
@@ -43,6 +47,7 @@ class ClusterClient:
         self.addresses = list(addresses)
         self.timeout_s = timeout_s
         self._channels: dict[str, Channel] = {}
+        self._reached: set[str] = set()  # addresses this client has been connected to
         self._current = 0
 
     async def __aenter__(self) -> ClusterClient:
@@ -60,6 +65,23 @@ class ClusterClient:
         """Send the next calls (and the next watch) to `address` first."""
         self._current = self.addresses.index(address)
 
+    async def _connected(self, address: str) -> None:
+        """Connect to `address` first if this client never has, within CONNECT_TIMEOUT_S:
+        a machine that is off drops the connection attempt silently, and a call's whole
+        deadline must not be spent finding that out when other agents could answer."""
+        if address in self._reached or len(self.addresses) == 1:
+            return
+        import trio  # local: the rest of this module does not need it
+
+        self._stub(address)
+        ready = grpc.channel_ready_future(self._channels[address].grpc_channel)
+        try:
+            await trio.to_thread.run_sync(ready.result, CONNECT_TIMEOUT_S, abandon_on_cancel=True)
+        except grpc.FutureTimeoutError:
+            ready.cancel()
+            raise Unavailable(f"no connection to {address} within {CONNECT_TIMEOUT_S:g}s") from None
+        self._reached.add(address)
+
     def _stub(self, address: str) -> Any:
         channel = self._channels.get(address)
         if channel is None:
@@ -75,6 +97,7 @@ class ClusterClient:
         for attempt in range(len(self.addresses)):
             index = (self._current + attempt) % len(self.addresses)
             try:
+                await self._connected(self.addresses[index])
                 reply = await unary(getattr(self._stub(self.addresses[index]), method), request,
                                     timeout=timeout_s or self.timeout_s)
             except Unavailable as exc:

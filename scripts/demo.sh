@@ -1,74 +1,85 @@
 #!/usr/bin/env bash
-# The main job: prepare this machine, start agentd on it with the example Pods in
-# examples/, show them running with agentctl, and keep the agent in the foreground.
-#   bash scripts/demo.sh          run until Ctrl-C (the Pods are removed on exit)
-#   bash scripts/demo.sh --once   show the Pods running, then clean up and exit
+# The main job: a 3-node cluster on this machine, an app spread over it, a machine killed
+# and its Pods Running elsewhere seconds later.
+#   bash scripts/demo.sh          ... then the cluster is taken down
+#   bash scripts/demo.sh --keep   leave the cluster up (python -m cluster down --name demo removes it)
+# Each node is a network namespace with its own dockerd and agentd (python -m cluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-ONCE=0
-[ "${1:-}" = "--once" ] && ONCE=1
+KEEP=0
+[ "${1:-}" = "--keep" ] && KEEP=1
+NAME=demo
+PY="$ROOT/.venv/bin/python"
+CTL="$ROOT/.venv/bin/agentctl"
 
 bash scripts/setup.sh
 
-RUN="$ROOT/run/demo"
-API="127.0.0.1:${AGENTD_API_PORT:-7070}"
-mkdir -p "$RUN/manifests"
-rm -f "$RUN/manifests"/*
-cp examples/*.yaml "$RUN/manifests/"
-export AGENTCTL_SERVER="$API"
-CTL="$ROOT/.venv/bin/agentctl"
-
-"$ROOT/.venv/bin/agentd" --node-name demo-node --manifest-dir "$RUN/manifests" --api-addr "$API" \
-    >"$RUN/agentd.log" 2>&1 &
-AGENTD=$!
+say() { printf '\n== %s\n' "$*"; }
 
 cleanup() {
-    echo "demo: removing the example Pods and stopping agentd"
-    rm -f "$RUN/manifests"/*
-    for _ in $(seq 1 60); do
-        [ -z "$("$CTL" get pods -A -o name 2>/dev/null)" ] && break
-        sleep 0.5
-    done
-    kill "$AGENTD" 2>/dev/null || true
-    wait "$AGENTD" 2>/dev/null || true
+    if [ "$KEEP" = 0 ]; then
+        say "taking the cluster down"
+        "$PY" -m cluster down --name "$NAME" || true
+    else
+        say "the cluster stays up; paste this to use agentctl, and remove it with: python -m cluster down --name $NAME"
+        "$PY" -m cluster env --name "$NAME"
+    fi
 }
+
+"$PY" -m cluster down --name "$NAME" >/dev/null 2>&1 || true
+say "bringing up 3 nodes (3 servers: Raft voters; every node runs Pods)"
+"$PY" -m cluster up --nodes 3 --name "$NAME"
 trap cleanup EXIT
+eval "$("$PY" -m cluster env --name "$NAME")"
+export AGENTCTL_SERVER
 
-for _ in $(seq 1 50); do
-    "$CTL" get node >/dev/null 2>&1 && break
-    kill -0 "$AGENTD" 2>/dev/null || { echo "demo: agentd exited; its log:"; cat "$RUN/agentd.log"; exit 1; }
-    sleep 0.2
-done
-echo "== agentctl get node"
-"$CTL" get node
+say "agentctl get nodes"
+"$CTL" get nodes
+say "agentctl cluster status"
+"$CTL" cluster status
 
-# Every example Pod that runs forever becomes Ready; the batch Pod Succeeds.
-for _ in $(seq 1 50); do
-    [ -n "$("$CTL" get pods -o name)" ] && break
-    sleep 0.2
+say "agentctl apply -f examples/cluster/"
+"$CTL" apply -f examples/cluster/
+
+# pods.py: small queries over `agentctl get pods -o json` (which Pods run where).
+pods() { "$CTL" get pods -o json | "$PY" "$ROOT/scripts/demo_pods.py" "$@"; }
+
+printf 'waiting for the six hello Pods to be Running'
+for _ in $(seq 1 120); do
+    [ "$(pods running -l app=hello)" = 6 ] && break
+    printf '.'; sleep 0.5
 done
-readarray -t long_running < <("$CTL" get pods -o json | "$ROOT/.venv/bin/python" -c '
-import json, sys
-for p in json.load(sys.stdin)["items"]:
-    if p["spec"].get("restartPolicy", "Always") == "Always":
-        print("pod/" + p["metadata"]["name"])')
-echo "== agentctl wait --for condition=Ready ${long_running[*]}"
-"$CTL" wait "${long_running[@]}" --for condition=Ready --timeout 60
-sleep 2
-echo "== agentctl get pods -o wide"
+echo
+say "agentctl get pods -o wide   (the scheduler spread them; too-big fits nowhere)"
 "$CTL" get pods -o wide
-echo "== agentctl logs web -c fetcher --tail 3"
-"$CTL" logs web -c fetcher --tail 3
-echo "== agentctl wait pod/count-to-five --for phase=Succeeded"
-"$CTL" wait pod/count-to-five --for phase=Succeeded --timeout 60
-echo "== agentctl logs count-to-five"
-"$CTL" logs count-to-five
-echo "== agentctl get pods"
-"$CTL" get pods
+say "agentctl describe pod too-big   (why it is Pending)"
+"$CTL" describe pod too-big | grep -iE 'status|message|reason|Unschedulable' || true
 
-if [ "$ONCE" = 1 ]; then
-    exit 0
+VICTIM=$(pods busiest)
+MOVED=$(pods on "$VICTIM")
+say "killing node $VICTIM, which runs: $MOVED   (agentd, its dockerd and every container: SIGKILL)"
+START=$(date +%s.%N)
+"$PY" -m cluster kill "$VICTIM" --name "$NAME"
+for _ in $(seq 1 240); do
+    [ "$(pods moved "$VICTIM" $MOVED)" = yes ] && break
+    sleep 0.25
+done
+END=$(date +%s.%N)
+if [ "$(pods moved "$VICTIM" $MOVED)" != yes ]; then
+    echo "demo: the Pods of $VICTIM were not Running elsewhere within 60 s" >&2
+    "$CTL" get pods -o wide >&2
+    exit 1
 fi
-echo "demo: agentd is running (log: $RUN/agentd.log); try: AGENTCTL_SERVER=$API $CTL get pods -o wide. Ctrl-C stops it."
-wait "$AGENTD"
+say "$("$PY" -c "import sys; print(f'every Pod of {sys.argv[1]} is Running on another node, {float(sys.argv[3]) - float(sys.argv[2]):.1f} s after the kill')" "$VICTIM" "$START" "$END")"
+"$CTL" get pods -o wide
+say "agentctl get nodes   ($VICTIM is NotReady)"
+"$CTL" get nodes
+
+say "starting $VICTIM again: it rejoins, and stops the copies it still had"
+"$PY" -m cluster start "$VICTIM" --name "$NAME"
+for _ in $(seq 1 120); do
+    "$CTL" get nodes 2>/dev/null | awk -v n="$VICTIM" '$1 == n && $2 ~ /^Ready/ {found=1} END {exit !found}' && break
+    sleep 0.5
+done
+"$CTL" get nodes

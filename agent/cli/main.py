@@ -1,262 +1,123 @@
-"""agentctl: drive agentd from the command line, in the spirit of kubectl.
+"""agentctl: drive the cluster from the command line, in the spirit of kubectl.
 
-Today it talks to one node's NodeService: list and inspect Pods, read their logs, wait
-for a condition. Errors from the server are printed as kubectl prints them
-(`Error from server (NotFound): ...`) with exit status 1.
+It talks to any agent's ClusterService (`--server`, or $AGENTCTL_SERVER: one address or
+several separated by commas, tried in turn when one is unreachable). Errors from the
+server are printed as kubectl prints them (`Error from server (NotFound): ...`), a bad
+manifest as `error: <file>:<line> (document N): <field.path>: <message>` with nothing
+sent; the exit status is then 1.
 
-Rules: --request-timeout bounds a unary call whole, but a stream only while it waits:
-for its first reply and between two replies, never a stream that keeps making progress
-(a long log is read to its end). A closed stdout (`agentctl ... | head`) ends agentctl
-as it ends every Unix tool: by SIGPIPE, silently.
+Rules: --request-timeout bounds a unary call whole, but a stream only while it waits
+for its next message (a long log is read to its end, a watch runs until interrupted).
+A closed stdout (`agentctl ... | head`) ends agentctl as it ends every Unix tool: by
+SIGPIPE, silently.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import math
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
 import trio
-import yaml
 
-from agent import grpcbridge as bridge
+from agent.cli import commands
+from agent.client import ClusterClient
 from agent.grpcbridge.errors import RpcError
-from agent.cli import render
-from agent.rpc import node_pb2, node_pb2_grpc
+from agent.state.pod import ManifestError
 
-DEFAULT_SERVER = os.environ.get("AGENTCTL_SERVER", "127.0.0.1:7070")
-
-
-def _docs(view: node_pb2.PodView) -> dict:
-    pod = json.loads(view.pod_json or b"{}")
-    pod["status"] = json.loads(view.status_json or b"{}")
-    return pod
+DEFAULT_SERVER = "127.0.0.1:7070"
 
 
-def _dump(doc: object, fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps(doc, indent=2, sort_keys=False)
-    return yaml.safe_dump(doc, sort_keys=False).rstrip()
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-async def cmd_get(stub: node_pb2_grpc.NodeServiceStub, args: argparse.Namespace) -> int:
-    kind = args.kind.lower()
-    if kind in ("node", "nodes", "no"):
-        info = await bridge.unary(stub.GetNode, node_pb2.GetNodeRequest(), timeout=args.timeout)
-        if args.output in ("json", "yaml"):
-            print(_dump(_node_doc(info), args.output))
-            return 0
-        header = ["NAME", "STATUS", "CPU", "MEMORY", "ALLOC-CPU", "ALLOC-MEMORY", "VERSION"]
-        row = [
-            info.name,
-            "Ready" if info.docker_available else "NotReady",
-            f"{info.capacity_cpu_millicores}m",
-            f"{info.capacity_memory_bytes // (1 << 20)}Mi",
-            f"{info.allocatable_cpu_millicores}m",
-            f"{info.allocatable_memory_bytes // (1 << 20)}Mi",
-            info.version,
-        ]
-        print(render.table(header, [row]))
-        return 0
-    if kind not in ("pod", "pods", "po"):
-        print(f'error: the server doesn\'t have a resource type "{args.kind}"', file=sys.stderr)
-        return 1
-    namespace = "" if args.all_namespaces else args.namespace
-    if args.name:
-        view = await bridge.unary(
-            stub.GetPod, node_pb2.GetPodRequest(namespace=namespace or "default", name=args.name), timeout=args.timeout
-        )
-        views = [view]
-    else:
-        resp = await bridge.unary(stub.ListPods, node_pb2.ListPodsRequest(namespace=namespace), timeout=args.timeout)
-        views = list(resp.pods)
-    docs = [_docs(v) for v in views]
-    if args.output in ("json", "yaml"):
-        doc = docs[0] if args.name else {"apiVersion": "v1", "kind": "List", "items": docs}
-        print(_dump(doc, args.output))
-        return 0
-    if args.output == "name":
-        for d in docs:
-            print(f"pod/{d['metadata']['name']}")
-        return 0
-    if not docs:
-        where = "any namespace" if args.all_namespaces else f"{namespace} namespace"
-        print(f"No resources found in {where}.", file=sys.stderr)
-        return 0
-    wide = args.output == "wide"
-    header = list(render.POD_HEADER_WIDE if wide else render.POD_HEADER)
-    rows = [render.pod_row(d, d["status"], _now(), wide=wide) for d in docs]
-    if args.all_namespaces:
-        header.insert(0, "NAMESPACE")
-        rows = [[d["metadata"].get("namespace", "default"), *r] for d, r in zip(docs, rows)]
-    print(render.table(header, rows))
-    return 0
-
-
-def _node_doc(info: node_pb2.NodeInfo) -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": info.name, "labels": dict(info.labels)},
-        "status": {
-            "capacity": {"cpu": f"{info.capacity_cpu_millicores}m", "memory": str(info.capacity_memory_bytes)},
-            "allocatable": {"cpu": f"{info.allocatable_cpu_millicores}m", "memory": str(info.allocatable_memory_bytes)},
-            "nodeInfo": {"agentVersion": info.version},
-            "conditions": [
-                {"type": "Ready", "status": "True" if info.docker_available else "False", "message": info.docker_error}
-            ],
-        },
-    }
-
-
-async def cmd_describe(stub: node_pb2_grpc.NodeServiceStub, args: argparse.Namespace) -> int:
-    view = await bridge.unary(
-        stub.GetPod, node_pb2.GetPodRequest(namespace=args.namespace, name=args.name), timeout=args.timeout
-    )
-    doc = _docs(view)
-    status = doc["status"]
-    print(f"Name:         {doc['metadata']['name']}")
-    print(f"Namespace:    {doc['metadata'].get('namespace', 'default')}")
-    print(f"Node:         {doc['spec'].get('nodeName') or '<none>'}")
-    print(f"Status:       {render.pod_status_word(status)}")
-    print(f"IP:           {status.get('podIP') or '<none>'}")
-    print("Conditions:")
-    for cond in status.get("conditions") or ():
-        print(f"  {cond.get('type'):<16} {cond.get('status')}")
-    print("Containers:")
-    for cs in status.get("containerStatuses") or ():
-        print(f"  {cs.get('name')}:")
-        print(f"    Image:          {cs.get('image')}")
-        print(f"    Ready:          {cs.get('ready')}")
-        print(f"    Restart Count:  {cs.get('restartCount', 0)}")
-        for label, key in (("State", "state"), ("Last State", "lastState")):
-            state = cs.get(key) or {}
-            for word, detail in state.items():
-                extras = ", ".join(f"{k}={v}" for k, v in (detail or {}).items())
-                print(f"    {label + ':':<16}{word.capitalize()} {extras}".rstrip())
-    return 0
-
-
-class StreamStalled(Exception):
-    """A stream sent nothing for longer than its idle timeout."""
-
-
-async def idle_bounded(replies: AsyncIterator[Any], *, idle_s: float | None) -> AsyncIterator[Any]:
-    """The replies of a stream, failing with StreamStalled when the first one, or the next one,
-    takes longer than idle_s (None: wait as long as it takes)."""
-    iterator = replies.__aiter__()
-    while True:
-        with trio.move_on_after(math.inf if idle_s is None else idle_s) as waited:
-            try:
-                reply = await iterator.__anext__()
-            except StopAsyncIteration:
-                return
-        if waited.cancelled_caught:
-            raise StreamStalled(f"agentd sent nothing for {idle_s:g}s (--request-timeout)")
-        yield reply
-
-
-async def cmd_logs(stub: node_pb2_grpc.NodeServiceStub, args: argparse.Namespace) -> int:
-    request = node_pb2.PodLogsRequest(
-        namespace=args.namespace, name=args.pod, container=args.container or "",
-        tail_lines=max(0, args.tail) if args.tail is not None else 0, follow=args.follow,
-    )
-    # No deadline on the call: a log of any length is read to its end while it flows. A
-    # followed log may be quiet for as long as its container is, so only a plain read is
-    # bounded, by the time to its first line and between two lines.
-    async with bridge.server_stream(stub.PodLogs, request, timeout=None) as lines:
-        async for line in idle_bounded(lines, idle_s=None if args.follow else args.timeout):
-            sys.stdout.write(line.line if line.line.endswith("\n") else line.line + "\n")
-            if args.follow:
-                sys.stdout.flush()
-    return 0
-
-
-def _condition_met(doc: dict, wanted: str) -> bool:
-    status = doc.get("status") or {}
-    if wanted.lower().startswith("condition="):
-        name, _, value = wanted.split("=", 1)[1].partition("=")
-        value = value or "True"
-        return any(
-            c.get("type", "").lower() == name.lower() and str(c.get("status")) == value
-            for c in status.get("conditions") or ()
-        )
-    if wanted.lower().startswith("phase="):
-        return (status.get("phase") or "").lower() == wanted.split("=", 1)[1].lower()
-    raise ValueError(f"--for: expected condition=NAME[=VALUE] or phase=PHASE, got {wanted!r}")
-
-
-async def cmd_wait(stub: node_pb2_grpc.NodeServiceStub, args: argparse.Namespace) -> int:
-    names = {n.split("/", 1)[-1] for n in args.names}
-    _condition_met({}, args.wait_for)  # validate before waiting
-    pending = set(names)
-    with trio.move_on_after(args.wait_timeout):
-        request = node_pb2.WatchPodsRequest(namespace=args.namespace)
-        async with bridge.server_stream(stub.WatchPods, request, timeout=None) as events:
-            async for event in events:
-                if event.pod.name in pending and event.kind != node_pb2.PodEvent.DELETED:
-                    if _condition_met(_docs(event.pod), args.wait_for):
-                        print(f"pod/{event.pod.name} condition met")
-                        pending.discard(event.pod.name)
-                if not pending:
-                    return 0
-    print(f"error: timed out waiting for the condition on {', '.join(f'pod/{n}' for n in sorted(pending))}", file=sys.stderr)
-    return 1
+def _namespace_flags(parser: argparse.ArgumentParser, *, all_namespaces: bool = False) -> None:
+    parser.add_argument("-n", "--namespace", default="default")
+    if all_namespaces:
+        parser.add_argument("-A", "--all-namespaces", action="store_true")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="agentctl", description="Drive agentd (kubectl-style).")
-    p.add_argument("-s", "--server", default=DEFAULT_SERVER, help=f"agentd API address (default {DEFAULT_SERVER}, or $AGENTCTL_SERVER)")
+    p = argparse.ArgumentParser(prog="agentctl", description="Drive an agentd cluster (kubectl-style).")
+    p.add_argument("-s", "--server", default=os.environ.get("AGENTCTL_SERVER", DEFAULT_SERVER),
+                   help="agent API address(es), comma-separated (default $AGENTCTL_SERVER or "
+                        f"{DEFAULT_SERVER})")
     p.add_argument("--request-timeout", dest="timeout", type=float, default=10.0,
-                   help="seconds a request may wait for the server, for an answer or a stream's next message"
-                        " (default 10)")
+                   help="seconds a request may wait for an answer, or a stream for its next message (default 10)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("get", help="list pods or show the node")
-    g.add_argument("kind", help="pods | pod | nodes | node")
-    g.add_argument("name", nargs="?")
-    g.add_argument("-n", "--namespace", default="default")
-    g.add_argument("-A", "--all-namespaces", action="store_true")
+    a = sub.add_parser("apply", help="create or update objects from manifests (all or nothing)")
+    a.add_argument("-f", "--filename", action="append", required=True, metavar="FILE|DIR|-")
+    a.add_argument("--dry-run", choices=["none", "server"], default="none")
+    _namespace_flags(a)
+    a.set_defaults(func=commands.cmd_apply)
+
+    g = sub.add_parser("get", help="list nodes or pods")
+    g.add_argument("kind", help="pods | pod | po | nodes | node | no")
+    g.add_argument("names", nargs="*")
     g.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"], default=None)
-    g.set_defaults(func=cmd_get)
+    g.add_argument("-l", "--selector", default=None, help="label selector, e.g. app=web,tier!=db")
+    g.add_argument("--field-selector", default=None, help="e.g. spec.nodeName=n1,status.phase=Running")
+    g.add_argument("-w", "--watch", action="store_true", help="after listing, print changes as they come")
+    _namespace_flags(g, all_namespaces=True)
+    g.set_defaults(func=commands.cmd_get)
 
-    d = sub.add_parser("describe", help="show one pod in detail")
-    d.add_argument("kind", choices=["pod", "pods", "po"])
+    d = sub.add_parser("describe", help="show one node or pod in detail")
+    d.add_argument("kind", help="pod | node")
     d.add_argument("name")
-    d.add_argument("-n", "--namespace", default="default")
-    d.set_defaults(func=cmd_describe)
+    _namespace_flags(d)
+    d.set_defaults(func=commands.cmd_describe)
 
-    lg = sub.add_parser("logs", help="print a container's logs")
+    rm = sub.add_parser("delete", help="delete objects by name or from manifests")
+    rm.add_argument("kind", nargs="?")
+    rm.add_argument("names", nargs="*")
+    rm.add_argument("-f", "--filename", action="append", metavar="FILE|DIR|-")
+    rm.add_argument("--ignore-not-found", action="store_true")
+    _namespace_flags(rm)
+    rm.set_defaults(func=commands.cmd_delete)
+
+    lg = sub.add_parser("logs", help="print a container's logs (from the node that runs the pod)")
     lg.add_argument("pod")
     lg.add_argument("-c", "--container", default=None)
-    lg.add_argument("-n", "--namespace", default="default")
     lg.add_argument("--tail", type=int, default=None, help="lines from the end (default: all)")
     lg.add_argument("-f", "--follow", action="store_true")
-    lg.set_defaults(func=cmd_logs)
+    lg.add_argument("-p", "--previous", action="store_true", help="the previous instance of the container")
+    _namespace_flags(lg)
+    lg.set_defaults(func=commands.cmd_logs)
 
-    w = sub.add_parser("wait", help="wait until pods meet a condition")
+    w = sub.add_parser("wait", help="wait until objects meet a condition")
     w.add_argument("names", nargs="+", metavar="pod/NAME")
-    w.add_argument("--for", dest="wait_for", required=True, help="condition=Ready | phase=Succeeded ...")
-    w.add_argument("--timeout", dest="wait_timeout", type=float, default=60.0, help="seconds (default 60)")
-    w.add_argument("-n", "--namespace", default="default")
-    w.set_defaults(func=cmd_wait)
+    w.add_argument("--for", dest="wait_for", required=True, help="condition=Ready | phase=Succeeded | delete")
+    w.add_argument("--timeout", dest="wait_timeout", type=_seconds, default=60.0, help="e.g. 30, 30s, 2m")
+    _namespace_flags(w)
+    w.set_defaults(func=commands.cmd_wait)
+
+    for name, func, text in (("cordon", commands.cmd_cordon, "mark a node unschedulable"),
+                             ("uncordon", commands.cmd_uncordon, "mark a node schedulable again")):
+        c = sub.add_parser(name, help=text)
+        c.add_argument("node")
+        c.set_defaults(func=func)
+
+    cl = sub.add_parser("cluster", help="the cluster itself")
+    cl_sub = cl.add_subparsers(dest="cluster_command", required=True)
+    st = cl_sub.add_parser("status", help="leader, term, voters, standbys, workers and every member's gossip state")
+    st.set_defaults(func=commands.cmd_cluster_status)
     return p
 
 
+def _seconds(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 30, 30s, 2m)") from None
+
+
 async def _run(args: argparse.Namespace) -> int:
-    async with bridge.Channel(args.server) as channel:
-        return await args.func(channel.stub(node_pb2_grpc.NodeServiceStub), args)
+    addresses = [a.strip() for a in args.server.split(",") if a.strip()]
+    async with ClusterClient(addresses, timeout_s=args.timeout) as client:
+        return await args.func(client, args)
 
 
 def _die_of_sigpipe() -> None:
@@ -276,12 +137,19 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _die_of_sigpipe()
         return 141  # the shell's status for a death by SIGPIPE, were the signal ever blocked
-    except StreamStalled as err:
+    except ManifestError as err:
+        for problem in err.errors:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    except commands.StreamStalled as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except RpcError as err:
         if err.code == grpc.StatusCode.UNAVAILABLE:
-            print(f"error: cannot reach agentd at {args.server}: {err.details}", file=sys.stderr)
+            print(f"error: cannot reach the cluster at {args.server}: {err.details}", file=sys.stderr)
+        elif err.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            print(f"error: no answer from the cluster at {args.server} within {args.timeout:g}s "
+                  "(--request-timeout)", file=sys.stderr)
         else:
             reason = "".join(w.capitalize() for w in err.code.name.lower().split("_"))
             print(f"Error from server ({reason}): {err.details}", file=sys.stderr)

@@ -8,7 +8,9 @@ Rules: pure functions of the documents and the current time; no I/O.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+
+from agent.state.quantity import Quantity, QuantityError, cpu_millicores, memory_bytes, parse_quantity
 
 
 def parse_time(text: str | None) -> dt.datetime | None:
@@ -107,3 +109,190 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 POD_HEADER = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
 POD_HEADER_WIDE = POD_HEADER + ["IP", "NODE"]
+
+
+# ---------------------------------------------------------------- nodes
+
+NODE_HEADER = ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+NODE_HEADER_WIDE = NODE_HEADER + ["INTERNAL-IP", "OS", "ARCH", "CPU", "MEMORY", "PODS"]
+ROLE_LABEL = "agentd.io/role"
+
+
+def node_status_word(node: Mapping) -> str:
+    """Ready / NotReady / Unknown, with ",SchedulingDisabled" when cordoned (as kubectl)."""
+    word = "Unknown"
+    for cond in (node.get("status") or {}).get("conditions") or ():
+        if cond.get("type") == "Ready":
+            word = "Ready" if cond.get("status") == "True" else "NotReady"
+    if (node.get("spec") or {}).get("unschedulable"):
+        word += ",SchedulingDisabled"
+    return word
+
+
+def node_row(node: Mapping, now: dt.datetime, *, wide: bool) -> list[str]:
+    meta = node.get("metadata") or {}
+    status = node.get("status") or {}
+    created = parse_time(meta.get("creationTimestamp"))
+    info = status.get("nodeInfo") or {}
+    row = [
+        meta.get("name", ""),
+        node_status_word(node),
+        (meta.get("labels") or {}).get(ROLE_LABEL, "<none>"),
+        human_duration((now - created).total_seconds()) if created else "<unknown>",
+        info.get("agentdVersion", ""),
+    ]
+    if wide:
+        addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or ()}
+        alloc = status.get("allocatable") or {}
+        row += [addresses.get("InternalIP", "<none>"), info.get("operatingSystem", ""), info.get("architecture", ""),
+                alloc.get("cpu", ""), alloc.get("memory", ""), alloc.get("pods", "")]
+    return row
+
+
+# ---------------------------------------------------------------- describe
+
+
+def _kv(lines: list[str], key: str, value: object, indent: int = 0) -> None:
+    lines.append(f"{' ' * indent}{(key + ':').ljust(21 - indent)} {value}")
+
+
+def _map_lines(lines: list[str], key: str, values: Mapping | None) -> None:
+    items = sorted((values or {}).items())
+    if not items:
+        _kv(lines, key, "<none>")
+        return
+    first, *rest = items
+    _kv(lines, key, f"{first[0]}={first[1]}")
+    for k, v in rest:
+        lines.append(f"{'':<22}{k}={v}")  # under the first value
+
+
+def _conditions(lines: list[str], conditions: Sequence[Mapping]) -> None:
+    lines.append("Conditions:")
+    rows = [[c.get("type", ""), str(c.get("status", "")), c.get("reason") or "", c.get("message") or ""]
+            for c in conditions]
+    if rows:
+        lines += ["  " + line for line in table(["Type", "Status", "Reason", "Message"], rows).splitlines()]
+    else:
+        lines.append("  <none>")
+
+
+def container_requests(container: Mapping) -> tuple[str, str]:
+    requests = (container.get("resources") or {}).get("requests") or {}
+    return requests.get("cpu", "0"), requests.get("memory", "0")
+
+
+def describe_pod(pod: Mapping) -> str:
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    lines: list[str] = []
+    _kv(lines, "Name", meta.get("name", ""))
+    _kv(lines, "Namespace", meta.get("namespace", "default"))
+    _kv(lines, "Node", spec.get("nodeName") or "<none>")
+    _kv(lines, "Start Time", status.get("startTime") or "<none>")
+    _map_lines(lines, "Labels", meta.get("labels"))
+    _kv(lines, "Status", pod_status_word(status))
+    if status.get("reason"):
+        _kv(lines, "Reason", status["reason"])
+    if status.get("message"):
+        _kv(lines, "Message", status["message"])
+    _kv(lines, "IP", status.get("podIP") or "<none>")
+    _kv(lines, "QoS Class", status.get("qosClass") or "<none>")
+    lines.append("Containers:")
+    by_name = {cs.get("name"): cs for cs in status.get("containerStatuses") or ()}
+    for container in spec.get("containers") or ():
+        cs = by_name.get(container.get("name"), {})
+        lines.append(f"  {container.get('name')}:")
+        _kv(lines, "Image", container.get("image", ""), 4)
+        cpu, memory = container_requests(container)
+        _kv(lines, "Requests", f"cpu={cpu}, memory={memory}", 4)
+        limits = (container.get("resources") or {}).get("limits") or {}
+        if limits:
+            _kv(lines, "Limits", ", ".join(f"{k}={v}" for k, v in sorted(limits.items())), 4)
+        for label, key in (("State", "state"), ("Last State", "lastState")):
+            for word, detail in (cs.get(key) or {}).items():
+                extras = ", ".join(f"{k}={v}" for k, v in (detail or {}).items())
+                _kv(lines, label, f"{word.capitalize()} {extras}".rstrip(), 4)
+        _kv(lines, "Ready", cs.get("ready", False), 4)
+        _kv(lines, "Restart Count", cs.get("restartCount", 0), 4)
+    _conditions(lines, status.get("conditions") or ())
+    if spec.get("nodeSelector"):
+        _map_lines(lines, "Node-Selectors", spec["nodeSelector"])
+    tolerations = spec.get("tolerations") or ()
+    _kv(lines, "Tolerations", ", ".join(_toleration_text(t) for t in tolerations) or "<none>")
+    return "\n".join(lines)
+
+
+def _toleration_text(t: Mapping) -> str:
+    text = t.get("key", "") or "<all>"
+    if t.get("operator") == "Equal" and t.get("value"):
+        text += f"={t['value']}"
+    if t.get("effect"):
+        text += f":{t['effect']}"
+    return text
+
+
+def describe_node(node: Mapping, pods: Sequence[Mapping]) -> str:
+    meta = node.get("metadata") or {}
+    spec = node.get("spec") or {}
+    status = node.get("status") or {}
+    lines: list[str] = []
+    _kv(lines, "Name", meta.get("name", ""))
+    _kv(lines, "Roles", (meta.get("labels") or {}).get(ROLE_LABEL, "<none>"))
+    _map_lines(lines, "Labels", meta.get("labels"))
+    _kv(lines, "CreationTimestamp", meta.get("creationTimestamp", ""))
+    taints = [f"{t.get('key')}{'=' + t['value'] if t.get('value') else ''}:{t.get('effect')}"
+              for t in spec.get("taints") or ()]
+    _kv(lines, "Taints", ", ".join(taints) or "<none>")
+    _kv(lines, "Unschedulable", bool(spec.get("unschedulable")))
+    _conditions(lines, status.get("conditions") or ())
+    lines.append("Addresses:")
+    for address in status.get("addresses") or ():
+        _kv(lines, address.get("type", ""), address.get("address", ""), 2)
+    for title, key in (("Capacity", "capacity"), ("Allocatable", "allocatable")):
+        lines.append(f"{title}:")
+        for resource, amount in sorted((status.get(key) or {}).items()):
+            _kv(lines, resource, amount, 2)
+    info = status.get("nodeInfo") or {}
+    lines.append("System Info:")
+    for key, value in sorted(info.items()):
+        _kv(lines, key, value, 2)
+    running = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    lines.append(f"Non-terminated Pods:  ({len(running)} in total)")
+    rows = []
+    for pod in running:
+        pod_meta = pod.get("metadata") or {}
+        cpu = [container_requests(c)[0] for c in (pod.get("spec") or {}).get("containers") or ()]
+        memory = [container_requests(c)[1] for c in (pod.get("spec") or {}).get("containers") or ()]
+        rows.append([pod_meta.get("namespace", "default"), pod_meta.get("name", ""), "+".join(cpu), "+".join(memory),
+                     pod_status_word(pod.get("status") or {})])
+    if rows:
+        lines += ["  " + line for line in
+                  table(["Namespace", "Name", "CPU Requests", "Memory Requests", "Status"], rows).splitlines()]
+    lines.append("Allocated resources:")
+    alloc = status.get("allocatable") or {}
+    cpu_used = sum(_amount(container_requests(c)[0], cpu_millicores) for p in running
+                   for c in (p.get("spec") or {}).get("containers") or ())
+    memory_used = sum(_amount(container_requests(c)[1], memory_bytes) for p in running
+                      for c in (p.get("spec") or {}).get("containers") or ())
+    cpu_total = _amount(alloc.get("cpu", "0"), cpu_millicores)
+    memory_total = _amount(alloc.get("memory", "0"), memory_bytes)
+    lines += ["  " + line for line in table(["Resource", "Requests", "Allocatable"], [
+        ["cpu", f"{cpu_used}m ({_percent(cpu_used, cpu_total)})", f"{cpu_total}m"],
+        ["memory", f"{memory_used // (1 << 20)}Mi ({_percent(memory_used, memory_total)})",
+         f"{memory_total // (1 << 20)}Mi"],
+        ["pods", f"{len(running)} ({_percent(len(running), int(alloc.get('pods', '0') or 0))})", alloc.get("pods", "0")],
+    ]).splitlines()]
+    return "\n".join(lines)
+
+
+def _amount(text: str, unit: Callable[[Quantity], int]) -> int:
+    try:
+        return unit(parse_quantity(text))
+    except QuantityError:
+        return 0
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part // whole}%" if whole else "-"

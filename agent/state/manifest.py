@@ -49,6 +49,22 @@ MANIFEST_PARSERS: dict[tuple[str, str], Callable[[Mapping[str, Any]], Any]] = {
 
 def load_manifests(text: str, *, source: str = "<string>") -> list[Pod]:
     """Every object in a multi-document YAML text, in order. Raises ManifestError."""
+    errors: list[FieldError] = []
+    objects: list[Any] = []
+    for doc, location in decode_documents(text, source=source):
+        try:
+            objects.append(_parse_document(doc))
+        except ManifestError as exc:
+            errors.extend(FieldError(e.path, e.message, location) for e in exc.errors)
+    if errors:
+        raise ManifestError(errors)
+    return objects
+
+
+def decode_documents(text: str, *, source: str = "<string>") -> list[tuple[Any, str]]:
+    """The decoded documents of a multi-document YAML text, each with its location
+    "<source>:<line> (document N)", empty ones skipped. Raises ManifestError on YAML
+    errors and duplicate keys (every document is looked at before raising)."""
     if len(text) > MAX_MANIFEST_CHARS:
         raise ManifestError([FieldError("", f"manifest is larger than {MAX_MANIFEST_CHARS} characters", source)])
     try:
@@ -58,7 +74,7 @@ def load_manifests(text: str, *, source: str = "<string>") -> list[Pod]:
     except RecursionError:
         raise ManifestError([FieldError("", "YAML nested too deeply", source)]) from None
     errors: list[FieldError] = []
-    objects: list[Any] = []
+    docs: list[tuple[Any, str]] = []
     constructor = _Loader("")
     for number, node in enumerate(nodes, start=1):
         if node is None:
@@ -76,15 +92,11 @@ def load_manifests(text: str, *, source: str = "<string>") -> list[Pod]:
         if duplicates:
             errors.extend(FieldError(path, message, location) for path, message in duplicates)
             continue
-        if doc is None:
-            continue
-        try:
-            objects.append(_parse_document(doc))
-        except ManifestError as exc:
-            errors.extend(FieldError(e.path, e.message, location) for e in exc.errors)
+        if doc is not None:
+            docs.append((doc, location))
     if errors:
         raise ManifestError(errors)
-    return objects
+    return docs
 
 
 def manifest_file_problem(st: os.stat_result) -> str | None:

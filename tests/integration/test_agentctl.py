@@ -1,11 +1,14 @@
-"""agentd as a real process, driven by agentctl as a user would: static Pods from a
-manifest directory, status, logs, waiting, restart-and-adopt, bad manifests, bad requests,
+"""agentd as a real process forming a one-node cluster (on the host's engine), driven by
+agentctl as a user would: apply, get, describe, delete, logs, wait, cordon, cluster
+status; a Pod that fits nowhere; static Pods from a manifest directory (mirror Pods in
+the cluster), restart-and-adopt, bad manifests with their file and line, bad requests,
 a FIFO among the manifests, long logs, a stalled server and a closed pipe."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,7 +25,7 @@ import trio
 from tests.integration.conftest import cleanup_node
 
 from agent.grpcbridge import TrioGrpcServer
-from agent.rpc import node_pb2, node_pb2_grpc
+from agent.rpc import cluster_pb2, cluster_pb2_grpc
 from agent.runtime.containers import LABEL_NODE
 
 pytestmark = pytest.mark.docker
@@ -78,18 +81,23 @@ class Agent:
         self.node = node
         self.port = free_port()
         self.log_path = tmp / "agentd.log"
+        self.data_dir = tmp / "data"
+        self.gossip_port = free_port()
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "agent.daemon", "--node-name", self.node, "--manifest-dir", str(self.manifests),
-             "--api-addr", f"127.0.0.1:{self.port}", "--backoff-base-s", "0.2", "--manifest-poll-s", "0.2"],
+            [PYTHON, "-m", "agent.daemon", "--name", self.node, "--data-dir", str(self.data_dir),
+             "--bind", "127.0.0.1", "--api-port", str(self.port), "--gossip-port", str(self.gossip_port),
+             "--bootstrap-expect", "1", "--voters", "1", "--manifest-dir", str(self.manifests),
+             "--backoff-base-s", "0.2", "--manifest-poll-s", "0.2"],
             stdout=log, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if self.ctl("get", "node").returncode == 0:
+            nodes = self.ctl("get", "nodes")
+            if nodes.returncode == 0 and f"{self.node}   Ready" in nodes.stdout:
                 return
             assert self.proc.poll() is None, f"agentd exited early:\n{self.log_path.read_text()}"
             time.sleep(0.2)
@@ -155,7 +163,8 @@ def test_static_pod_runs_reports_status_and_logs(agent: Agent, docker_client) ->
     assert len(lines) == 2 and all(line.startswith("line=") for line in lines)
 
     described = agent.ctl("describe", "pod", "hello")
-    assert described.returncode == 0 and "Restart Count:  0" in described.stdout
+    assert described.returncode == 0 and re.search(r"Restart Count:\s+0\n", described.stdout), described.stdout
+    assert re.search(rf"Node:\s+{agent.node}\n", described.stdout)
 
 
 def test_restarted_agent_adopts_running_pods(agent: Agent, docker_client) -> None:
@@ -203,13 +212,13 @@ def test_invalid_manifest_starts_nothing_and_agent_keeps_serving(agent: Agent, d
     assert agent.pods() == {}
     assert our_containers(docker_client, agent.node) == {}
     assert "imagee" in agent.log_path.read_text()
-    assert agent.ctl("get", "node").returncode == 0
+    assert agent.ctl("get", "nodes").returncode == 0
 
 
 def test_unknown_pod_is_a_clear_not_found(agent: Agent) -> None:
     out = agent.ctl("get", "pod", "nope")
     assert out.returncode == 1
-    assert out.stderr.strip() == 'Error from server (NotFound): pod "nope" not found in namespace "default"'
+    assert out.stderr.strip() == 'Error from server (NotFound): pods "nope" not found in namespace "default"'
     out = agent.ctl("logs", "nope")
     assert out.returncode == 1 and "NotFound" in out.stderr
 
@@ -219,7 +228,7 @@ def test_unreachable_agent_is_a_clear_error(tmp_path: Path) -> None:
     out = subprocess.run([PYTHON, "-m", "agent.cli.main", "--server", f"127.0.0.1:{port}", "--request-timeout", "2",
                           "get", "pods"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 1
-    assert f"cannot reach agentd at 127.0.0.1:{port}" in out.stderr
+    assert f"cannot reach the cluster at 127.0.0.1:{port}" in out.stderr
 
 
 def test_a_fifo_among_the_manifests_blocks_neither_pods_nor_shutdown(agent: Agent) -> None:
@@ -268,17 +277,17 @@ def test_a_log_longer_than_the_request_timeout_is_read_to_its_end(agent: Agent) 
     assert elapsed > SHORT_TIMEOUT_S, elapsed
 
 
-class StallingLogs(node_pb2_grpc.NodeServiceServicer):
-    """A NodeService whose log stream sends one line and then nothing, for ever."""
+class StallingLogs(cluster_pb2_grpc.ClusterServiceServicer):
+    """A ClusterService whose log stream sends one line and then nothing, for ever."""
 
-    async def PodLogs(self, request, context):  # noqa: N802 - the gRPC method's name
-        yield node_pb2.LogLine(line="the only line")
+    async def Logs(self, request, context):  # noqa: N802 - the gRPC method's name
+        yield cluster_pb2.LogChunk(line="the only line")
         await trio.sleep_forever()
 
 
 async def test_a_stalled_log_stream_ends_after_the_request_timeout() -> None:
     server = TrioGrpcServer()
-    server.add_service(node_pb2_grpc.add_NodeServiceServicer_to_server, StallingLogs())
+    server.add_service(cluster_pb2_grpc.add_ClusterServiceServicer_to_server, StallingLogs())
     async with trio.open_nursery() as nursery:
         port = await nursery.start(server.run, "127.0.0.1:0")
         t0 = trio.current_time()
@@ -298,7 +307,8 @@ def test_a_closed_pipe_ends_every_command_quietly(agent: Agent) -> None:
     """`agentctl ... | head`: the reader goes away; agentctl dies of SIGPIPE, as Unix tools do, without a word."""
     (agent.manifests / "hello.yaml").write_text(POD_WEB)
     assert agent.ctl("wait", "pod/hello", "--for", "condition=Ready", "--timeout", "30").returncode == 0
-    commands = [("get", "pods"), ("get", "pods", "-o", "yaml"), ("get", "node"), ("describe", "pod", "hello"),
+    commands = [("get", "pods"), ("get", "pods", "-o", "yaml"), ("get", "nodes"), ("describe", "pod", "hello"),
+                ("describe", "node", agent.node), ("cluster", "status"),
                 ("logs", "hello"), ("wait", "pod/hello", "--for", "condition=Ready")]
     for command in commands:
         proc = subprocess.Popen([PYTHON, "-m", "agent.cli.main", "--server", f"127.0.0.1:{agent.port}", *command],
@@ -307,3 +317,139 @@ def test_a_closed_pipe_ends_every_command_quietly(agent: Agent) -> None:
         _, stderr = proc.communicate(timeout=60)
         assert stderr == b"", (command, stderr.decode())
         assert proc.returncode == -signal.SIGPIPE, (command, proc.returncode)
+
+
+# ---------------------------------------------------------------- the cluster through agentctl
+
+WEB_PODS = textwrap.dedent(
+    """\
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: web-a, labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - {name: main, image: busybox:local, command: ["sleep", "3600"], resources: {requests: {cpu: 100m, memory: 16Mi}}}
+    ---
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: web-b, labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - {name: main, image: busybox:local, command: ["sleep", "3600"], resources: {requests: {cpu: 100m, memory: 16Mi}}}
+    """
+)
+TOO_BIG = textwrap.dedent(
+    """\
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: too-big}
+    spec:
+      containers:
+        - {name: main, image: busybox:local, command: ["sleep", "3600"], resources: {requests: {cpu: "500"}}}
+    """
+)
+BAD = textwrap.dedent(
+    """\
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: fine}
+    spec:
+      containers: [{name: main, image: busybox:local}]
+    ---
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: broken}
+    spec:
+      containers: [{name: main, image: busybox:local, resources: {requests: {cpu: lots}}}]
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def cluster_agent(tmp_path_factory, docker_client) -> Agent:
+    a = Agent(tmp_path_factory.mktemp("ctl"), f"test-agentctl-{uuid.uuid4().hex[:8]}")
+    a.start()
+    yield a
+    a.stop()
+    cleanup_node(docker_client, a.node)
+
+
+def ok(out: subprocess.CompletedProcess) -> str:
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_apply_is_all_or_nothing_and_says_what_it_did(cluster_agent: Agent, tmp_path: Path) -> None:
+    manifests = tmp_path / "app"
+    manifests.mkdir()
+    (manifests / "web.yaml").write_text(WEB_PODS)
+    (manifests / "too-big.yml").write_text(TOO_BIG)
+    (manifests / "notes.txt").write_text("not a manifest")
+    assert ok(cluster_agent.ctl("apply", "-f", str(manifests))).splitlines() == [
+        "pod/too-big created", "pod/web-a created", "pod/web-b created"]
+    assert ok(cluster_agent.ctl("apply", "-f", str(manifests / "web.yaml"))).splitlines() == [
+        "pod/web-a unchanged", "pod/web-b unchanged"]
+    ok(cluster_agent.ctl("wait", "pod/web-a", "pod/web-b", "--for", "condition=Ready", "--timeout", "60s"))
+
+    (tmp_path / "bad.yaml").write_text(BAD)
+    bad = cluster_agent.ctl("apply", "-f", str(tmp_path / "bad.yaml"))
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == (f"error: {tmp_path / 'bad.yaml'}:7 (document 2): "
+                                  'spec.containers[0].resources.requests.cpu: "lots" is not a quantity')
+    assert "NotFound" in cluster_agent.ctl("get", "pod", "fine").stderr  # its good neighbour was not sent either
+
+
+def test_get_lists_selects_and_formats(cluster_agent: Agent) -> None:
+    assert ok(cluster_agent.ctl("get", "pods", "-l", "app=web", "-o", "name")).splitlines() == ["pod/web-a", "pod/web-b"]
+    wide = ok(cluster_agent.ctl("get", "pods", "-o", "wide", "--field-selector", "status.phase=Running")).splitlines()
+    assert wide[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+    rows = {line.split()[0]: line.split()[-1] for line in wide[1:]}
+    assert (rows["web-a"], rows["web-b"]) == (cluster_agent.node, cluster_agent.node)
+    assert "too-big" not in rows  # Pending: not selected
+    listed = json.loads(ok(cluster_agent.ctl("get", "pods", "-o", "json")))
+    assert listed["kind"] == "List" and {p["metadata"]["name"] for p in listed["items"]} >= {"web-a", "web-b", "too-big"}
+    one = json.loads(ok(cluster_agent.ctl("get", "pod", "web-a", "-o", "json")))
+    assert one["kind"] == "Pod" and one["metadata"]["uid"] and one["metadata"]["resourceVersion"]
+    nodes = ok(cluster_agent.ctl("get", "nodes")).splitlines()
+    assert nodes[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert nodes[1].split()[:3] == [cluster_agent.node, "Ready", "voter"]
+
+
+def test_a_pod_that_fits_nowhere_says_why(cluster_agent: Agent) -> None:
+    assert ok(cluster_agent.ctl("get", "pod", "too-big")).splitlines()[1].split()[2] == "Pending"
+    described = ok(cluster_agent.ctl("describe", "pod", "too-big"))
+    assert "Unschedulable   0/1 nodes are available: 1 Insufficient cpu." in described
+    node = ok(cluster_agent.ctl("describe", "node", cluster_agent.node))
+    assert "web-a" in node and "too-big" not in node and "Allocated resources:" in node
+    assert re.search(r"cpu\s+200m \(\d+%\)", node), node  # web-a and web-b, 100m each
+
+
+def test_cordon_keeps_new_pods_off_until_uncordoned(cluster_agent: Agent, tmp_path: Path) -> None:
+    assert ok(cluster_agent.ctl("cordon", cluster_agent.node)).strip() == f"node/{cluster_agent.node} cordoned"
+    assert "Ready,SchedulingDisabled" in ok(cluster_agent.ctl("get", "nodes"))
+    (tmp_path / "late.yaml").write_text(WEB_PODS.split("---")[0].replace("web-a", "late"))
+    ok(cluster_agent.ctl("apply", "-f", str(tmp_path / "late.yaml")))
+    wait_until(lambda: "1 node(s) were unschedulable" in cluster_agent.ctl("describe", "pod", "late").stdout,
+               what="the Unschedulable message of a cordoned node")
+    ok(cluster_agent.ctl("uncordon", cluster_agent.node))
+    ok(cluster_agent.ctl("wait", "pod/late", "--for", "condition=Ready", "--timeout", "60"))
+
+
+def test_delete_and_wait_for_the_deletion(cluster_agent: Agent, docker_client) -> None:
+    uid = json.loads(ok(cluster_agent.ctl("get", "pod", "web-b", "-o", "json")))["metadata"]["uid"]
+    assert ok(cluster_agent.ctl("delete", "pod", "web-b")).strip() == 'pod "web-b" deleted'
+    ok(cluster_agent.ctl("wait", "pod/web-b", "--for", "delete", "--timeout", "30"))
+    wait_until(lambda: not docker_client.containers.list(all=True, filters={"label": f"agentd.pod.uid={uid}"}),
+               what="web-b's containers removed from the engine")
+    missing = cluster_agent.ctl("delete", "pod", "web-b")
+    assert missing.returncode == 1 and 'pods "web-b" not found' in missing.stderr
+    assert ok(cluster_agent.ctl("delete", "pod", "web-b", "--ignore-not-found")) == ""
+
+
+def test_cluster_status_names_the_leader_and_the_members(cluster_agent: Agent) -> None:
+    status = ok(cluster_agent.ctl("cluster", "status"))
+    assert re.search(rf"Leader:\s+{cluster_agent.node}\n", status)
+    assert re.search(rf"Voters:\s+{cluster_agent.node}\n", status)
+    assert re.search(rf"{cluster_agent.node}\s+voter\s+alive\s+127\.0\.0\.1:{cluster_agent.port}", status)
