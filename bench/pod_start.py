@@ -5,7 +5,7 @@ Prints ONE JSON line:
                               Pod at a time (20 Pods, or 5 with --quick)
   burst_all_running_s         N Pods desired at once -> all Running
   restart_p50_s               app container killed (docker kill) -> Running again, backoff base 0
-  agent_rss_mb                RSS of a real agentd process (runtime + NodeService) running the
+  agent_rss_mb                RSS of a real agentd process (a one-node cluster) running the
                               same number of Pods from a manifest directory, all Running
   runtime_rss_mb              RSS of this process, which runs the runtime alone, after the runs
   sdk_floor_p50_s             the bare SDK calls for one Pod, measured in the same run (engine load)
@@ -187,18 +187,22 @@ def _manifest(image: str, pods: int) -> str:
 
 
 def agentd_rss_mb(client: docker.DockerClient, image: str, pods: int) -> float:
-    """RSS of a real agentd process once it runs `pods` Pods from its manifest directory."""
+    """RSS of a real agentd process (a one-node cluster: gossip, Raft, the cluster API and
+    the runtime) once it runs `pods` static Pods from its manifest directory."""
     node = f"bench-agentd-{uuid.uuid4().hex[:8]}"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = f"127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as manifests:
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    server = f"127.0.0.1:{ports[0]}"
+    with tempfile.TemporaryDirectory() as manifests, tempfile.TemporaryDirectory() as data_dir:
         with open(os.path.join(manifests, "pods.yaml"), "w") as f:
             f.write(_manifest(image, pods))
         agentd = subprocess.Popen(
-            [sys.executable, "-m", "agent.daemon", "--node-name", node, "--manifest-dir", manifests,
-             "--api-addr", server, "--log-level", "warning"],
+            [sys.executable, "-m", "agent.daemon", "--name", node, "--data-dir", data_dir, "--bind", "127.0.0.1",
+             "--api-port", str(ports[0]), "--gossip-port", str(ports[1]), "--bootstrap-expect", "1",
+             "--voters", "1", "--manifest-dir", manifests, "--log-level", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
 
