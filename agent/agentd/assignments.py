@@ -31,7 +31,7 @@ from typing import Any
 
 import trio
 
-from agent.agentd.config import WATCH_SILENCE_S, AgentConfig
+from agent.agentd.config import WATCH_SILENCE_S, AgentConfig, in_touch_with_leader
 from agent.agentd.gossip_view import GossipView
 from agent.agentd.notify import Changes
 from agent.agentd.peers import Peers
@@ -181,7 +181,7 @@ class ClusterAssignments:
         self._mark_synced("own copy")
         seen = -1
         while self.raft.node is node:
-            if node.leader_id is not None:
+            if in_touch_with_leader(node):
                 self._contact()
             try:
                 changes = state.changes_since(version)

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.raft.node import RaftNode
 
 
 # A worker cut off from every server (no watch reaching a leader) for this long stops
@@ -17,6 +21,18 @@ from dataclasses import dataclass, field
 # declares a silent node dead within ~2 s), so this bounds how long a Pod can run twice.
 # Long enough to ride out a leader election and a watch failover (~1-3 s).
 DEFAULT_FENCE_AFTER_S = 10.0
+
+
+# A server counts as in touch with a leader only if it heard from one this recently
+# (heartbeats come every 50 ms; an election takes 0.3-0.6 s). A standby (Raft learner)
+# never campaigns, so it goes on naming a leader it has been cut off from: the name
+# alone proves nothing.
+LEADER_CONTACT_S = 2.0
+
+
+def in_touch_with_leader(node: RaftNode | None) -> bool:
+    """Whether this server's Raft node heard from a leader (or is one) within LEADER_CONTACT_S."""
+    return node is not None and node.leader_id is not None and node.leader_silent_s() <= LEADER_CONTACT_S
 
 
 # A server sends a bookmark every second on an idle watch; three missed means the server

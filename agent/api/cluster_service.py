@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import grpc
 import trio
 
-from agent.agentd.config import WATCH_SILENCE_S, AgentConfig
+from agent.agentd.config import WATCH_SILENCE_S, AgentConfig, in_touch_with_leader
 from agent.agentd.gossip_view import GossipView
 from agent.agentd.peers import Peers
 from agent.agentd.raft_host import RaftHost
@@ -442,8 +442,7 @@ class ClusterServicer:
                 await woken.wait()
 
     def _leader_known(self) -> bool:
-        node = self.raft.node
-        return node is not None and node.leader_id is not None
+        return in_touch_with_leader(self.raft.node)
 
     def _watch_filter(self, request: pb.WatchRequest) -> Callable[[Mapping[str, Any]], bool]:
         if request.node:

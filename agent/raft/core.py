@@ -240,6 +240,13 @@ class RaftCore:
 
     # ------------------------------------------------------------------ queries
     @property
+    def leader_silent_ticks(self) -> int:
+        """Ticks since this node last heard from a leader (0 on the leader itself). A
+        learner never campaigns, so its `leader_id` names the last leader however long
+        that leader has been silent: this says how long."""
+        return 0 if self.role == Role.LEADER else self._election_elapsed
+
+    @property
     def conf_state(self) -> ConfState:
         return self._confs.latest
 

@@ -216,6 +216,10 @@ class RaftNode:
                 return current
             await self._status_changed.wait()
 
+    def leader_silent_s(self) -> float:
+        """Seconds since this node last heard from a leader (0 on the leader)."""
+        return self.core.leader_silent_ticks * self.raft_config.tick_interval_ms / 1000
+
     def status(self) -> dict[str, Any]:
         """A consistent-enough picture of this node for status pages and tests."""
         core = self.core

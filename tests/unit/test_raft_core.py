@@ -510,6 +510,24 @@ def test_learner_receives_log_but_never_votes_or_counts__thesis_4_2_1():
     assert learner.role == Role.FOLLOWER  # never campaigns
 
 
+def test_a_learner_cut_off_names_its_old_leader_but_counts_the_silence():
+    """A learner never campaigns, so `leader_id` keeps naming a leader it no longer hears;
+    `leader_silent_ticks` is what tells the agent it is cut off (and must fence its Pods)."""
+    cluster = Cluster(ids=("a", "b", "c"), learners=("d",))
+    leader = cluster.elect("a")
+    leader.propose(b"x")
+    cluster.settle()
+    learner = cluster.core("d")
+    assert learner.leader_id == "a" and learner.leader_silent_ticks <= 1
+    assert leader.leader_silent_ticks == 0
+    for _ in range(50):
+        learner.tick()  # nothing delivered: the learner hears nobody
+    assert learner.leader_id == "a"  # still named, and the silence counted
+    assert learner.leader_silent_ticks >= 50
+    cluster.tick(1)  # the leader's heartbeat reaches it again
+    assert learner.leader_silent_ticks <= 1
+
+
 def test_add_learner_promote_and_remove_one_at_a_time__thesis_4_1():
     cluster = Cluster(spares=("d",))
     leader = cluster.elect("a")
