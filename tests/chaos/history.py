@@ -191,17 +191,32 @@ def _explain(ops: list[Operation], completes: list[float], done: int, value: str
             f"{ops[first].describe()} cannot be placed next (nor can anything that must precede it)")
 
 
-def check(history: History | list[Operation], *, initial: str | None = None,
-          budget: int = 2_000_000) -> CheckResult:
-    """Check every key's sub-history; the first failure, or ok."""
+def _by_key(history: History | list[Operation]) -> dict[str, list[Operation]]:
     ops = history.operations() if isinstance(history, History) else history
     by_key: dict[str, list[Operation]] = {}
     for op in ops:
         by_key.setdefault(op.key, []).append(op)
+    return by_key
+
+
+def check(history: History | list[Operation], *, initial: str | None = None,
+          budget: int = 2_000_000) -> CheckResult:
+    """Check every key's sub-history; the first failure, or ok."""
     explored = 0
-    for key in sorted(by_key):
-        result = check_key(by_key[key], initial=initial, budget=budget)
+    for key, ops in sorted(_by_key(history).items()):
+        result = check_key(ops, initial=initial, budget=budget)
         explored += result.states_explored
         if not result.ok:
             return CheckResult(False, key, result.reason, explored)
     return CheckResult(True, states_explored=explored)
+
+
+def failing_keys(history: History | list[Operation], *, initial: str | None = None,
+                 budget: int = 2_000_000) -> list[CheckResult]:
+    """Every key whose sub-history is not linearizable (or undecided)."""
+    out = []
+    for key, ops in sorted(_by_key(history).items()):
+        result = check_key(ops, initial=initial, budget=budget)
+        if not result.ok:
+            out.append(CheckResult(False, key, result.reason, result.states_explored))
+    return out

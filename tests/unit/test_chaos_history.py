@@ -14,7 +14,7 @@ import random
 import pytest
 
 from tests.chaos.history import (CREATE, DELETE, FAIL, INFO, OK, READ, RESULT_EXISTS, RESULT_NOTFOUND, RESULT_OK,
-                                 UPDATE, History, Operation, check, check_key)
+                                 UPDATE, History, Operation, check, check_key, failing_keys)
 
 
 def op(process: str, kind: str, value: str | None, start: float, end: float | None, *, status: str = OK,
@@ -83,6 +83,9 @@ def test_one_bad_key_fails_the_whole_history_and_is_named():
     bad = [op("b", CREATE, "y", 0, 1, key="bad"), op("b", READ, None, 2, 3, key="bad")]
     result = check(good + bad)
     assert not result.ok and result.key == "bad"
+    also_bad = [op("c", CREATE, "z", 0, 1, key="worse"), op("c", CREATE, "w", 2, 3, key="worse")]
+    assert [r.key for r in failing_keys(good + bad + also_bad)] == ["bad", "worse"]
+    assert failing_keys(good) == []
 
 
 # ----- histories that must pass
