@@ -3,8 +3,8 @@
 Owns: deciding, from samples taken by the monitor (monitor.py), whether
 - at most one leader was ever seen per Raft term (from agents' Status and their logs);
 - a Pod identity (uid) ran on two nodes at once for longer than the fencing window allows;
-- the workload Pods were below their count (Running on a Ready node) for longer than the
-  stated bound, and for how long at most.
+- the workload Pods were below their count (running on a node the API calls Ready, as the
+  nodes' own engines show) for longer than the stated bound, and for how long at most.
 
 Rules it keeps: pure (times are numbers from one monotonic clock, samples are data);
 every function returns what it found (the evidence), and the caller asserts on it.
@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 # What agent/raft/node.py logs when a node learns of a new leader (or loses it).
-LEADER_LINE = re.compile(r"(?P<node>\S+) event=raft_leader_changed term=(?P<term>\d+) leader=(?P<leader>\S+)")
+LEADER_LINE = re.compile(r"node=(?P<node>\S+) .*\bevent=raft_leader_changed term=(?P<term>\d+) leader=(?P<leader>\S+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +33,16 @@ class PodSample:
     """What the API said at time t: each workload Pod's (node, phase), and the Ready nodes."""
 
     t: float
-    pods: Mapping[str, tuple[str, str]]  # Pod name -> (spec.nodeName, status.phase)
+    pods: Mapping[str, tuple[str, str, str]]  # Pod name -> (spec.nodeName, status.phase, uid)
     ready: frozenset[str]
 
     def running_on_ready(self) -> int:
-        return sum(1 for node, phase in self.pods.values() if phase == "Running" and node in self.ready)
+        return sum(1 for node, phase, _ in self.pods.values() if phase == "Running" and node in self.ready)
+
+    def placed_as_run(self, engines: EngineSample) -> bool:
+        """Every Pod Running on a Ready node, and its containers running there and nowhere else."""
+        return all(phase == "Running" and node in self.ready and engines.running.get(uid) == {node}
+                   for node, phase, uid in self.pods.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,20 +103,40 @@ def duplicate_runs(samples: Iterable[EngineSample]) -> list[Interval]:
     return out
 
 
-def below_count(samples: Iterable[PodSample], want: int, *, counted_from: float = float("-inf")) -> list[Interval]:
-    """Each stretch in which fewer than `want` Pods ran on Ready nodes: from the first sample
-    below (or `counted_from`, if later) to the first sample back at `want` (or the last)."""
+def running_counts(pods: Iterable[PodSample], engines: Iterable[EngineSample]) -> list[tuple[float, int]]:
+    """At each engine sample: how many workload Pods have containers running on a node the
+    API (its latest answer before then) calls Ready. The engines are the truth of what runs,
+    and they answer even while the API cannot (no leader), so a gap in the API's answers
+    hides nothing; the API says which nodes count (a cut-off node's copy does not)."""
+    pods = sorted(pods, key=lambda p: p.t)
+    out = []
+    i = -1
+    for e in sorted(engines, key=lambda e: e.t):
+        while i + 1 < len(pods) and pods[i + 1].t <= e.t:
+            i += 1
+        if i < 0:
+            continue
+        latest = pods[i]
+        out.append((e.t, sum(1 for _, _, uid in latest.pods.values()
+                             if e.running.get(uid, frozenset()) & latest.ready)))
+    return out
+
+
+def below_count(points: Iterable[tuple[float, int]], want: int, *,
+                counted_from: float = float("-inf")) -> list[Interval]:
+    """Each stretch in which fewer than `want` ran, from (time, how many) points: from the
+    first point below (or `counted_from`, if later) to the first back at `want` (or the last)."""
     out: list[Interval] = []
     since: float | None = None
-    last: PodSample | None = None
-    for sample in sorted(samples, key=lambda s: s.t):
-        last = sample
-        if sample.running_on_ready() < want:
+    last: float | None = None
+    for t, count in sorted(points):
+        last = t
+        if count < want:
             if since is None:
-                since = sample.t
+                since = t
         elif since is not None:
-            out.append(Interval(max(since, counted_from), sample.t, "below"))
+            out.append(Interval(max(since, counted_from), t, "below"))
             since = None
     if since is not None and last is not None:
-        out.append(Interval(max(since, counted_from), last.t, "below (still at the end)"))
+        out.append(Interval(max(since, counted_from), last, "below (still at the end)"))
     return [i for i in out if i.end >= counted_from]

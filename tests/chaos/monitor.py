@@ -70,7 +70,7 @@ class Monitor:
     async def _api_loop(self) -> None:
         addresses = [n.api_address for n in self.cluster.nodes]
         last_ready: frozenset[str] | None = None
-        last_pods: dict[str, tuple[str, str]] = {}
+        last_pods: dict[str, tuple[str, str, str]] = {}
         last_count: int | None = None
         async with ClusterClient(addresses, timeout_s=2) as client:
             while True:
@@ -82,8 +82,8 @@ class Monitor:
                     continue
                 t = time.monotonic()
                 ready = frozenset(n["metadata"]["name"] for n in nodes if _ready(n))
-                now = {p["metadata"]["name"]: (p["spec"].get("nodeName", ""), (p.get("status") or {}).get("phase", ""))
-                       for p in pods}
+                now = {p["metadata"]["name"]: (p["spec"].get("nodeName", ""), (p.get("status") or {}).get("phase", ""),
+                                               p["metadata"]["uid"]) for p in pods}
                 sample = PodSample(t, now, ready)
                 self.pod_samples.append(sample)
                 if last_ready is not None:
@@ -92,11 +92,11 @@ class Monitor:
                         self.timeline.add(f"{name} NotReady ({reason})", t)
                     for name in sorted(ready - last_ready):
                         self.timeline.add(f"{name} Ready", t)
-                for name, (node, phase) in sorted(now.items()):
+                for name, (node, phase, uid) in sorted(now.items()):
                     before = last_pods.get(name)
                     if before is not None and before[0] != node:
                         self.timeline.add(f"{name} taken off {before[0] or '-'}, bound to {node or '-'}", t)
-                    if phase == "Running" and (before is None or before != (node, phase)):
+                    if phase == "Running" and (before is None or before[:2] != (node, phase)):
                         self.timeline.add(f"{name} Running on {node}", t)
                 count = sample.running_on_ready()
                 if count != last_count:

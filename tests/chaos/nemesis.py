@@ -81,6 +81,7 @@ async def partition_minority(chaos: Chaos, s: Scenario, timing: Timing) -> None:
     leader = await s.leader()
     [server] = s.busiest([n for n in chaos.servers if n != leader])
     [worker] = s.busiest(chaos.workers)
+    assert s.pods_by_node().get(worker), f"no workload Pod on a worker, fencing would go untested: {s.pods_by_node()}"
     await _partition(chaos, s, timing, [server, worker])
 
 
@@ -88,6 +89,7 @@ async def partition_leader_minority(chaos: Chaos, s: Scenario, timing: Timing) -
     """The leader and one worker cut off from the other three."""
     leader = await s.leader()
     [worker] = s.busiest(chaos.workers)
+    assert s.pods_by_node().get(worker), f"no workload Pod on a worker, fencing would go untested: {s.pods_by_node()}"
     await _partition(chaos, s, timing, [leader, worker])
 
 

@@ -3,8 +3,9 @@ faults are injected and healed, and the invariants are checked at the end.
 
 Owns: `Chaos` (the cluster, the workload Pods, the bounds) and `Scenario` (one run:
 timeline, history, samples; `fault`, `wait_healthy`, then the checks). The checks:
-(a) every workload Pod Running on a Ready node again, and no stretch below the count
-    longer than `replicas_bound_s` (printed with what was measured);
+(a) every workload Pod Running on a Ready node again (the API says so and its node's engine
+    agrees), and no stretch below the count (containers running on nodes the API calls
+    Ready, from the engines) longer than REPLICAS_BOUND_S (printed with what was measured);
 (b) the workload's history linearizable: no acknowledged write lost, no stale read;
 (c) at most one leader per term, from every agent's Status and from every agent's log;
 (d) no Pod uid running on two nodes longer than the fencing window allows.
@@ -33,7 +34,8 @@ from agent.grpcbridge.errors import RpcError
 from cluster import Cluster
 from cluster.cluster import RUN_ROOT
 from tests.chaos.history import OK, History, failing_keys
-from tests.chaos.invariants import below_count, duplicate_runs, leaders_from_log, terms_with_two_leaders
+from tests.chaos.invariants import (below_count, duplicate_runs, leaders_from_log, running_counts,
+                                    terms_with_two_leaders)
 from tests.chaos.monitor import WORK_LABEL, Monitor, Timeline
 from tests.chaos.workload import Workload, WorkloadConfig
 from tests.integration.cluster_helpers import pod_manifest
@@ -108,8 +110,11 @@ class Chaos:
                 yield s
                 await s.finish()
                 nursery.cancel_scope.cancel()
-        except BaseException:
+        except BaseException as exc:
             s.report()  # what the checks find so far helps explain the failure
+            sole = _sole(exc)
+            if sole is not exc:
+                raise sole from None  # the one failure, not the nurseries wrapped around it
             raise
         problems = s.report()
         assert not (strict and problems), f"{title}:\n  " + "\n  ".join(problems)
@@ -127,6 +132,7 @@ class Scenario:
     timeline: Timeline = field(default_factory=Timeline)
     history: History = field(default_factory=History)
     counted_from: float = float("-inf")
+    healthy_at: float = float("-inf")
     figures: dict[str, Any] = field(default_factory=dict)
     findings: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -142,7 +148,7 @@ class Scenario:
         nursery.start_soon(self.monitor.run)
         nursery.start_soon(self.workload.run)
         self.timeline.add(f"workload and monitor started (seed {self.seed})")
-        self.counted_from = await self.wait_healthy("healthy before the fault")
+        self.healthy_at = self.counted_from = await self.wait_healthy("healthy before the fault")
 
     # ----- faults
 
@@ -178,7 +184,7 @@ class Scenario:
     def pods_by_node(self) -> dict[str, list[str]]:
         sample = self.monitor.pod_samples[-1]
         out: dict[str, list[str]] = {}
-        for name, (node, _) in sample.pods.items():
+        for name, (node, _, _) in sample.pods.items():
             out.setdefault(node, []).append(name)
         return out
 
@@ -205,12 +211,11 @@ class Scenario:
             engines = [s for s in self.monitor.engine_samples if s.t > began]
             if pods and engines:
                 p, e = pods[-1], engines[-1]
-                fault_seen = not p.ready & set(down) and not {node for node, _ in p.pods.values()} & set(down)
-                if (fault_seen and want_ready <= p.ready and len(p.pods) == WORK_PODS
-                        and p.running_on_ready() == WORK_PODS
+                fault_seen = not p.ready & set(down) and not {node for node, _, _ in p.pods.values()} & set(down)
+                if (fault_seen and want_ready <= p.ready and len(p.pods) == WORK_PODS and p.placed_as_run(e)
                         and not any(len(nodes) > 1 for nodes in e.running.values()) and e.t > p.t):
-                    self.timeline.add(f"{what}: {len(p.ready)} nodes Ready, {WORK_PODS}/{WORK_PODS} Running, "
-                                      "no uid running twice", e.t)
+                    self.timeline.add(f"{what}: {len(p.ready)} nodes Ready, {WORK_PODS}/{WORK_PODS} Running where "
+                                      "the state says (their engines agree), no uid running twice", e.t)
                     return e.t
             if time.monotonic() > deadline:
                 last = self.monitor.pod_samples[-1] if self.monitor.pod_samples else None
@@ -231,9 +236,11 @@ class Scenario:
         """Print the timeline and the figures; return the invariants broken (empty if none)."""
         failing = failing_keys(self.history)
         counts = self.history.counts()
-        below = below_count(self.monitor.pod_samples, WORK_PODS, counted_from=self.counted_from)
+        below = below_count(running_counts(self.monitor.pod_samples, self.monitor.engine_samples), WORK_PODS,
+                            counted_from=self.counted_from)
         longest_below = max((i.length_s for i in below), default=0.0)
-        doubles = duplicate_runs(self.monitor.engine_samples)
+        # From the first healthy sample on: what ran twice before it is the last scenario's.
+        doubles = duplicate_runs([e for e in self.monitor.engine_samples if e.t >= self.healthy_at])
         longest_double = max((i.length_s for i in doubles), default=0.0)
         logged = [seen for n in self.cluster.nodes
                   for seen in leaders_from_log(n.name, _read_lines(n.dir / "agentd.log"))]
@@ -260,14 +267,22 @@ class Scenario:
             problems.append(f"(c) two leaders in one term: {two_leaders}")
         long_doubles = [i for i in doubles if i.length_s > DUPLICATE_BOUND_S]
         if long_doubles:
+            shown = [(i.what, round(i.start - self.timeline.zero, 1), round(i.length_s, 1)) for i in long_doubles]
             problems.append(f"(d) a Pod ran on two nodes past the fencing window ({DUPLICATE_BOUND_S}s): "
-                            f"{[(i.what, round(i.start - self.timeline.zero, 1), round(i.length_s, 1)) for i in long_doubles]}")
+                            f"(uid, from, for how long) {shown}")
         for problem in problems:
             print(f"!!! {problem}")
         self.problems = problems
         self.findings = {"ops_acknowledged": counts[OK], "keys_not_linearizable": len(failing),
                          "duplicates_past_window": len(long_doubles), "longest_below_replicas_s": longest_below}
         return problems
+
+
+def _sole(exc: BaseException) -> BaseException:
+    """The one exception inside nested groups of one, or `exc` itself."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _read_lines(path: Any) -> list[str]:
