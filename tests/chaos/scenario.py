@@ -116,6 +116,8 @@ class Chaos:
             if sole is not exc:
                 raise sole from None  # the one failure, not the nurseries wrapped around it
             raise
+        finally:
+            s.client.close()
         problems = s.report()
         assert not (strict and problems), f"{title}:\n  " + "\n  ".join(problems)
         async with ClusterClient(self.addresses, timeout_s=5) as client:
