@@ -57,22 +57,7 @@ def healthy(chaos: Chaos) -> Chaos:
     return chaos
 
 
-# Scenarios that expose a bug of agentd: each fails, and passes once the bug is fixed
-# (strict: a pass is reported, so the mark is removed with the fix).
-STANDBY_NEVER_FENCES = (
-    "a standby (a Raft learner: in a 5-node cluster the two non-voters are standbys) cut off from "
-    "the leader never fences its Pods: a learner never campaigns, so its Raft keeps naming the old "
-    "leader, and assignments._follow_local counts a named leader as contact; the Pod runs twice for "
-    "the whole partition")
-KNOWN_BUGS = {
-    "partition a minority (one server, one worker) away, then heal": STANDBY_NEVER_FENCES,
-    "partition the leader and a worker away, then heal": STANDBY_NEVER_FENCES,
-}
-
-
-@pytest.mark.parametrize("title", [
-    pytest.param(t, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[t]))
-    if t in KNOWN_BUGS else t for t in nemesis.MATRIX])
+@pytest.mark.parametrize("title", list(nemesis.MATRIX))
 async def test_scenario(healthy: Chaos, title: str):
     async with healthy.scenario(title) as s:
         await nemesis.MATRIX[title](healthy, s, TIMING)
