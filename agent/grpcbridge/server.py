@@ -76,6 +76,10 @@ class GrpcServerConfig:
     stream_batch_messages: int = 64
     # Server-stream messages a handler may run ahead of the network before it blocks.
     stream_buffer_messages: int = 128
+    # Clients may send keepalive pings this often, with or without calls in flight. grpc's
+    # server default (one per 5 minutes, none while idle) answers a peer that pings every
+    # few seconds to notice a dead server with GOAWAY too_many_pings, dropping its channel.
+    min_client_ping_interval_ms: int = 1000
 
 
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str, bool]:
@@ -423,6 +427,9 @@ class TrioGrpcServer:
                 ("grpc.max_receive_message_length", cfg.max_receive_message_bytes),
                 ("grpc.max_send_message_length", cfg.max_send_message_bytes),
                 ("grpc.so_reuseport", 0),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_recv_ping_interval_without_data_ms", cfg.min_client_ping_interval_ms),
+                ("grpc.http2.min_ping_interval_without_data_ms", cfg.min_client_ping_interval_ms),
             ],
         )
         for service_name, handlers in self._services.items():

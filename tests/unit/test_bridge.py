@@ -516,3 +516,29 @@ async def test_idle_streams_are_bounded_and_never_starve_unary_calls(nursery, se
             assert [r.text async for r in accepted] == ["now"]
         for stream in idle:
             await stream.aclose()
+
+
+async def test_client_keepalive_pings_do_not_get_the_channel_dropped(nursery, servicer):
+    """A client that pings an idle server every few seconds (agentd's peers do, to notice a
+    dead server) keeps its connection: grpc's server default answers such pings with GOAWAY
+    too_many_pings after two strikes, and the channel falls back to IDLE."""
+    server = TrioGrpcServer(node_id="test", stop_grace_s=0.1, min_client_ping_interval_ms=100)
+    server.add_service(pb_grpc.add_BridgeTestServicer_to_server, servicer)
+    port = await nursery.start(server.run)
+    states: list[grpc.ChannelConnectivity] = []
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[
+        ("grpc.keepalive_time_ms", 150),
+        ("grpc.keepalive_timeout_ms", 1000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ])
+    try:
+        channel.subscribe(states.append, try_to_connect=True)
+        stub = pb_grpc.BridgeTestStub(channel)
+        reply = await trio.to_thread.run_sync(lambda: stub.Echo(pb.EchoRequest(text="hi"), timeout=5))
+        assert reply.text == "hi"
+        await trio.sleep(4.0)  # a server refusing these pings sends GOAWAY about 3 s in
+        assert states[-1] == grpc.ChannelConnectivity.READY, states
+        assert states.count(grpc.ChannelConnectivity.READY) == 1, states
+    finally:
+        channel.close()
