@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 OK, INFO, FAIL = "ok", "info", "fail"
 
@@ -74,41 +74,66 @@ def check_register(ops: list[Operation], initial: object = None, budget: int = 2
         observed = {op.value for op in ops if op.kind == "read"}
         ops = [op for op in ops if op.status == OK or op.value in observed]
     ops.sort(key=lambda op: op.invoke)
-    count = len(ops)
-    completes = [op.complete if op.status == OK and op.complete is not None else math.inf for op in ops]
-    must = 0
-    for i, op in enumerate(ops):
-        if op.status == OK:
-            if op.complete is None:
-                raise ValueError(f"ok operation without completion: {op}")
-            must |= 1 << i
+    for op in ops:
+        if op.status == OK and op.complete is None:
+            raise ValueError(f"ok operation without completion: {op}")
+    outcome = search(
+        invokes=[op.invoke for op in ops],
+        completes=[op.complete if op.status == OK else math.inf for op in ops],  # type: ignore[misc]
+        acknowledged=[op.status == OK for op in ops],
+        step=lambda i, value: _step(ops[i], value),
+        initial=initial, budget=budget)
+    if outcome.ok:
+        return CheckResult(True, states_explored=outcome.explored)
+    reason = "search budget exhausted (undecided)" if outcome.exhausted else "no linearization exists"
+    return CheckResult(False, reason=reason, states_explored=outcome.explored)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOutcome:
+    ok: bool
+    explored: int
+    exhausted: bool  # the budget ran out: undecided, which is not a pass
+    deepest: tuple[int, object]  # (set of operations linearized, value) with the most acknowledged ones
+
+
+def search(*, invokes: list[float], completes: list[float], acknowledged: list[bool],
+           step: Callable[[int, object], tuple[bool, object]], initial: object, budget: int) -> SearchOutcome:
+    """The Wing & Gong search over one register's operations, sorted by invocation.
+
+    `completes[i]` is math.inf for an operation of unknown outcome; `acknowledged[i]` says
+    it must be linearized (an unknown one may be left out); `step(i, value)` gives
+    (legal?, new value) for operation i applied to `value`. The memo holds (set
+    linearized, value) pairs, as Lowe's and Knossos' checkers do."""
+    count = len(invokes)
+    must = sum(1 << i for i in range(count) if acknowledged[i])
     seen: set[tuple[int, object]] = set()
     stack: list[tuple[int, object]] = [(0, initial)]
+    deepest: tuple[int, object] = (0, initial)
     explored = 0
     while stack:
         done, value = stack.pop()
         if done & must == must:
-            return CheckResult(True, states_explored=explored)
+            return SearchOutcome(True, explored, False, (done, value))
         if (done, value) in seen:
             continue
         seen.add((done, value))
         explored += 1
         if explored > budget:
-            return CheckResult(False, reason="search budget exhausted (undecided)", states_explored=explored)
-        horizon = math.inf
-        for i in range(count):
-            if not done >> i & 1 and completes[i] < horizon:
-                horizon = completes[i]
+            return SearchOutcome(False, explored, True, deepest)
+        if bin(done & must).count("1") > bin(deepest[0] & must).count("1"):
+            deepest = (done, value)
+        # The next operation must begin before every pending acknowledged one has ended.
+        horizon = min((completes[i] for i in range(count) if not done >> i & 1), default=math.inf)
         for i in range(count):
             if done >> i & 1:
                 continue
-            op = ops[i]
-            if op.invoke > horizon:
+            if invokes[i] > horizon:
                 break  # sorted by invocation: every later op also starts after some op ended
-            legal, new_value = _step(op, value)
+            legal, new_value = step(i, value)
             if legal:
                 stack.append((done | 1 << i, new_value))
-    return CheckResult(False, reason="no linearization exists", states_explored=explored)
+    return SearchOutcome(False, explored, False, deepest)
 
 
 def check_history(history: Iterable[Operation], initial: object = None) -> CheckResult:

@@ -2,8 +2,8 @@
 
 Owns: `History`, the recorder (invoke, then ok / fail / info, with times the caller
 gives), and `check`, which decides whether the recorded history has a legal sequential
-order that respects real time (Herlihy & Wing), searched as Wing & Gong do with the
-memoization of Lowe / Knossos: a state is (set of operations linearized, register value).
+order that respects real time (Herlihy & Wing), with the memoized Wing & Gong search of
+agent.raft.linearizability (the one that checks the Raft simulator) over this register model.
 
 The register of a key holds None (no object) or a string (the object's value). Operations:
 - create(v): absent -> v, result "ok"; present -> unchanged, result "exists".
@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+
+from agent.raft.linearizability import CheckResult, search
 
 OK, FAIL, INFO = "ok", "fail", "info"
 CREATE, UPDATE, DELETE, READ = "create", "update", "delete", "read"
@@ -115,14 +117,6 @@ class History:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    ok: bool
-    key: str | None = None
-    reason: str = ""
-    states_explored: int = 0
-
-
 def _step(op: Operation, current: str | None) -> tuple[bool, str | None]:
     """Apply `op` to the register's `current` value: (legal here?, new value)."""
     present = current is not None
@@ -149,37 +143,17 @@ def check_key(ops: list[Operation], *, initial: str | None = None, budget: int =
     for op in ops:
         if op.status == OK and op.complete_s is None:
             raise ValueError(f"an ok operation without completion: {op}")
-    count = len(ops)
     completes = [op.complete_s if op.status == OK else math.inf for op in ops]
-    must = sum(1 << i for i, op in enumerate(ops) if op.status == OK)
-    seen: set[tuple[int, str | None]] = set()
-    stack: list[tuple[int, str | None]] = [(0, initial)]
-    deepest = (0, initial)
-    explored = 0
-    while stack:
-        done, value = stack.pop()
-        if done & must == must:
-            return CheckResult(True, states_explored=explored)
-        if (done, value) in seen:
-            continue
-        seen.add((done, value))
-        explored += 1
-        if explored > budget:
-            return CheckResult(False, reason=f"search budget of {budget} states exhausted (undecided)",
-                               states_explored=explored)
-        if bin(done & must).count("1") > bin(deepest[0] & must).count("1"):
-            deepest = (done, value)
-        # The next operation must begin before every pending acknowledged one has ended.
-        horizon = min((completes[i] for i in range(count) if not done >> i & 1), default=math.inf)
-        for i in range(count):
-            if done >> i & 1:
-                continue
-            if ops[i].invoke_s > horizon:
-                break  # sorted by invocation: every later one begins after some op ended too
-            legal, new_value = _step(ops[i], value)
-            if legal:
-                stack.append((done | 1 << i, new_value))
-    return CheckResult(False, reason=_explain(ops, completes, *deepest), states_explored=explored)
+    outcome = search(invokes=[op.invoke_s for op in ops], completes=completes,  # type: ignore[arg-type]
+                     acknowledged=[op.status == OK for op in ops], step=lambda i, value: _step(ops[i], value),
+                     initial=initial, budget=budget)
+    if outcome.ok:
+        return CheckResult(True, states_explored=outcome.explored)
+    if outcome.exhausted:
+        return CheckResult(False, reason=f"search budget of {budget} states exhausted (undecided)",
+                           states_explored=outcome.explored)
+    return CheckResult(False, reason=_explain(ops, completes, *outcome.deepest),  # type: ignore[arg-type]
+                       states_explored=outcome.explored)
 
 
 def _explain(ops: list[Operation], completes: list[float], done: int, value: str | None) -> str:
