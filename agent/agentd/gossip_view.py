@@ -68,6 +68,14 @@ class GossipView:
         out[self.name] = ("alive", self.own)
         return out
 
+    def addresses(self) -> dict[str, tuple[str, int]]:
+        """Every member's gossip address ("host:port") and incarnation, by name (itself included)."""
+        if self.node.core is None:
+            return {}
+        out = {r.name: (f"{r.addr[0]}:{r.addr[1]}", r.incarnation) for r in self.node.members()}
+        out[self.name] = (f"{self.node.addr[0]}:{self.node.addr[1]}", self.node.core.incarnation)
+        return out
+
     def alive(self) -> dict[str, AgentMeta]:
         """Members not declared gone (alive or suspect) whose metadata is an agent's."""
         return {n: m for n, (s, m) in self.members().items() if m is not None and s in ("alive", "suspect")}

@@ -370,10 +370,13 @@ class ClusterServicer:
 
     async def Status(self, request: pb.StatusRequest, context: Any) -> pb.ClusterStatus:
         members = []
+        addresses = self.gossip.addresses()
         for name, (state, meta) in sorted(self.gossip.members().items()):
+            gossip_address, incarnation = addresses.get(name, ("", 0))
             members.append(pb.Member(
                 name=name, state=state, api_address=meta.api_address if meta else "",
-                role=meta.role if meta else "", version=meta.version if meta else ""))
+                role=meta.role if meta else "", version=meta.version if meta else "",
+                gossip_address=gossip_address, incarnation=incarnation))
         node = self.raft.node
         if node is None:
             try:

@@ -233,10 +233,10 @@ async def cmd_cluster_status(client: ClusterClient, args: argparse.Namespace) ->
     print(f"Standbys:   {', '.join(status.standbys) or '<none>'}")
     print(f"Workers:    {', '.join(status.workers) or '<none>'}")
     print(f"Committed:  {status.commit_index}   (answered by {status.answered_by})")
-    rows = [[m.name, m.role or "-", m.state, m.api_address or "-", m.version or "-"]
-            for m in sorted(status.members, key=lambda m: m.name)]
+    rows = [[m.name, m.role or "-", m.state, m.api_address or "-", m.gossip_address or "-", str(m.incarnation),
+             m.version or "-"] for m in sorted(status.members, key=lambda m: m.name)]
     print()
-    print(render.table(["MEMBER", "ROLE", "GOSSIP", "API", "VERSION"], rows))
+    print(render.table(["MEMBER", "ROLE", "STATE", "API", "GOSSIP", "INCARNATION", "VERSION"], rows))
     return 0
 
 

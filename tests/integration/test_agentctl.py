@@ -452,4 +452,5 @@ def test_cluster_status_names_the_leader_and_the_members(cluster_agent: Agent) -
     status = ok(cluster_agent.ctl("cluster", "status"))
     assert re.search(rf"Leader:\s+{cluster_agent.node}\n", status)
     assert re.search(rf"Voters:\s+{cluster_agent.node}\n", status)
-    assert re.search(rf"{cluster_agent.node}\s+voter\s+alive\s+127\.0\.0\.1:{cluster_agent.port}", status)
+    assert re.search(rf"{cluster_agent.node}\s+voter\s+alive\s+127\.0\.0\.1:{cluster_agent.port}\s+"
+                     rf"127\.0\.0\.1:\d+\s+\d+\s", status)

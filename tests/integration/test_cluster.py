@@ -62,6 +62,8 @@ async def test_the_cluster_forms_from_bootstrap_expect(cluster, client, view):
     assert sorted(status.voters) == ["n1", "n2", "n3"]
     assert status.leader in ("n1", "n2", "n3")
     assert list(status.standbys) == ["n4"]
+    gossip = {m.name: m.gossip_address for m in status.members}
+    assert gossip == {n.name: n.gossip_address for n in cluster.nodes}
     roles = {name: doc["metadata"]["labels"]["agentd.io/role"] for name, doc in view.nodes().items()}
     assert roles == {"n1": "voter", "n2": "voter", "n3": "voter", "n4": "standby"}
 
