@@ -18,7 +18,7 @@ from typing import Any
 import trio
 import yaml
 
-from agent.cli import render
+from agent.cli import render, workloads
 from agent.cli.inputs import read_documents
 from agent.client import ClusterClient
 from agent.grpcbridge.errors import NotFound
@@ -127,8 +127,9 @@ async def cmd_get(client: ClusterClient, args: argparse.Namespace) -> int:
         print(_dump(doc, args.output))
         return 0
     if args.output == "name":
+        group = kind_for(kind).api_version.rpartition("/")[0]  # "apps" for apps/v1, "" for v1
         for d in docs:
-            print(f"{singular}/{d['metadata']['name']}")
+            print(f"{singular}{'.' + group if group else ''}/{d['metadata']['name']}")
         return 0
     if not docs:
         where = "any namespace" if args.all_namespaces or singular == "node" else f"{args.namespace} namespace"
@@ -145,6 +146,16 @@ def _table(singular: str, docs: list[Doc], args: argparse.Namespace, *, header: 
     if singular == "node":
         head = list(render.NODE_HEADER_WIDE if wide else render.NODE_HEADER)
         rows = [render.node_row(d, now, wide=wide) for d in docs]
+    elif singular in ("deployment", "replicaset"):
+        if singular == "deployment":
+            head = list(workloads.DEPLOYMENT_HEADER_WIDE if wide else workloads.DEPLOYMENT_HEADER)
+            rows = [workloads.deployment_row(d, now, wide=wide) for d in docs]
+        else:
+            head = list(workloads.REPLICASET_HEADER_WIDE if wide else workloads.REPLICASET_HEADER)
+            rows = [workloads.replicaset_row(d, now, wide=wide) for d in docs]
+        if args.all_namespaces:
+            head.insert(0, "NAMESPACE")
+            rows = [[d["metadata"].get("namespace", "default"), *r] for d, r in zip(docs, rows)]
     else:
         head = list(render.POD_HEADER_WIDE if wide else render.POD_HEADER)
         rows = [render.pod_row(d, d.get("status") or {}, now, wide=wide) for d in docs]
@@ -182,6 +193,12 @@ async def cmd_describe(client: ClusterClient, args: argparse.Namespace) -> int:
     if singular == "node":
         pods, _ = await client.list("Pod", fields=f"spec.nodeName={args.name}")
         print(render.describe_node(doc, pods))
+    elif singular == "deployment":
+        sets, _ = await client.list("ReplicaSet", namespace=args.namespace)
+        print(workloads.describe_deployment(doc, workloads.owned_by(doc["metadata"]["uid"], sets)))
+    elif singular == "replicaset":
+        pods, _ = await client.list("Pod", namespace=args.namespace)
+        print(workloads.describe_replicaset(doc, workloads.owned_by(doc["metadata"]["uid"], pods)))
     else:
         print(render.describe_pod(doc))
     return 0

@@ -22,7 +22,7 @@ import sys
 import grpc
 import trio
 
-from agent.cli import commands
+from agent.cli import commands, workloads
 from agent.client import ClusterClient
 from agent.grpcbridge.errors import RpcError
 from agent.state.pod import ManifestError
@@ -51,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     _namespace_flags(a)
     a.set_defaults(func=commands.cmd_apply)
 
-    g = sub.add_parser("get", help="list nodes or pods")
-    g.add_argument("kind", help="pods | pod | po | nodes | node | no")
+    g = sub.add_parser("get", help="list nodes, pods, deployments or replicasets")
+    g.add_argument("kind", help="pods | po | nodes | no | deployments | deploy | replicasets | rs")
     g.add_argument("names", nargs="*")
     g.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"], default=None)
     g.add_argument("-l", "--selector", default=None, help="label selector, e.g. app=web,tier!=db")
@@ -61,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     _namespace_flags(g, all_namespaces=True)
     g.set_defaults(func=commands.cmd_get)
 
-    d = sub.add_parser("describe", help="show one node or pod in detail")
-    d.add_argument("kind", help="pod | node")
+    d = sub.add_parser("describe", help="show one object in detail")
+    d.add_argument("kind", help="pod | node | deployment | replicaset")
     d.add_argument("name")
     _namespace_flags(d)
     d.set_defaults(func=commands.cmd_describe)
@@ -97,11 +97,47 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("node")
         c.set_defaults(func=func)
 
+    sc = sub.add_parser("scale", help="set a deployment's (or replicaset's) number of replicas")
+    sc.add_argument("target", metavar="deployment/NAME")
+    sc.add_argument("name", nargs="?", default="")
+    sc.add_argument("--replicas", type=int, required=True)
+    _namespace_flags(sc)
+    sc.set_defaults(func=workloads.cmd_scale)
+
+    ro = sub.add_parser("rollout", help="manage a deployment's rollout")
+    ro_sub = ro.add_subparsers(dest="rollout_command", required=True)
+    for name, text in (("status", "follow a rollout until it completes or fails"),
+                       ("history", "the deployment's revisions"),
+                       ("undo", "go back to the previous (or a given) revision"),
+                       ("pause", "stop the rollout where it is"), ("resume", "resume a paused rollout"),
+                       ("restart", "replace every Pod, as a new rollout of the same template")):
+        r = ro_sub.add_parser(name, help=text)
+        r.add_argument("target", metavar="deployment/NAME")
+        r.add_argument("name", nargs="?", default="")
+        _namespace_flags(r)
+        if name == "status":
+            r.add_argument("-w", "--watch", type=_flag, default=True, metavar="true|false",
+                           help="follow until done (default); --watch=false prints the state once")
+            r.add_argument("--timeout", dest="rollout_timeout", type=_seconds, default=600.0)
+        if name == "history":
+            r.add_argument("--revision", type=int, default=0)
+        if name == "undo":
+            r.add_argument("--to-revision", type=int, default=0)
+        r.set_defaults(func=workloads.cmd_rollout, command="rollout")
+
     cl = sub.add_parser("cluster", help="the cluster itself")
     cl_sub = cl.add_subparsers(dest="cluster_command", required=True)
     st = cl_sub.add_parser("status", help="leader, term, voters, standbys, workers and every member's gossip state")
     st.set_defaults(func=commands.cmd_cluster_status)
     return p
+
+
+def _flag(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"not true or false: {text!r}")
 
 
 def _seconds(text: str) -> float:
