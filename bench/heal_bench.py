@@ -73,13 +73,17 @@ async def kill_and_heal(cluster: Cluster, view: ClusterView, victim: str) -> tup
         await view.restart()
     started = time.monotonic()
     await trio.to_thread.run_sync(cluster.kill, victim)
-    detect = heal = None
+    detect = heal = placed = None
 
     def done(v: ClusterView) -> bool:
-        nonlocal detect, heal
+        nonlocal detect, heal, placed
         now = time.monotonic() - started
         if detect is None and victim not in v.ready_nodes():
             detect = now
+        if placed is None:
+            nodes = {p["metadata"].get("uid"): (p.get("spec") or {}).get("nodeName") for p in v.pods()}
+            if all(nodes.get(uid) not in (None, victim) for uid in moved):
+                placed = now
         running = v.running_on()
         if heal is None and all(running.get(uid, victim) != victim for uid in moved):
             heal = now
@@ -92,8 +96,9 @@ async def kill_and_heal(cluster: Cluster, view: ClusterView, victim: str) -> tup
         left = sorted(uid for uid in moved if running.get(uid, victim) == victim)
         raise RuntimeError(f"trial on {victim}: after {TRIAL_TIMEOUT_S:.0f}s detect={detect} heal={heal}; "
                            f"not yet Running elsewhere: {left}; view relists={view.relists}") from None
-    progress(f"killed {victim}: NotReady after {detect:.2f}s, its {len(moved)} Pods Running elsewhere after "
-             f"{heal:.2f}s")
+    targets = sorted(view.running_on()[uid] for uid in moved)
+    progress(f"killed {victim}: NotReady after {detect:.2f}s, its {len(moved)} Pods placed after {placed:.2f}s, "
+             f"Running elsewhere after {heal:.2f}s (on {', '.join(targets)})")
     await trio.to_thread.run_sync(cluster.start, victim)
     await view.wait(lambda v: victim in v.ready_nodes(), timeout_s=TRIAL_TIMEOUT_S)
     return detect, heal, len(moved)  # type: ignore[return-value]
