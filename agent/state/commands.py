@@ -118,6 +118,12 @@ def sync_mirror_pods(node: str, docs: Sequence[Mapping[str, Any]], uids: Sequenc
     return _pack("mirror_sync", node=node, docs=list(docs), uids=list(uids), ts=ts)
 
 
+def record_events(events: Sequence[tuple[str, str, str, str, str, str, str]], ts: float) -> bytes:
+    """Events that are not a change of an object (a leader elected, a server replaced):
+    (kind, namespace, name, type, reason, message, source) each, about an existing object."""
+    return _pack("record_events", events=[list(e) for e in events], ts=ts)
+
+
 def register_session(ts: float) -> bytes:
     return _pack("register_session", ts=ts)
 
@@ -140,6 +146,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
     "pod_status": {"node": _STR, "reports": _LIST, "ts": _NUM},
     "register_session": {"ts": _NUM},
     "mirror_sync": {"node": _STR, "docs": _LIST, "uids": _LIST, "ts": _NUM},
+    "record_events": {"events": _LIST, "ts": _NUM},
 }
 # Fields holding lists of fixed-shape rows: op -> (field, row types).
 _ROWS: dict[str, tuple[str, tuple[Any, ...]]] = {
@@ -147,6 +154,7 @@ _ROWS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "unschedulable": ("pods", (_STR, _STR, _STR, _STR)),
     "evict": ("pods", (_STR, _STR, _STR, _STR)),
     "pod_status": ("reports", (_STR, _STR, _STR, _INT, _MAP)),
+    "record_events": ("events", (_STR, _STR, _STR, _STR, _STR, _STR, _STR)),
 }
 OPS = frozenset(_SCHEMA)
 

@@ -36,6 +36,7 @@ import msgpack
 
 from agent.raft.types import Entry, EntryKind
 from agent.state import commands as cmd
+from agent.state import events as ev
 from agent.state import node as node_kind
 from agent.state import pod_lifecycle as pods
 from agent.state.history import ADDED, DELETED, MODIFIED, Change, WatchWindow
@@ -76,6 +77,9 @@ class StateConfig:
     # Registered clients remembered for exactly-once writes (thesis §6.3); the least
     # recently used is forgotten past it.
     max_sessions: int = 10_000
+    # Events kept (Kubernetes keeps them for an hour; we keep a number): past it the one
+    # updated longest ago goes. A repeat is counted in place and costs no room.
+    max_events: int = 1000
 
 
 def error_result(code: str, message: str, fields: Iterable[FieldError] = ()) -> dict[str, Any]:
@@ -128,6 +132,8 @@ class ClusterState:
         self._index = 0  # the entry being applied
         self._changed = False
         self._charge = 0  # bytes of the current command not yet charged to a change
+        self.events = ev.EventBook()
+        self._events_made = 0  # events created by the entry being applied (their names count it)
 
     # ================================================================== StateMachine
     def apply(self, entry: Entry) -> object:
@@ -149,6 +155,7 @@ class ClusterState:
             raise ValueError(f"apply {index} after {self.applied_index}: entries out of order")
         self._index = index
         self._changed = False
+        self._events_made = 0
 
     def _end(self) -> None:
         self.applied_index = self._index
@@ -186,12 +193,42 @@ class ClusterState:
             old = self.store.remove(kind, key)
         else:
             old = self.store.put(kind, key, doc)
+        if kind == "Event":
+            if change == DELETED:
+                self.events.forget(key)
+            else:
+                self.events.touch(key, ev.fold_key(doc))
         self.window.record(Change(self._index, change, doc, old, self._charge))
         self._charge = 0
         self._changed = True
 
     def _stamp(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         return with_metadata(doc, resourceVersion=str(self._index))
+
+    def _say(self, doc: Mapping[str, Any], said: Iterable[ev.Said], ts: float) -> None:
+        """Record events about `doc` (as it is after the change they describe)."""
+        ref = ev.involved(doc)
+        when = format_time(ts)
+        for event_type, reason, message, source in said:
+            fold = (ref.get("uid", ""), reason, message[:ev.MAX_MESSAGE], source)
+            key = self.events.find(fold)
+            current = self.store.get("Event", key) if key is not None else None
+            if current is not None and key is not None:
+                self._record("Event", key, ev.repeated(current, when, str(self._index)), MODIFIED)
+                continue
+            self._events_made += 1
+            name = f"{ref.get('name', 'object')}.{self._index:x}.{self._events_made}"
+            event = ev.new_event(name, f"event-{self._index}-{self._events_made}", ref, event_type, reason, message,
+                                 source, when, str(self._index))
+            self._record("Event", (event["metadata"]["namespace"], name), event, ADDED)
+        while len(self.events) > self.config.max_events:
+            oldest = self.events.oldest()
+            gone = self.store.get("Event", oldest) if oldest is not None else None
+            if oldest is None or gone is None:
+                if oldest is not None:
+                    self.events.forget(oldest)
+                continue
+            self._record("Event", oldest, self._stamp(gone), DELETED)
 
     # ================================================================== apply / patch / delete
     def _op_apply(self, command: cmd.Command, slot: int) -> dict[str, Any]:
@@ -368,6 +405,8 @@ class ClusterState:
             raise _refuse("conflict", f"{kind.plural} {_show(key)}: uid precondition failed")
         gone = self._stamp(current)
         self._record(kind.name, key, gone, DELETED)
+        if kind.name == "Pod" and not pods.is_finished(current):
+            self._say(current, ev.killing_events(current, ""), command["ts"])
         return {"object": gone}
 
     def _kind(self, name: str) -> Kind:
@@ -386,7 +425,10 @@ class ClusterState:
             problem = self.binding_problem(namespace, name, uid, node)
             if problem is None:
                 key = (namespace, name)
-                self._record("Pod", key, self._stamp(pods.bind(self.store.get("Pod", key), node, ts)), MODIFIED)
+                bound = self._stamp(pods.bind(self.store.get("Pod", key), node, ts))
+                self._record("Pod", key, bound, MODIFIED)
+                self._say(bound, [(ev.NORMAL, "Scheduled", f"Successfully assigned {namespace}/{name} to {node}",
+                                   ev.SCHEDULER)], ts)
             outcomes.append(problem or "")
         return {"refused": outcomes, "bound": sum(1 for o in outcomes if not o)}
 
@@ -428,7 +470,9 @@ class ClusterState:
                 continue
             new = pods.mark_unschedulable(doc, message[:1024], command["ts"])
             if new is not doc:
-                self._record("Pod", key, self._stamp(new), MODIFIED)
+                new = self._stamp(new)
+                self._record("Pod", key, new, MODIFIED)
+                self._say(new, [(ev.WARNING, "FailedScheduling", message[:1024], ev.SCHEDULER)], command["ts"])
                 changed += 1
         return {"changed": changed}
 
@@ -442,10 +486,15 @@ class ClusterState:
             if doc is None or meta_of(doc).get("uid") != uid or pods.node_name_of(doc) != node:
                 continue
             if action == "reschedule":
-                self._record("Pod", key, self._stamp(pods.unbind_for_reschedule(doc, reason, message, ts)), MODIFIED)
+                new = self._stamp(pods.unbind_for_reschedule(doc, reason, message, ts))
+                self._record("Pod", key, new, MODIFIED)
+                self._say(new, [(ev.WARNING, "Rescheduled", f"{message} (was on {node}; placed again)",
+                                 ev.NODE_CONTROLLER)], ts)
                 moved += 1
             elif action == "fail":
-                self._record("Pod", key, self._stamp(pods.fail_lost(doc, reason, message, ts)), MODIFIED)
+                new = self._stamp(pods.fail_lost(doc, reason, message, ts))
+                self._record("Pod", key, new, MODIFIED)
+                self._say(new, [(ev.WARNING, reason, message, ev.NODE_CONTROLLER)], ts)
                 failed += 1
         return {"rescheduled": moved, "failed": failed}
 
@@ -462,7 +511,9 @@ class ClusterState:
                 continue
             new = pods.merge_reported_status(doc, status)
             if new is not doc:
-                self._record("Pod", key, self._stamp(new), MODIFIED)
+                new = self._stamp(new)
+                self._record("Pod", key, new, MODIFIED)
+                self._say(new, ev.pod_status_events(doc, new), command["ts"])
             accepted += 1
         return {"accepted": accepted, "ignored": ignored}
 
@@ -524,9 +575,13 @@ class ClusterState:
                 else format_time(ts)}
         status = dict(current.get("status") or {})
         status["conditions"] = [cond] + [c for c in status.get("conditions") or () if c.get("type") != "Ready"]
-        new = dict(current)
-        new["status"] = status
-        self._record("Node", key, self._stamp(new), MODIFIED)
+        new = self._stamp(dict(current, status=status))
+        self._record("Node", key, new, MODIFIED)
+        if old.get("status") != wanted:
+            word = "NodeReady" if wanted == "True" else "NodeNotReady"
+            self._say(new, [(ev.NORMAL if wanted == "True" else ev.WARNING, word,
+                             f"Node {name} status is now: {word}" + (f" ({message})" if message else ""),
+                             ev.NODE_CONTROLLER)], ts)
         return {"changed": True}
 
     def _op_node_role(self, command: cmd.Command, slot: int) -> dict[str, Any]:
@@ -586,6 +641,17 @@ class ClusterState:
             created += 1
         return {"created": created, "deleted": deleted, "refused": refused}
 
+    def _op_record_events(self, command: cmd.Command, slot: int) -> dict[str, Any]:
+        recorded = 0
+        for kind_name, namespace, name, event_type, reason, message, source in command["events"]:
+            kind = KINDS.get(kind_name)
+            doc = self.store.get(kind_name, object_key(kind, namespace, name)) if kind is not None else None
+            if doc is None or event_type not in (ev.NORMAL, ev.WARNING) or not reason:
+                continue
+            self._say(doc, [(event_type, reason[:128], message, source[:128])], command["ts"])
+            recorded += 1
+        return {"recorded": recorded}
+
     def _op_register_session(self, command: cmd.Command, slot: int) -> dict[str, Any]:
         client_id = f"c{self._index}.{slot}"
         self.sessions.register(client_id, self._index)
@@ -604,6 +670,7 @@ class ClusterState:
         "node_role": _op_node_role,
         "register_session": _op_register_session,
         "mirror_sync": _op_mirror_sync,
+        "record_events": _op_record_events,
     }
 
     # ================================================================== reads
@@ -668,6 +735,7 @@ class ClusterState:
                 meta = doc["metadata"]
                 docs[object_key(kind, meta.get("namespace", ""), meta["name"])] = doc
         self.store.replace_all(objects)
+        self.events.rebuild(self.store.of_kind("Event").values())
         self.sessions.restore(body["sessions"])
         self.applied_index = body["index"]
         self.window.reset(self.applied_index)

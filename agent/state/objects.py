@@ -66,15 +66,22 @@ class Kind:
     admit: Callable[[Mapping[str, Any]], dict[str, Any]]
     # Whether people may create it (Nodes are registered by the cluster).
     creatable: bool = True
+    # Whether people may write it at all (apply, patch): Events are the cluster's own.
+    writable: bool = True
 
 
 def _admit_pod(doc: Mapping[str, Any]) -> dict[str, Any]:
     return pod_to_dict(parse_pod(doc))
 
 
+def _admit_event(doc: Mapping[str, Any]) -> dict[str, Any]:
+    raise ManifestError([FieldError("", "events are written by the cluster; they cannot be created or changed")])
+
+
 KINDS: dict[str, Kind] = {
     "Pod": Kind("Pod", "v1", "pods", ("po",), True, _admit_pod),
     "Node": Kind("Node", "v1", "nodes", ("no",), False, node_kind.admit_node, creatable=False),
+    "Event": Kind("Event", "v1", "events", ("ev",), True, _admit_event, creatable=False, writable=False),
 }
 
 
@@ -130,7 +137,7 @@ def admit(doc: Any, *, location: str = "") -> Admitted:
     api_version, kind_name = doc.get("apiVersion"), doc.get("kind")
     kind = KINDS.get(kind_name) if isinstance(kind_name, str) else None
     if kind is None or kind.api_version != api_version:
-        supported = ", ".join(f"{k.api_version} {k.name}" for k in KINDS.values())
+        supported = ", ".join(f"{k.api_version} {k.name}" for k in KINDS.values() if k.writable)
         raise ManifestError([FieldError(
             "", f"apiVersion {api_version}, kind {kind_name} is not supported (supported: {supported})", location)])
     meta = doc.get("metadata")
