@@ -60,6 +60,7 @@ class ControlLoop:
         self.scheduler_config = SchedulerConfig(scoring_strategy=ScoringStrategy(config.scheduler_scoring))
         self.passes = 0
         self.commands_proposed = 0
+        self._announced_term: int | None = None  # the term whose LeaderElected event this leader wrote
 
     async def run(self) -> None:
         seen = -1
@@ -68,6 +69,7 @@ class ControlLoop:
                 seen = await self.raft.changes.wait(seen)
                 continue
             log.info("%s event=control_loop_leading term=%d", self.config.name, self.raft.node.term)
+            self._announced_term = None
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._lead)
                 while self.raft.is_leader():
@@ -82,9 +84,13 @@ class ControlLoop:
                        (self.raft.changes, self.raft.changes.version)]
             try:
                 await self._pass()
-            except (NotLeader, RaftError) as exc:
+            except NotLeader as exc:
                 log.info("%s event=control_pass_interrupted error=%r", self.config.name, str(exc))
                 return
+            except RaftError as exc:
+                # A refused membership change (a learner not caught up yet) or a proposal
+                # that timed out: this leader still leads, and the next pass tries again.
+                log.info("%s event=control_pass_failed error=%r", self.config.name, str(exc))
             await wait_any(watched, timeout_s=self.config.control_interval_s)
 
     async def _pass(self) -> None:
@@ -95,6 +101,11 @@ class ControlLoop:
         state = self.raft.state
         members = self.gossip.views()
         now = self.clock()
+        if self._announced_term != node.term and state.get("Node", "", self.config.name) is not None:
+            await self._propose([cmd.record_events([(
+                "Node", "", self.config.name, "Normal", "LeaderElected",
+                f"{self.config.name} became the leader in term {node.term}", "agentd")], now)])
+            self._announced_term = node.term
         lifecycle = reconcile_nodes(state, members, now=now, settled=self.gossip.settled(), new_uid=self.new_uid)
         await self._propose(lifecycle)
         await self._propose(plan_placements(state, now=now, config=self.scheduler_config))
