@@ -146,6 +146,13 @@ def _table(singular: str, docs: list[Doc], args: argparse.Namespace, *, header: 
     if singular == "node":
         head = list(render.NODE_HEADER_WIDE if wide else render.NODE_HEADER)
         rows = [render.node_row(d, now, wide=wide) for d in docs]
+    elif singular == "event":
+        head = list(render.EVENT_HEADER)
+        docs = render.sorted_events(docs)
+        rows = [render.event_row(d, now) for d in docs]
+        if args.all_namespaces:
+            head.insert(0, "NAMESPACE")
+            rows = [[d["metadata"].get("namespace", "default"), *r] for d, r in zip(docs, rows)]
     elif singular in ("deployment", "replicaset"):
         if singular == "deployment":
             head = list(workloads.DEPLOYMENT_HEADER_WIDE if wide else workloads.DEPLOYMENT_HEADER)
@@ -199,8 +206,13 @@ async def cmd_describe(client: ClusterClient, args: argparse.Namespace) -> int:
     elif singular == "replicaset":
         pods, _ = await client.list("Pod", namespace=args.namespace)
         print(workloads.describe_replicaset(doc, workloads.owned_by(doc["metadata"]["uid"], pods)))
+    elif singular == "event":
+        print(_dump(doc, "yaml"))
+        return 0
     else:
         print(render.describe_pod(doc))
+    events, _ = await client.list("Event", fields=f"involvedObject.uid={doc['metadata']['uid']}")
+    print(render.events_section(events, _now()))
     return 0
 
 

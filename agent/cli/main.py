@@ -51,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     _namespace_flags(a)
     a.set_defaults(func=commands.cmd_apply)
 
-    g = sub.add_parser("get", help="list nodes, pods, deployments or replicasets")
-    g.add_argument("kind", help="pods | po | nodes | no | deployments | deploy | replicasets | rs")
+    g = sub.add_parser("get", help="list nodes, pods, deployments, replicasets or events")
+    g.add_argument("kind", help="pods | po | nodes | no | deployments | deploy | replicasets | rs | events | ev")
     g.add_argument("names", nargs="*")
     g.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"], default=None)
     g.add_argument("-l", "--selector", default=None, help="label selector, e.g. app=web,tier!=db")

@@ -296,3 +296,41 @@ def _amount(text: str, unit: Callable[[Quantity], int]) -> int:
 
 def _percent(part: int, whole: int) -> str:
     return f"{100 * part // whole}%" if whole else "-"
+
+
+# ---------------------------------------------------------------- events
+
+EVENT_HEADER = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+
+
+def _ago(text: str | None, now: dt.datetime) -> str:
+    moment = parse_time(text)
+    return human_duration((now - moment).total_seconds()) if moment else "<unknown>"
+
+
+def sorted_events(events: Sequence[Mapping]) -> list[Mapping]:
+    """Oldest first, by when each last happened (as kubectl sorts `get events`)."""
+    return sorted(events, key=lambda e: (e.get("lastTimestamp") or "", int((e.get("metadata") or {}).get(
+        "resourceVersion") or 0)))
+
+
+def event_row(event: Mapping, now: dt.datetime) -> list[str]:
+    obj = event.get("involvedObject") or {}
+    return [_ago(event.get("lastTimestamp"), now), event.get("type", ""), event.get("reason", ""),
+            f"{str(obj.get('kind', '')).lower()}/{obj.get('name', '')}", event.get("message", "")]
+
+
+def events_section(events: Sequence[Mapping], now: dt.datetime) -> str:
+    """The Events: part that ends kubectl's describe output."""
+    if not events:
+        return "Events:               <none>"
+    rows = []
+    for event in sorted_events(events):
+        count = int(event.get("count") or 1)
+        age = _ago(event.get("lastTimestamp"), now)
+        if count > 1:
+            age = f"{age} (x{count} over {_ago(event.get('firstTimestamp'), now)})"
+        rows.append([event.get("type", ""), event.get("reason", ""), age,
+                     (event.get("source") or {}).get("component", ""), event.get("message", "")])
+    lines = table(["Type", "Reason", "Age", "From", "Message"], rows).splitlines()
+    return "\n".join(["Events:"] + ["  " + line for line in lines])

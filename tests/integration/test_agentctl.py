@@ -426,6 +426,20 @@ def test_a_pod_that_fits_nowhere_says_why(cluster_agent: Agent) -> None:
     assert re.search(r"cpu\s+200m \(\d+%\)", node), node  # web-a and web-b, 100m each
 
 
+def test_events_tell_what_happened_to_a_pod_and_a_node(cluster_agent: Agent) -> None:
+    wait_until(lambda: "Started container" in cluster_agent.ctl("describe", "pod", "web-a").stdout,
+               what="web-a's Started event")
+    described = ok(cluster_agent.ctl("describe", "pod", "web-a")).split("Events:")[1]
+    assert re.search(rf"Normal\s+Scheduled\s+\S+\s+default-scheduler\s+Successfully assigned default/web-a to "
+                     rf"{cluster_agent.node}", described), described
+    assert re.search(r"Normal\s+Started\s+\S+\s+kubelet\s+Started container main", described), described
+    listed = ok(cluster_agent.ctl("get", "events")).splitlines()
+    assert listed[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert any(line.split()[1:4] == ["Warning", "FailedScheduling", "pod/too-big"] for line in listed[1:]), listed
+    assert any(line.split()[1:4] == ["Normal", "LeaderElected", f"node/{cluster_agent.node}"] for line in listed[1:])
+    assert "NodeReady" in ok(cluster_agent.ctl("describe", "node", cluster_agent.node)).split("Events:")[1]
+
+
 def test_cordon_keeps_new_pods_off_until_uncordoned(cluster_agent: Agent, tmp_path: Path) -> None:
     assert ok(cluster_agent.ctl("cordon", cluster_agent.node)).strip() == f"node/{cluster_agent.node} cordoned"
     assert "Ready,SchedulingDisabled" in ok(cluster_agent.ctl("get", "nodes"))

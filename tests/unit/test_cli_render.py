@@ -66,3 +66,24 @@ def test_pod_row_wide_has_ip_and_node():
     status = {"phase": "Running", "podIP": "172.17.0.2", "startTime": "2026-01-01T11:58:00Z",
               "containerStatuses": [{"ready": True, "restartCount": 0, "state": {"running": {}}}]}
     assert render.pod_row(pod, status, NOW, wide=True) == ["web", "1/1", "Running", "0", "2m", "172.17.0.2", "n1"]
+
+
+def test_events_section_and_rows_as_kubectl_prints_them():
+    import datetime as dt
+
+    from agent.cli import render as r
+    now = dt.datetime(2026, 12, 4, 12, 0, 0, tzinfo=dt.timezone.utc)
+    backoff = {"type": "Warning", "reason": "BackOff", "message": "Back-off restarting failed container app",
+               "count": 4, "firstTimestamp": "2026-12-04T11:50:00Z", "lastTimestamp": "2026-12-04T11:59:30Z",
+               "source": {"component": "kubelet"}, "involvedObject": {"kind": "Pod", "name": "web"},
+               "metadata": {"resourceVersion": "9"}}
+    scheduled = {"type": "Normal", "reason": "Scheduled", "message": "Successfully assigned default/web to n1",
+                 "count": 1, "firstTimestamp": "2026-12-04T11:49:00Z", "lastTimestamp": "2026-12-04T11:49:00Z",
+                 "source": {"component": "default-scheduler"}, "involvedObject": {"kind": "Pod", "name": "web"},
+                 "metadata": {"resourceVersion": "3"}}
+    lines = r.events_section([backoff, scheduled], now).splitlines()
+    assert lines[0] == "Events:"
+    assert lines[2].split()[:3] == ["Normal", "Scheduled", "11m"]
+    assert "30s (x4 over 10m)" in lines[3] and lines[3].rstrip().endswith("Back-off restarting failed container app")
+    assert r.event_row(backoff, now) == ["30s", "Warning", "BackOff", "pod/web", "Back-off restarting failed container app"]
+    assert r.events_section([], now) == "Events:               <none>"
