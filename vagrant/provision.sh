@@ -186,7 +186,7 @@ if [ -z "$WHEEL" ]; then
 fi
 log "installing $(basename "$WHEEL") into $venv"
 if "$venv/bin/pip" show -q agent >/dev/null 2>&1; then
-    "$venv/bin/pip" uninstall "${pip_opts[@]}" -y agent  # the same version number may hold newer code
+    "$venv/bin/pip" uninstall --disable-pip-version-check --quiet -y agent  # the same version may hold newer code
 fi
 "$venv/bin/pip" install "${pip_opts[@]}" "$WHEEL"
 "$venv/bin/agentd" --version >/dev/null
