@@ -6,7 +6,9 @@
   validated: VirtualBox is not installed here (Debian 12 does not package it).
 - A bad setting is refused, naming the variable to fix.
 - The layout: the first three VMs are servers with --bootstrap-expect 3, joining one
-  another; later VMs join the servers; agentctl is pointed at the servers.
+  another; later VMs join the servers; agentctl is pointed at the servers. The
+  Vagrantfile, loaded with a stand-in for Vagrant that records its settings, gives each VM
+  its name, address and those provisioning arguments.
 - The provisioning scripts pass shellcheck; provision.sh refuses bad arguments, and a
   run by a user other than root, before it writes anything.
 The unit provision.sh writes is verified by systemd-analyze in test_provisioning.py, where
@@ -25,6 +27,28 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PROVISION = REPO / "vagrant" / "provision.sh"
+# Loads a Vagrantfile with a stand-in for Vagrant that records every setting made, and
+# prints them as JSON: [{"path": "vm.define.node1.vm.provision", "args": [...], "options": {...}}].
+RECORD_SETTINGS = """
+require "json"
+CALLS = []
+class Recorder
+  def initialize(path) = (@path = path)
+  def method_missing(name, *args, **options, &block)
+    name = name.to_s.delete_suffix("=")
+    child = Recorder.new(@path + [name] + (%w[define provider].include?(name) ? [args.first.to_s] : []))
+    CALLS << { "path" => (@path + [name]).join("."), "args" => args, "options" => options } unless args.empty?
+    block&.call(child)
+    child
+  end
+  def respond_to_missing?(*) = true
+end
+module Vagrant
+  def self.configure(_version) = yield(Recorder.new([]))
+end
+load File.join(ARGV[0], "Vagrantfile")
+puts JSON.generate(CALLS)
+"""
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +80,9 @@ def test_the_vagrantfile_validates_with_the_libvirt_provider(vagrant_env):
     plugins = subprocess.run(["vagrant", "plugin", "list"], env=vagrant_env, capture_output=True, text=True,
                              timeout=60)
     assert "vagrant-libvirt" in plugins.stdout, plugins.stdout + plugins.stderr
-    for nodes in ("3", "5"):
-        done = validate(vagrant_env, AGENTD_NODES=nodes)
+    for settings in ({}, {"AGENTD_NODES": "5"}):  # unset: 3 VMs
+        done = validate(vagrant_env, **settings)
         assert done.returncode == 0 and "validated successfully" in done.stdout, done.stdout + done.stderr
-    done = validate(vagrant_env)  # AGENTD_NODES unset: 3
-    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_a_wrong_provider_setting_fails_validation(vagrant_env, tmp_path):
@@ -74,14 +96,25 @@ def test_a_wrong_provider_setting_fails_validation(vagrant_env, tmp_path):
 
 @pytest.mark.parametrize(("setting", "value", "message"), [
     ("AGENTD_NODES", "three", 'AGENTD_NODES="three": expected a whole number from 1 to 200'),
-    ("AGENTD_NODES", "0", 'AGENTD_NODES="0": expected a whole number from 1 to 200'),
-    ("AGENTD_SUBNET", "10.1", 'AGENTD_SUBNET="10.1": expected the first three octets'),
-    ("AGENTD_MEMORY_MB", "lots", 'AGENTD_MEMORY_MB="lots"'),
     ("AGENTD_WHEEL", "dist/none.whl", 'AGENTD_WHEEL="dist/none.whl": expected a .whl file below'),
 ])
-def test_a_bad_setting_is_refused_by_name(vagrant_env, setting, value, message):
+def test_a_bad_setting_stops_vagrant_naming_it(vagrant_env, setting, value, message):
     done = validate(vagrant_env, **{setting: value})
     assert done.returncode != 0 and message in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("expression", "message"), [
+    ('AgentdLayout.number("AGENTD_NODES", "0", 1, 200)', 'AGENTD_NODES="0": expected a whole number from 1 to 200'),
+    ('AgentdLayout.number("AGENTD_CPUS", "2.5", 1, 256)', 'AGENTD_CPUS="2.5": expected a whole number'),
+    ('AgentdLayout.number("AGENTD_MEMORY_MB", "", 512, 1024)', 'AGENTD_MEMORY_MB="": expected a whole number'),
+    ('AgentdLayout.subnet("10.1")', 'AGENTD_SUBNET="10.1": expected the first three octets'),
+    ('AgentdLayout.subnet("10.1.256")', 'AGENTD_SUBNET="10.1.256": expected the first three octets'),
+])
+def test_the_layout_refuses_bad_settings_by_name(expression, message):
+    done = subprocess.run(["ruby", "-r", str(REPO / "vagrant" / "layout.rb"), "-e",
+                           f"begin; {expression}; rescue AgentdLayout::Error => e; puts e.message; exit 3; end"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3 and message in done.stdout, done.stdout + done.stderr
 
 
 def test_the_first_three_vms_are_servers_and_the_others_join_them():
@@ -99,6 +132,42 @@ def test_the_first_three_vms_are_servers_and_the_others_join_them():
     two = layout(2)
     assert [option(n["args"], "--bootstrap-expect") for n in two] == [["2"], ["2"]]
     assert option(two[0]["args"], "--join") == ["192.168.56.12:7946"]
+
+
+def vagrantfile_settings(directory: Path, **settings: str) -> dict[str, dict]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AGENTD_")}, **settings}
+    out = subprocess.run(["ruby", "-e", RECORD_SETTINGS, str(directory)], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    return {c["path"]: c for c in json.loads(out.stdout)}  # settings below a define or provider are named by it
+
+
+def test_the_vagrantfile_gives_each_vm_its_place_in_the_layout(tmp_path):
+    settings = vagrantfile_settings(REPO, AGENTD_NODES="4", AGENTD_MEMORY_MB="2048")
+    assert settings["vm.box"]["args"] == ["debian/bookworm64"]
+    synced = settings["vm.synced_folder"]
+    assert synced["args"] == [".", "/vagrant"] and synced["options"]["type"] == "rsync"
+    assert {".git/", ".venv/", "run/"} <= set(synced["options"]["rsync__exclude"])
+    for provider in ("virtualbox", "libvirt"):
+        assert settings[f"vm.provider.{provider}.memory"]["args"] == [2048]
+        assert settings[f"vm.provider.{provider}.cpus"]["args"] == [2]
+    for node in layout(4):
+        vm = f"vm.define.{node['name']}.vm"
+        assert settings[f"{vm}.hostname"]["args"] == [node["name"]]
+        assert settings[f"{vm}.network"]["args"] == ["private_network"]
+        assert settings[f"{vm}.network"]["options"] == {"ip": node["ip"]}
+        provision = settings[f"{vm}.provision"]["options"]
+        assert provision["type"] == "shell" and provision["path"] == "vagrant/provision.sh"
+        assert provision["args"] == node["args"] + ["--source", "/vagrant"]
+    assert "vm.define.node5" not in settings
+    # With AGENTD_WHEEL, each VM installs that wheel, as the synced folder has it.
+    shutil.copytree(REPO / "vagrant", tmp_path / "vagrant")
+    shutil.copy(REPO / "Vagrantfile", tmp_path)
+    (tmp_path / "dist").mkdir()
+    (tmp_path / "dist" / "agent-0.1.0-py3-none-any.whl").touch()
+    settings = vagrantfile_settings(tmp_path, AGENTD_WHEEL="dist/agent-0.1.0-py3-none-any.whl")
+    assert settings["vm.define.node3.vm.provision"]["options"]["args"][-2:] == [
+        "--wheel", "/vagrant/dist/agent-0.1.0-py3-none-any.whl"]
 
 
 def test_the_provisioning_scripts_pass_shellcheck():
