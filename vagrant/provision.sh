@@ -41,7 +41,7 @@ usage: provision.sh --name NAME --address IP (--source DIR | --wheel FILE) [opti
   --wheel FILE             install this wheel instead (python -m build makes it in dist/)
   --wheelhouse DIR         install dependencies from DIR only, with no package index
   --docker-url URL         the Docker engine agentd uses (default: the local socket)
-  --root DIR               write every file below DIR instead of / (for tests)
+  --root DIR               write every file below DIR instead of / (for tests; with --no-systemd)
   --no-systemd             start agentd as a detached process, not through systemd
                            (where systemd does not run; the unit is written all the same)
 EOF
@@ -110,6 +110,7 @@ fi
 if [ -n "$WHEELHOUSE" ] && [ ! -d "$WHEELHOUSE" ]; then die "--wheelhouse '$WHEELHOUSE': no such directory"; fi
 if [ -n "$DOCKER_URL" ] && ! [[ $DOCKER_URL =~ $plain ]]; then die "--docker-url '$DOCKER_URL': blanks or quotes"; fi
 if [ -n "$ROOT" ]; then
+    if [ "$SYSTEMD" = 1 ]; then die "--root needs --no-systemd: systemd would start the host's agentd"; fi
     if [[ $ROOT != /* ]] || ! [[ $ROOT =~ $plain ]]; then
         die "--root '$ROOT': expected an absolute path without blanks or quotes"
     fi
@@ -289,7 +290,7 @@ start_directly() {
 
 if [ "$SYSTEMD" = 1 ]; then
     systemctl daemon-reload
-    systemctl enable agentd.service >/dev/null 2>&1
+    systemctl enable --quiet agentd.service
     systemctl restart agentd.service
     is_up() { systemctl is-active --quiet agentd.service; }
     why() { journalctl -u agentd.service -n 20 --no-pager; }

@@ -199,9 +199,17 @@ def test_the_provisioning_scripts_pass_shellcheck():
 ])
 def test_provision_refuses_bad_arguments_before_writing_anything(tmp_path, args, message):
     root = tmp_path / "root"
-    done = subprocess.run(["bash", str(PROVISION), "--root", str(root), *args], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(["bash", str(PROVISION), "--root", str(root), "--no-systemd", *args], capture_output=True,
+                          text=True, timeout=60)
     assert done.returncode == 2 and f"provision: error: {message}" in done.stderr, done.stderr
+    assert not root.exists()
+
+
+def test_provision_writes_below_a_root_only_without_systemd(tmp_path):
+    root = tmp_path / "root"
+    done = subprocess.run(["bash", str(PROVISION), "--name", "n1", "--address", "10.0.0.1", "--source", str(REPO),
+                           "--root", str(root)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--root needs --no-systemd" in done.stderr, done.stderr
     assert not root.exists()
 
 
