@@ -172,7 +172,8 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if [ -z "$WHEEL" ]; then
     # Built from a copy of what the wheel holds, so the source tree (maybe a synced folder)
-    # gets no build/ nor *.egg-info; with the venv's setuptools, so no index is needed.
+    # gets no build/ nor *.egg-info; without build isolation, by the venv's setuptools
+    # (upgraded first if it has no bdist_wheel), so a wheelhouse serves as well as an index.
     mkdir -p "$work/src" "$work/dist"
     cp -r "$SOURCE/pyproject.toml" "$SOURCE/agent" "$work/src/"
     if [ -f "$SOURCE/README.md" ]; then cp "$SOURCE/README.md" "$work/src/"; fi
