@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 
 from . import faults
 from .cluster import Cluster, down
 from .errors import ClusterError
+from .system import require_root
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--nodes", type=int, default=3)
     up.add_argument("--servers", type=int, default=None, help="Raft servers among the nodes (default: 3, or fewer)")
     up.add_argument("--no-agent", action="store_true", help="start dockerd only, no agentd")
+    up.add_argument("--agents", type=int, default=None, metavar="K",
+                    help="start agentd on the first K nodes only; the others get dockerd, for an agentd started "
+                         "by hand (see exec); with a server among them, the cluster forms once it has its agent")
     sub.add_parser("down", parents=[common], help="remove the cluster and everything of it")
     sub.add_parser("env", parents=[common], help="print what to paste so that agentctl talks to the cluster")
     sub.add_parser("status", parents=[common], help="each node, its address, its processes and faults")
@@ -54,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     loss.add_argument("node")
     loss.add_argument("probability", type=float)
     sub.add_parser("heal", parents=[common], help="undo every fault (rules and pauses)")
+    ex = sub.add_parser("exec", parents=[common],
+                        help="run a command as a process of a node (its network namespace and cgroups): "
+                             "exec [--name NAME] n2 -- CMD [ARG...]")
+    ex.add_argument("node")
+    ex.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
     return p
 
 
@@ -70,18 +80,30 @@ def _print_status(cluster: Cluster) -> None:
                               "-" if r.rss_mib is None else f"{r.rss_mib:.0f}", r.faults))
 
 
-def _run(args: argparse.Namespace) -> None:
+def _exec(cluster: Cluster, node: str, argv: list[str]) -> int:
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        raise ClusterError("exec: no command given (exec NODE -- CMD [ARG...])")
+    require_root()
+    return subprocess.run(cluster.exec_argv(node, argv)).returncode
+
+
+def _run(args: argparse.Namespace) -> int:
     log = lambda line: print(line, flush=True)  # noqa: E731
     if args.command == "up":
-        cluster = Cluster.up(args.name, nodes=args.nodes, servers=args.servers, agent=not args.no_agent, log=log)
+        cluster = Cluster.up(args.name, nodes=args.nodes, servers=args.servers, agent=not args.no_agent,
+                             agent_nodes=args.agents, log=log)
         _print_status(cluster)
         print(cluster.env())
-        return
+        return 0
     if args.command == "down":
         if not down(args.name, log=log):
             print(f"no cluster named {args.name!r}: nothing to remove")
-        return
+        return 0
     cluster = Cluster(args.name)
+    if args.command == "exec":
+        return _exec(cluster, args.node, args.argv)
     if args.command == "env":
         print(cluster.env())
     elif args.command == "status":
@@ -111,13 +133,13 @@ def _run(args: argparse.Namespace) -> None:
         cluster.loss(args.node, args.probability)
     elif args.command == "heal":
         cluster.heal()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        _run(args)
+        return _run(args)
     except ClusterError as exc:
         print(f"cluster: error: {exc}", file=sys.stderr)
         return 1
-    return 0

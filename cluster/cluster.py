@@ -13,6 +13,12 @@ Rules:
 - A node is a machine: `kill` unplugs it and SIGKILLs its whole cgroup tree at once;
   `stop` shuts agentd then dockerd down gracefully, then unplugs it; `start` plugs it in
   and boots dockerd, then agentd, on the same disk.
+- `up --agents K` starts agentd on the first K nodes only; the others get their namespace
+  and dockerd, waiting for an agentd started by hand (`exec`, as vagrant/provision.sh is
+  tested). If a server is among them, `up` waits for the agents to listen, not for the
+  cluster to form: it cannot before every server runs an agent. The tool never starts nor
+  stops an agentd started by hand, but a node's kill and `down` end it with the rest of
+  the node: `exec` runs a command as a process of the node.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from .errors import ClusterError
 from .layout import (CGROUP_ROOT, MAX_NODES, UNIX_PATH_MAX, ClusterLayout, NodeLayout, check_name, choose_octet,
                      host_link_alias)
 from .state import ClusterState
-from .system import (in_netns, require_root, require_tools, run, signal_pid, spawn_detached, stopped,
+from .system import (in_cgroups, in_netns, require_root, require_tools, run, signal_pid, spawn_detached, stopped,
                      unmount_under)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,13 +119,22 @@ class Cluster:
         """`argv` to run inside `node`'s network namespace."""
         return in_netns(self.node(node).netns_path, argv)
 
+    def exec_argv(self, node: str, argv: Sequence[str]) -> list[str]:
+        """`argv` to run as a process of `node`: in its network namespace and its cgroups, so
+        that what it starts (a daemon, detached or not) is the node's, and a kill or `down`
+        of the node ends it."""
+        n = self.node(node)
+        if node in self.state().off:
+            raise ClusterError(f"{node} is down (python -m cluster start --name {self.name} {node})")
+        return in_netns(n.netns_path, in_cgroups(cgroups.placed_dirs(n.cgroup), argv))
+
     def status(self) -> list[NodeStatus]:
         st = self.state()
         rows = []
         for node in st.layout.nodes:
             is_frozen = cgroups.frozen(node.cgroup)
-            agent_pid = agents.pid(node) if st.agent else None
-            if not st.agent:
+            agent_pid = agents.pid(node) if st.runs_agent(node) else None
+            if not st.runs_agent(node):
                 agentd = "-"
             elif agent_pid is None:
                 agentd = "down"
@@ -139,17 +154,15 @@ class Cluster:
 
     @classmethod
     def up(cls, name: str = "default", *, nodes: int = 3, servers: int | None = None, agent: bool = True,
-           images: Sequence[str] = DEFAULT_IMAGES, log: Log = _quiet) -> "Cluster":
-        """Create the cluster and wait until every engine answers (and every agent is ready)."""
+           agent_nodes: int | None = None, images: Sequence[str] = DEFAULT_IMAGES,
+           log: Log = _quiet) -> "Cluster":
+        """Create the cluster and wait until every engine answers (and every agent is ready).
+        `agent_nodes`: start agentd on the first `agent_nodes` nodes only (default: all; none without `agent`)."""
         require_root()
         require_tools(UP_TOOLS + (("docker",) if images else ()))
         cgroups.check_hierarchies()
-        if not 1 <= nodes <= MAX_NODES:
-            raise ClusterError(f"--nodes must be between 1 and {MAX_NODES}, not {nodes}")
-        servers = min(3, nodes) if servers is None else servers
-        if not 1 <= servers <= nodes:
-            raise ClusterError(f"--servers must be between 1 and the number of nodes ({nodes}), not {servers}")
-        binary = agents.agentd_binary(REPO) if agent else None
+        servers, agent_count = check_roles(nodes, servers, agent, agent_nodes)
+        binary = agents.agentd_binary(REPO) if agent_count else None
         for image in images:
             if run(["docker", "image", "inspect", image], check=False).returncode != 0:
                 raise ClusterError(f"image {image} is not in the host's engine (scripts/build_images.sh makes it)")
@@ -174,7 +187,7 @@ class Cluster:
                 raise ClusterError(f"cluster name {name!r} is in use on this host (namespace {layout.hub_netns} "
                                    "exists); choose another --name")
             try:
-                cluster._create(layout, servers, binary, images, log)
+                cluster._create(layout, servers, agent_count, binary, images, log)
             except BaseException:
                 _teardown(name, cluster.run_dir, state.load(cluster.run_dir), keep_run_dir=False)
                 log(f"up failed: cluster {name!r} removed")
@@ -182,8 +195,8 @@ class Cluster:
             log(f"cluster {name!r} up in {time.monotonic() - started:.1f}s")
         return cluster
 
-    def _create(self, layout: ClusterLayout, servers: int, binary: Path | None, images: Sequence[str],
-                log: Log) -> None:
+    def _create(self, layout: ClusterLayout, servers: int, agent_count: int, binary: Path | None,
+                images: Sequence[str], log: Log) -> None:
         """Everything of a cluster whose name is claimed (its hub namespace made); on failure the caller removes it."""
         network.create_hub(layout)
         for _ in range(_OCTET_ATTEMPTS):
@@ -195,7 +208,7 @@ class Cluster:
                 break
         else:
             raise ClusterError(f"could not claim a subnet in {_OCTET_ATTEMPTS} attempts (other clusters starting?)")
-        st = ClusterState(layout, servers, binary is not None)
+        st = ClusterState(layout, servers, agent_count)
         state.save(st)
         for node in layout.nodes:
             cgroups.create(node.cgroup)
@@ -209,13 +222,20 @@ class Cluster:
             engines.load_image(image, layout.nodes, self.run_dir)
             log(f"loaded {image} into every node")
         if binary is not None:
-            for node in layout.nodes:
+            with_agent = layout.nodes[:agent_count]
+            for node in with_agent:
                 agents.start(binary, layout, node, servers)
-            agents.wait_ready(layout.nodes)
-            agents.wait_cluster_ready(layout.nodes)
-            log("every agent is ready")
+            agents.wait_ready(with_agent)
+            if agent_count >= servers:
+                agents.wait_cluster_ready(with_agent)
+                log("every agent is ready" if agent_count == layout.node_count else
+                    f"the agents of {', '.join(n.name for n in with_agent)} are ready")
+            else:  # the cluster forms when every server has an agent: those started by hand too
+                log(f"the agents of {', '.join(n.name for n in with_agent)} listen; the cluster forms once "
+                    f"{', '.join(n.name for n in layout.nodes[agent_count:servers])} run agentd too")
         state.save(replace(st, complete=True))
-        state.record(self.run_dir, "up", nodes=layout.node_count, servers=servers, agent=binary is not None)
+        state.record(self.run_dir, "up", nodes=layout.node_count, servers=servers, agent=binary is not None,
+                     agents=agent_count)
 
     def down(self, log: Log = _quiet) -> bool:
         return down(self.name, log)
@@ -282,7 +302,7 @@ class Cluster:
         network.set_node_link(st.layout, n, up=True)
         engines.start(n)
         engines.wait_answering([n])
-        if st.agent:
+        if st.runs_agent(n):
             agents.start(agents.agentd_binary(REPO), st.layout, n, st.servers)
             agents.wait_ready([n])
         state.save(st.with_off(n.name, False))
@@ -407,6 +427,22 @@ class Cluster:
             raise ClusterError(f"no node of cluster {self.name!r} is running")
         engines.load_image(image, running, self.run_dir)
         return [n.name for n in running]
+
+
+def check_roles(nodes: int, servers: int | None, agent: bool, agents: int | None) -> tuple[int, int]:
+    """(servers, nodes with an agent) for `up`'s arguments, or a ClusterError saying what is wrong."""
+    if not 1 <= nodes <= MAX_NODES:
+        raise ClusterError(f"--nodes must be between 1 and {MAX_NODES}, not {nodes}")
+    servers = min(3, nodes) if servers is None else servers
+    if not 1 <= servers <= nodes:
+        raise ClusterError(f"--servers must be between 1 and the number of nodes ({nodes}), not {servers}")
+    if agents is None:
+        return servers, nodes if agent else 0
+    if not agent:
+        raise ClusterError("--agents with --no-agent: choose one")
+    if not 1 <= agents <= nodes:
+        raise ClusterError(f"--agents must be between 1 and the number of nodes ({nodes}), not {agents}")
+    return servers, agents
 
 
 def _leftovers(name: str) -> bool:

@@ -26,7 +26,7 @@ from typing import Any, Iterator
 
 from .errors import ClusterError
 from .faults import FaultState
-from .layout import ClusterLayout
+from .layout import ClusterLayout, NodeLayout
 
 STATE_VERSION = 1
 
@@ -35,10 +35,18 @@ STATE_VERSION = 1
 class ClusterState:
     layout: ClusterLayout
     servers: int
-    agent: bool
+    agents: int  # the first `agents` nodes run an agentd the tool starts; the others only their dockerd
     complete: bool = False  # `up` finished; until then the cluster is leftovers to clean
     off: frozenset[str] = frozenset()  # nodes the tool killed or stopped
     faults: FaultState = field(default_factory=FaultState)
+
+    @property
+    def agent(self) -> bool:
+        return self.agents > 0
+
+    def runs_agent(self, node: NodeLayout) -> bool:
+        """True if the tool starts (and restarts) this node's agentd."""
+        return node.number <= self.agents
 
     def with_off(self, node: str, off: bool) -> "ClusterState":
         return replace(self, off=(self.off | {node}) if off else (self.off - {node}))
@@ -46,7 +54,7 @@ class ClusterState:
     def to_json(self) -> dict[str, Any]:
         lay = self.layout
         return {"version": STATE_VERSION, "name": lay.name, "octet": lay.octet, "nodes": lay.node_count,
-                "servers": self.servers, "agent": self.agent, "complete": self.complete,
+                "servers": self.servers, "agent": self.agent, "agents": self.agents, "complete": self.complete,
                 "off": sorted(self.off), "faults": self.faults.to_json()}
 
     @classmethod
@@ -54,7 +62,9 @@ class ClusterState:
         if data.get("version") != STATE_VERSION:
             raise ClusterError(f"state file of version {data.get('version')!r}, expected {STATE_VERSION}")
         layout = ClusterLayout(data["name"], int(data["octet"]), int(data["nodes"]), run_dir)
-        return cls(layout, int(data["servers"]), bool(data["agent"]), bool(data["complete"]),
+        # "agents" came later: a state file without it had agents on every node or on none.
+        agents = int(data["agents"]) if "agents" in data else (layout.node_count if data["agent"] else 0)
+        return cls(layout, int(data["servers"]), agents, bool(data["complete"]),
                    frozenset(data["off"]), FaultState.from_json(data["faults"]))
 
 

@@ -41,6 +41,8 @@ _LAUNCHER = (
     'while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs"; shift; done; shift; '
     'echo $$ > "$pidfile.tmp"; mv "$pidfile.tmp" "$pidfile"; exec "$@"'
 )
+# The same without a pidfile, for a command run in the foreground (its exit status is the command's).
+_JOINER = 'set -e; while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs"; shift; done; shift; exec "$@"'
 # How long a launcher may take to record the pid of what it starts.
 _PIDFILE_WAIT_S = 10.0
 
@@ -76,6 +78,11 @@ def run(argv: Sequence[str], *, check: bool = True, input: str | bytes | None = 
 def in_netns(netns_path: str, argv: Sequence[str]) -> list[str]:
     """`argv` run inside a network namespace (and nothing else of the node: mounts stay the host's)."""
     return ["nsenter", f"--net={netns_path}", *argv]
+
+
+def in_cgroups(cgroup_dirs: Sequence[Path], argv: Sequence[str]) -> list[str]:
+    """`argv` run inside `cgroup_dirs` (joined before it starts, so its children are in them too)."""
+    return ["sh", "-c", _JOINER, "joiner", *map(str, cgroup_dirs), "--", *argv]
 
 
 def spawn_detached(argv: Sequence[str], *, cgroup_dirs: Sequence[Path], pidfile: Path, log: Path,

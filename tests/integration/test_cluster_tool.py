@@ -24,7 +24,9 @@ import pytest
 from cluster import Cluster, ClusterError, down
 from cluster import cgroups, engines, faults, network
 from cluster.agents import agentd_argv
+from cluster.cluster import check_roles
 from cluster.layout import ClusterLayout, choose_octet, is_netns_of
+from cluster.state import ClusterState
 from cluster.system import alive
 from tests.integration.cluster_fixtures import (HEAL_WAIT_S, PROBE_TIMEOUT_S, WEB_BODY, cluster3, engine, fetch,
                                                 healthy, udp_count, unique_name, wait_until, web_url)
@@ -87,6 +89,23 @@ def test_oneway_partition_drops_only_at_the_listener():
         faults.check_groups(faults.parse_groups("n1,n2"), ["n1", "n2"])
     with pytest.raises(ClusterError, match="in two groups"):
         faults.check_groups(faults.parse_groups("n1,n2 / n2"), ["n1", "n2"])
+
+
+def test_agents_on_the_first_nodes_only():
+    assert check_roles(3, None, True, None) == (3, 3)
+    assert check_roles(4, None, False, None) == (3, 0)
+    assert check_roles(3, 3, True, 2) == (3, 2)  # n3, a server, waits for an agentd started by hand
+    with pytest.raises(ClusterError, match="--agents with --no-agent"):
+        check_roles(3, None, False, 2)
+    with pytest.raises(ClusterError, match="--agents must be between 1 and the number of nodes \\(3\\), not 4"):
+        check_roles(3, None, True, 4)
+    layout = ClusterLayout("c", 210, 3, Path("/r"))
+    st = ClusterState(layout, 3, 2)
+    assert [st.runs_agent(n) for n in layout.nodes] == [True, True, False]
+    assert ClusterState.from_json(st.to_json(), Path("/r")) == st
+    older = {k: v for k, v in st.to_json().items() if k != "agents"}  # a state file from before --agents
+    assert ClusterState.from_json(older, Path("/r")).agents == 3
+    assert ClusterState.from_json({**older, "agent": False}, Path("/r")).agents == 0
 
 
 # ----- a real cluster
@@ -284,6 +303,31 @@ def test_cli_status_and_faults_timeline(healthy: Cluster):
     assert [e["event"] for e in events[-2:]] == ["partition", "heal"]
     assert events[-2]["groups"] == [["n1", "n2"], ["n3"]] and events[-2]["t"] <= events[-1]["t"]
     assert run("env").stdout.strip() == healthy.env()
+
+
+def test_exec_runs_a_command_as_a_process_of_the_node(healthy: Cluster):
+    repo = Path(__file__).resolve().parents[2]
+    n2 = healthy.node("n2")
+
+    def cli_exec(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "cluster", "exec", "--name", healthy.name, *argv], cwd=repo,
+                              capture_output=True, text=True, timeout=60)
+
+    # In the node's network namespace and cgroups; its exit status is the command's.
+    seen = cli_exec("n2", "--", "sh", "-c", "grep freezer /proc/self/cgroup; ip -4 -o addr show eth0; exit 3")
+    assert seen.returncode == 3, seen.stderr
+    assert f"freezer:{n2.cgroup}" in seen.stdout and f"inet {n2.ip}/" in seen.stdout, seen.stdout
+    # What it leaves running is the node's: listed with it, and killed with it.
+    daemon = cli_exec("n2", "sh", "-c", "setsid sleep 600 </dev/null >/dev/null 2>&1 & echo $!")
+    pid = int(daemon.stdout)
+    assert pid in cgroups.pids(n2.cgroup)
+    healthy.kill("n2")
+    assert not alive(pid)
+    with pytest.raises(ClusterError, match="n2 is down"):
+        healthy.exec_argv("n2", ["true"])
+    healthy.start("n2")
+    assert cli_exec("n9", "true").returncode == 1 and "unknown node 'n9'" in cli_exec("n9", "true").stderr
+    assert "no command given" in cli_exec("n2", "--").stderr
 
 
 # ----- down, and up over leftovers
