@@ -41,6 +41,7 @@ from agent.state import pod_lifecycle as pods
 from agent.state.history import ADDED, DELETED, MODIFIED, Change, WatchWindow
 from agent.state.objects import (
     KINDS,
+    WORKLOAD_KINDS,
     Admitted,
     Kind,
     admit,
@@ -302,7 +303,13 @@ class ClusterState:
                 meta[field] = dict(sorted(value.items()))
             else:
                 meta.pop(field, None)
+        if new_meta.get("ownerReferences"):
+            meta["ownerReferences"] = new_meta["ownerReferences"]
+        else:
+            meta.pop("ownerReferences", None)
         spec = dict(new.get("spec") or {})
+        if kind.name in WORKLOAD_KINDS and spec.get("selector") != (current.get("spec") or {}).get("selector"):
+            raise _refuse("invalid", "", [FieldError("spec.selector", "field is immutable", where)])
         if kind.name == "Pod":
             bound = pods.node_name_of(current)
             wanted = spec.get("nodeName")
@@ -684,7 +691,8 @@ def _show(key: Key) -> str:
 
 def person_part(doc: Mapping[str, Any]) -> dict[str, Any]:
     """What a person wrote of an object: no system metadata, no system annotations, no status."""
-    meta = {k: v for k, v in meta_of(doc).items() if k in ("name", "namespace", "labels", "annotations")}
+    meta = {k: v for k, v in meta_of(doc).items()
+            if k in ("name", "namespace", "labels", "annotations", "ownerReferences")}
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in SYSTEM_ANNOTATIONS}
     if annotations:
         meta["annotations"] = annotations

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.state import node as node_kind
+from agent.state import workloads
 from agent.state.pod import FieldError, ManifestError, parse_pod, pod_to_dict
 
 __all__ = [
@@ -75,7 +76,13 @@ def _admit_pod(doc: Mapping[str, Any]) -> dict[str, Any]:
 KINDS: dict[str, Kind] = {
     "Pod": Kind("Pod", "v1", "pods", ("po",), True, _admit_pod),
     "Node": Kind("Node", "v1", "nodes", ("no",), False, node_kind.admit_node, creatable=False),
+    "Deployment": Kind("Deployment", workloads.API_VERSION, "deployments", ("deploy",), True,
+                       workloads.admit_deployment),
+    "ReplicaSet": Kind("ReplicaSet", workloads.API_VERSION, "replicasets", ("rs",), True,
+                       workloads.admit_replica_set),
 }
+# Kinds whose `status` the workload controllers write (the workload_status command).
+WORKLOAD_KINDS = ("Deployment", "ReplicaSet")
 
 
 def kind_for(text: str) -> Kind:
@@ -181,6 +188,19 @@ def meta_of(doc: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def labels_of(doc: Mapping[str, Any]) -> Mapping[str, str]:
     return meta_of(doc).get("labels") or {}
+
+
+def owner_references_of(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    refs = meta_of(doc).get("ownerReferences")
+    return [r for r in refs if isinstance(r, Mapping)] if isinstance(refs, list) else []
+
+
+def controller_of(doc: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The ownerReference with controller=true, if any: the object that manages this one."""
+    for ref in owner_references_of(doc):
+        if ref.get("controller") is True:
+            return ref
+    return None
 
 
 def annotations_of(doc: Mapping[str, Any]) -> Mapping[str, str]:
