@@ -20,6 +20,12 @@ Rules it keeps:
 - The cluster is never overcommitted: a binding is refused when the node's allocatable
   cannot hold the Pod's requests next to what is already bound there, or a host port is
   taken, whatever the scheduler believed.
+- Deleting an object deletes its dependents (objects whose ownerReferences name only
+  owners that are gone, recursively) in the same command, as Kubernetes' background
+  garbage collection ends up doing: a deleted Deployment takes its ReplicaSets and their
+  Pods with it, and a Pod deleted so leaves its node's desired set at once.
+- A workload's status is its controller's (`workload_status`, guarded by uid, written only
+  when it differs); a person's apply never touches it, and a selector never changes.
 - A snapshot serializes the objects one by one on a worker thread (so the GIL is not held
   for the whole of it), from a capture taken in a turn; restore rebuilds every index.
 - Pure: no I/O.
@@ -51,9 +57,17 @@ from agent.state.objects import (
     labels_of,
     meta_of,
     object_key,
+    owner_references_of,
     with_metadata,
 )
-from agent.state.pod import FieldError, ManifestError, label_value_problem, qualified_name_problem
+from agent.state.pod import (
+    FieldError,
+    ManifestError,
+    label_value_problem,
+    owner_reference_to_dict,
+    qualified_name_problem,
+)
+from agent.state.pod.parser import ManifestReader
 from agent.state.selectors import FieldSelector, LabelSelector
 from agent.state.sessions import SessionRefused, Sessions
 from agent.state.store import Key, ObjectStore, ports_conflict
@@ -61,6 +75,8 @@ from agent.state.store import Key, ObjectStore, ports_conflict
 __all__ = ["ClusterState", "StateConfig", "error_result", "is_error"]
 
 SNAPSHOT_FORMAT = 1
+# A workload's status is a handful of counts and two conditions; this bounds a hostile one.
+MAX_WORKLOAD_STATUS_BYTES = 16 * 1024
 # Annotations the cluster writes; a person's apply keeps them as they are.
 SYSTEM_ANNOTATIONS = (pods.EPOCH_ANNOTATION, pods.MIRROR_ANNOTATION, pods.SOURCE_ANNOTATION)
 
@@ -374,8 +390,102 @@ class ClusterState:
         if command["uid"] and command["uid"] != meta.get("uid"):
             raise _refuse("conflict", f"{kind.plural} {_show(key)}: uid precondition failed")
         gone = self._stamp(current)
-        self._record(kind.name, key, gone, DELETED)
-        return {"object": gone}
+        dependents = self._delete_cascading(kind, key, current)
+        result: dict[str, Any] = {"object": gone}
+        if dependents:
+            result["dependents"] = dependents
+        return result
+
+    def _delete_cascading(self, kind: Kind, key: Key, current: Mapping[str, Any]) -> list[list[str]]:
+        """Delete an object and, in the same command, every object that depends on it: those
+        whose ownerReferences name only owners that are gone (recursively), as Kubernetes'
+        background garbage collection ends up doing. Returns the dependents deleted."""
+        self._record(kind.name, key, self._stamp(current), DELETED)
+        if not kind.namespaced:
+            return []
+        namespace = key[0]
+        dead = {meta_of(current).get("uid")}
+        deleted: list[list[str]] = []
+        namespaced = [k.name for k in KINDS.values() if k.namespaced]
+        while True:
+            candidates = []
+            live: set[str] = set()
+            for kind_name in namespaced:
+                for obj_key, doc in sorted(self.store.of_kind(kind_name).items()):
+                    if obj_key[0] != namespace:
+                        continue
+                    live.add(meta_of(doc).get("uid", ""))
+                    if any(ref.get("uid") in dead for ref in owner_references_of(doc)):
+                        candidates.append((kind_name, obj_key, doc))
+            progressed = False
+            for kind_name, obj_key, doc in candidates:
+                if all(ref.get("uid") in dead or ref.get("uid") not in live for ref in owner_references_of(doc)):
+                    self._record(kind_name, obj_key, self._stamp(doc), DELETED)
+                    dead.add(meta_of(doc).get("uid"))
+                    deleted.append([kind_name, obj_key[0], obj_key[1]])
+                    progressed = True
+            if not progressed:
+                return deleted
+
+    def _op_delete_many(self, command: cmd.Command, slot: int) -> dict[str, Any]:
+        deleted = skipped = 0
+        dependents = 0
+        for kind_name, namespace, name, uid in command["rows"]:
+            kind = KINDS.get(kind_name)
+            if kind is None:
+                skipped += 1
+                continue
+            key = object_key(kind, namespace, name)
+            current = self.store.get(kind.name, key)
+            if current is None or (uid and meta_of(current).get("uid") != uid):
+                skipped += 1
+                continue
+            dependents += len(self._delete_cascading(kind, key, current))
+            deleted += 1
+        return {"deleted": deleted, "skipped": skipped, "dependents": dependents}
+
+    # ================================================================== workloads
+    def _op_workload_status(self, command: cmd.Command, slot: int) -> dict[str, Any]:
+        kind_name, name, uid, status = command["kind"], command["name"], command["uid"], command["status"]
+        if kind_name not in WORKLOAD_KINDS:
+            raise _refuse("invalid", f"workload_status: {kind_name!r} is not one of {', '.join(WORKLOAD_KINDS)}")
+        kind = KINDS[kind_name]
+        key = object_key(kind, command["namespace"], name)
+        current = self.store.get(kind_name, key)
+        if current is None:
+            raise _refuse("not_found", f'{kind.plural} "{name}" not found')
+        if meta_of(current).get("uid") != uid:
+            raise _refuse("conflict", f"{kind.plural} {_show(key)}: uid precondition failed ({uid} != "
+                                      f"{meta_of(current).get('uid')})")
+        if len(msgpack.packb(status)) > MAX_WORKLOAD_STATUS_BYTES:
+            raise _refuse("invalid", f"{kind.plural} {_show(key)}: status exceeds {MAX_WORKLOAD_STATUS_BYTES} bytes")
+        if current.get("status") == status:
+            return {"changed": False}
+        new = dict(current)
+        new["status"] = status
+        self._record(kind_name, key, self._stamp(new), MODIFIED)
+        return {"changed": True}
+
+    def _op_owner_refs(self, command: cmd.Command, slot: int) -> dict[str, Any]:
+        changed = skipped = 0
+        for kind_name, namespace, name, uid, refs in command["rows"]:
+            kind = KINDS.get(kind_name)
+            current = self.store.get(kind_name, object_key(kind, namespace, name)) if kind else None
+            if kind is None or not kind.namespaced or current is None or meta_of(current).get("uid") != uid:
+                skipped += 1
+                continue
+            reader = ManifestReader()
+            parsed = reader.owner_references({"ownerReferences": refs}, "metadata")
+            if reader.errors:
+                skipped += 1
+                continue
+            canonical = [owner_reference_to_dict(r) for r in parsed]
+            if canonical == owner_references_of(current):
+                continue
+            new = with_metadata(current, ownerReferences=canonical or None)
+            self._record(kind_name, object_key(kind, namespace, name), self._stamp(canonical_order(new)), MODIFIED)
+            changed += 1
+        return {"changed": changed, "skipped": skipped}
 
     def _kind(self, name: str) -> Kind:
         kind = KINDS.get(name)
@@ -611,6 +721,9 @@ class ClusterState:
         "node_role": _op_node_role,
         "register_session": _op_register_session,
         "mirror_sync": _op_mirror_sync,
+        "workload_status": _op_workload_status,
+        "owner_refs": _op_owner_refs,
+        "delete_many": _op_delete_many,
     }
 
     # ================================================================== reads
