@@ -53,6 +53,7 @@ from agent.state.objects import (
     admit,
     annotations_of,
     canonical_order,
+    controller_of,
     format_time,
     labels_of,
     meta_of,
@@ -481,6 +482,10 @@ class ClusterState:
                 continue
             canonical = [owner_reference_to_dict(r) for r in parsed]
             if canonical == owner_references_of(current):
+                continue
+            had, wants = controller_of(current), next((r for r in canonical if r.get("controller")), None)
+            if had is not None and wants is not None and had.get("uid") != wants.get("uid"):
+                skipped += 1  # another controller claimed it first: it must release the object before
                 continue
             new = with_metadata(current, ownerReferences=canonical or None)
             self._record(kind_name, object_key(kind, namespace, name), self._stamp(canonical_order(new)), MODIFIED)

@@ -108,6 +108,17 @@ def format_time(ts: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_time(text: Any) -> float | None:
+    """The unix seconds of an RFC 3339 time as format_time writes it, or None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
 @dataclass(frozen=True, slots=True)
 class Admitted:
     """A document that passed its kind's validation."""
