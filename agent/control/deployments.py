@@ -300,8 +300,10 @@ class _Pass:
             return
         if len(active) <= 1:
             target = active[0] if active else (new or sorted(olds, key=lambda v: v.created_at)[-1])
-            if target.replicas != self.replicas:
-                self.scale(target, self.replicas)
+            # Kubernetes returns here when the size is already right, leaving a stale
+            # desired-replicas annotation that reads as a scaling event on every pass (the
+            # rollout then never proceeds); the annotations are brought up to date as well.
+            self.scale(target, self.replicas)
             return
         if new is not None and self._saturated(new):
             for view in olds:
