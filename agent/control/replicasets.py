@@ -60,6 +60,8 @@ __all__ = [
 
 # One Raft entry creates at most this many Pods (a large scale-up goes out in several).
 PODS_PER_COMMAND = 64
+# ... and deletes at most this many (each row is four short strings).
+DELETIONS_PER_COMMAND = 256
 # Kubernetes' alphabet for generated names and hashes: no vowels (no words), no 0/1/3.
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
@@ -230,7 +232,9 @@ def plan_replica_set(rs: Mapping[str, Any], namespace_pods: Sequence[Mapping[str
         doomed.extend(deletion_order(live, min_ready, now)[:len(live) - replicas])
     if doomed:
         plan.deleted = doomed
-        plan.commands.append(cmd.delete_objects([("Pod", *_identity(p)) for p in doomed], now))
+        rows = [("Pod", *_identity(p)) for p in doomed]
+        for start in range(0, len(rows), DELETIONS_PER_COMMAND):
+            plan.commands.append(cmd.delete_objects(rows[start:start + DELETIONS_PER_COMMAND], now))
     missing = replicas - len(live)
     if missing > 0:
         uids = []

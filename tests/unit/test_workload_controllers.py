@@ -455,3 +455,28 @@ def test_every_command_a_pass_writes_is_accepted(replicas):
     cluster.settle()  # Cluster.reconcile asserts each command applied without refusal
     assert len(live_pods(cluster)) == replicas
     assert all(meta_of(p)["ownerReferences"][0]["controller"] for p in live_pods(cluster))
+
+
+def test_a_taken_name_bumps_the_collision_count_and_the_hash():
+    cluster = Cluster()
+    d = cluster.apply(deployment(replicas=1))
+    squatter = replica_set(f"web-{template_hash(d['spec']['template'])}", replicas=0, labels={"app": "other"})
+    cluster.apply(squatter)
+    cluster.reconcile()
+    assert cluster.get("Deployment", "web")["status"]["collisionCount"] == 1
+    cluster.reconcile()
+    [rs] = cluster.sets()
+    assert rs["metadata"]["name"] == f"web-{template_hash(d['spec']['template'], 1)}"
+    cluster.settle()
+    assert cluster.get("Deployment", "web")["status"]["collisionCount"] == 1
+    assert cluster.get("Deployment", "web")["status"]["availableReplicas"] == 1
+
+
+def test_big_scale_downs_are_split_into_bounded_commands():
+    cluster = Cluster(nodes=("n1",), cpu=100_000)
+    cluster.apply(replica_set("front", replicas=300))
+    cluster.reconcile(place=False)
+    cluster.apply(replica_set("front", replicas=0))
+    deletions = [x for x in cluster.reconcile(place=False) if c.decode(x).op == "delete_many"]
+    assert [len(c.decode(x)["rows"]) for x in deletions] == [256, 44]
+    assert cluster.machine.list("Pod") == []

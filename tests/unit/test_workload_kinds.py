@@ -300,3 +300,16 @@ def test_garbage_commands_never_raise():
                                            "name": "x", "uid": "u", "status": [], "ts": T0})))
     bad_refs = c.set_owner_references([("Pod", "default", "p", "u", [{"uid": 3}])], T0)
     assert log.run(bad_refs) == {"changed": 0, "skipped": 1}
+
+
+def test_an_agent_can_still_parse_an_owned_pod_it_is_assigned():
+    """agentd's assignments parse `person_part` of a stored Pod with the Pod parser: an
+    owned Pod must stay parseable, its owners kept on the parsed Pod's metadata."""
+    from agent.state.machine import person_part
+    from agent.state.pod import parse_pod
+
+    log = Log()
+    log.ready_node("n1")
+    log.create(owned_pod("p", [REF]) | {"spec": dict(owned_pod("p", [REF])["spec"], nodeName="n1")})
+    parsed = parse_pod(person_part(log.machine.get("Pod", "default", "p")))
+    assert parsed.metadata.owner_references[0].uid == "u-1" and parsed.spec.node_name == "n1"
