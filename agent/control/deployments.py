@@ -34,17 +34,17 @@ progress.go, deployment/util):
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from agent.control.replicasets import (
     SAFE_ALPHABET,
+    Ownership,
     claim_rows,
     is_available,
     is_live,
     is_ready,
-    owned_pods,
     pods_kept,
 )
 from agent.state import commands as cmd
@@ -152,8 +152,8 @@ class DeploymentPlan:
     deleted: set[str] = field(default_factory=set)  # uids of ReplicaSets deleted
 
 
-def rs_view(rs: Mapping[str, Any], namespace_pods: Sequence[Mapping[str, Any]], now: float) -> RSView:
-    live = [p for p in owned_pods(rs, namespace_pods) if is_live(p)]
+def rs_view(rs: Mapping[str, Any], namespace_pods: Ownership, now: float) -> RSView:
+    live = [p for p in namespace_pods.owned_by(rs) if is_live(p)]
     min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
     kept = pods_kept(live, replicas_of(rs), min_ready, now)
     return RSView(dict(rs), rs, live=len(live), ready=sum(1 for p in live if is_ready(p)),
@@ -602,20 +602,17 @@ def _desc(key: tuple[str, str]) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(-ord(ch) for ch in part) + (1,) for part in key)
 
 
-def plan_deployment(d: Mapping[str, Any], namespace_rs: Sequence[Mapping[str, Any]],
-                    namespace_pods: Sequence[Mapping[str, Any]], rs_names: set[str], *, now: float,
-                    new_uid: Callable[[], str]) -> DeploymentPlan:
-    """One Deployment's pass. `namespace_rs` and `namespace_pods` are its namespace's;
-    `rs_names` (ReplicaSet names of the namespace) gains the name of a set it creates."""
+def plan_deployment(d: Mapping[str, Any], namespace_rs: Ownership, namespace_pods: Ownership, rs_names: set[str], *,
+                    now: float, new_uid: Callable[[], str]) -> DeploymentPlan:
+    """One Deployment's pass. `namespace_rs` and `namespace_pods` index its namespace's
+    ReplicaSets and Pods; `rs_names` (ReplicaSet names of the namespace) gains the name of
+    a set it creates."""
     claims = claim_rows(d, {"apiVersion": API_VERSION, "kind": DEPLOYMENT, "name": meta_of(d)["name"],
                             "uid": meta_of(d)["uid"], "controller": True, "blockOwnerDeletion": True},
                         REPLICA_SET, namespace_rs)
     if claims:
         return DeploymentPlan(commands=[cmd.set_owner_references(claims, now)])
-    uid = meta_of(d)["uid"]
-    owned = [rs for rs in namespace_rs if any(r.get("uid") == uid and r.get("controller")
-                                              for r in meta_of(rs).get("ownerReferences") or ())]
-    views = [rs_view(rs, namespace_pods, now) for rs in owned]
+    views = [rs_view(rs, namespace_pods, now) for rs in namespace_rs.owned_by(d)]
     run = _Pass(d, views, rs_names, now, new_uid)
     run.run()
     run.commands()

@@ -48,6 +48,7 @@ from agent.state.workloads import API_VERSION, REPLICA_SET, replicas_of, selecto
 __all__ = [
     "PODS_PER_COMMAND",
     "SAFE_ALPHABET",
+    "Ownership",
     "ReplicaSetPlan",
     "deletion_order",
     "is_available",
@@ -175,9 +176,27 @@ class ReplicaSetPlan:
     deleted: list[Mapping[str, Any]] = field(default_factory=list)
 
 
-def owned_pods(rs: Mapping[str, Any], namespace_pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    uid = meta_of(rs).get("uid")
-    return [p for p in namespace_pods if (controller_of(p) or {}).get("uid") == uid]
+@dataclass(slots=True)
+class Ownership:
+    """Objects of one kind in one namespace, by the uid of their controller (orphans apart),
+    so each owner reads its own and the orphans instead of every object."""
+
+    by_controller: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)
+    orphans: list[Mapping[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, docs: Iterable[Mapping[str, Any]]) -> Ownership:
+        index = cls()
+        for doc in docs:
+            controller = controller_of(doc)
+            if controller is None:
+                index.orphans.append(doc)
+            else:
+                index.by_controller.setdefault(str(controller.get("uid")), []).append(doc)
+        return index
+
+    def owned_by(self, owner: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        return self.by_controller.get(str(meta_of(owner).get("uid")), [])
 
 
 def _controller_ref(rs: Mapping[str, Any]) -> dict[str, Any]:
@@ -192,26 +211,24 @@ def _identity(doc: Mapping[str, Any]) -> tuple[str, str, str]:
 
 
 def claim_rows(owner: Mapping[str, Any], owner_ref: Mapping[str, Any], kind: str,
-               candidates: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str, str, list[Mapping[str, Any]]]]:
-    """owner_refs rows that adopt the orphans `owner`'s selector matches and release the
-    objects it owns but no longer matches (Kubernetes' ClaimPods / ClaimReplicaSets)."""
+               index: Ownership) -> list[tuple[str, str, str, str, list[Mapping[str, Any]]]]:
+    """owner_refs rows that adopt the live orphans `owner`'s selector matches and release
+    the objects it owns but no longer matches (Kubernetes' ClaimPods / ClaimReplicaSets)."""
     selector = selector_of(owner)
     uid = meta_of(owner).get("uid")
     rows = []
-    for doc in candidates:
+    for doc in index.orphans:
         if kind == "Pod" and pods.is_mirror(doc):
             continue
-        controller = controller_of(doc)
-        matches = selector is not None and not selector.empty and selector.matches(labels_of(doc))
-        refs = owner_references_of(doc)
-        if controller is None and matches and is_live(doc):
-            rows.append((kind, *_identity(doc), [*refs, dict(owner_ref)]))
-        elif controller is not None and controller.get("uid") == uid and not matches:
-            rows.append((kind, *_identity(doc), [r for r in refs if r.get("uid") != uid]))
+        if selector is not None and not selector.empty and selector.matches(labels_of(doc)) and is_live(doc):
+            rows.append((kind, *_identity(doc), [*owner_references_of(doc), dict(owner_ref)]))
+    for doc in index.owned_by(owner):
+        if selector is None or selector.empty or not selector.matches(labels_of(doc)):
+            rows.append((kind, *_identity(doc), [r for r in owner_references_of(doc) if r.get("uid") != uid]))
     return rows
 
 
-def plan_replica_set(rs: Mapping[str, Any], namespace_pods: Sequence[Mapping[str, Any]], taken_names: set[str], *,
+def plan_replica_set(rs: Mapping[str, Any], namespace_pods: Ownership, taken_names: set[str], *,
                      now: float, new_uid: Callable[[], str]) -> ReplicaSetPlan:
     """One ReplicaSet's pass: claim, replace finished Pods, create or delete to `replicas`,
     and its status. `taken_names` (Pod names of the namespace) gains the names created."""
@@ -223,7 +240,7 @@ def plan_replica_set(rs: Mapping[str, Any], namespace_pods: Sequence[Mapping[str
     meta = meta_of(rs)
     spec = rs.get("spec") or {}
     min_ready = int(spec.get("minReadySeconds") or 0)
-    mine = owned_pods(rs, namespace_pods)
+    mine = namespace_pods.owned_by(rs)
     live = [p for p in mine if is_live(p)]
     finished = [p for p in mine if not is_live(p)]
     replicas = replicas_of(rs)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from agent.control.deployments import plan_deployment
-from agent.control.replicasets import plan_replica_set
+from agent.control.replicasets import Ownership, plan_replica_set
 from agent.state import commands as cmd
 from agent.state.machine import ClusterState
 from agent.state.objects import KINDS, controller_of, meta_of, owner_references_of
@@ -82,6 +82,8 @@ def plan_workloads(state: ClusterState, *, now: float, new_uid: Callable[[], str
         out.append(cmd.delete_objects(rows, now))
     pods = _by_namespace([p for p in state.list("Pod") if meta_of(p).get("uid") not in gone])
     sets = _by_namespace([rs for rs in replica_sets if meta_of(rs).get("uid") not in gone])
+    pod_index = {ns: Ownership.of(docs) for ns, docs in pods.items()}
+    set_index = {ns: Ownership.of(docs) for ns, docs in sets.items()}
     rs_names = {ns: {meta_of(rs)["name"] for rs in docs} for ns, docs in sets.items()}
     planned: dict[str, dict[str, Any]] = {}
     for d in deployments:
@@ -89,7 +91,7 @@ def plan_workloads(state: ClusterState, *, now: float, new_uid: Callable[[], str
         if meta.get("uid") in gone:
             continue
         namespace = meta.get("namespace", "default")
-        plan = plan_deployment(d, sets.get(namespace, []), pods.get(namespace, []),
+        plan = plan_deployment(d, set_index.get(namespace, Ownership()), pod_index.get(namespace, Ownership()),
                                rs_names.setdefault(namespace, set()), now=now, new_uid=new_uid)
         out.extend(plan.commands)
         planned.update(plan.replica_sets)
@@ -103,7 +105,7 @@ def plan_workloads(state: ClusterState, *, now: float, new_uid: Callable[[], str
         if meta.get("uid") in gone or (controller_of(rs) or {}).get("uid") in gone:
             continue
         namespace = meta.get("namespace", "default")
-        plan = plan_replica_set(rs, pods.get(namespace, []), taken.setdefault(namespace, set()), now=now,
-                                new_uid=new_uid)
+        plan = plan_replica_set(rs, pod_index.get(namespace, Ownership()), taken.setdefault(namespace, set()),
+                                now=now, new_uid=new_uid)
         out.extend(plan.commands)
     return out

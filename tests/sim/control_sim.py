@@ -109,6 +109,8 @@ class Simulation:
             while d.replicas > 1 and sum(x.cpu * (2 * x.replicas + 2) for x in self.deploys) > budget:
                 d.replicas -= 1
         self.max_replicas = {d.name: max(1, d.replicas) for d in self.deploys}
+        # Some seeds also hold a ReplicaSet of their own, with an orphan Pod for it to adopt.
+        self.solo_replicas = rng.randint(1, 3) if rng.random() < 0.3 else None
         self.ready_at: dict[tuple[str, int], float] = {}  # (pod uid, epoch) -> when it turns Ready
         self.reported: dict[tuple[str, int], str] = {}  # what the kubelet last said
         self.doomed: set[str] = set()  # pod uids the kubelet will report Failed
@@ -152,10 +154,23 @@ class Simulation:
         self._apply([c.apply_objects([self._deployment_doc(d)], [next(self.uids)], self.now)], "person")
 
     # ------------------------------------------------------------ the steps
+    def _solo_doc(self) -> dict[str, Any]:
+        labels = {"app": "solo"}
+        return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "solo"},
+                "spec": {"replicas": self.solo_replicas, "selector": {"matchLabels": labels},
+                         "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                             {"name": "app", "image": "solo:1",
+                              "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]}}}}
+
     def setup(self) -> None:
         self._control()
         for d in self.deploys:
             self._write(d)
+        if self.solo_replicas is not None:
+            orphan = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stray", "labels": {"app": "solo"}},
+                      "spec": self._solo_doc()["spec"]["template"]["spec"]}
+            self._apply([c.apply_objects([orphan], [next(self.uids)], self.now)], "person")
+            self._apply([c.apply_objects([self._solo_doc()], [next(self.uids)], self.now)], "person")
 
     def fault(self) -> None:
         rng = self.rng
@@ -175,6 +190,10 @@ class Simulation:
                 victim = rng.choice(running)
                 self.doomed.add(meta_of(victim)["uid"])
                 self._disturb(f"pod {meta_of(victim)['name']} will fail")
+        elif 0.30 <= roll < 0.33 and self.solo_replicas is not None:
+            self.solo_replicas = rng.randint(0, 3)
+            self.events.append(f"solo: scale to {self.solo_replicas}")
+            self._apply([c.apply_objects([self._solo_doc()], [next(self.uids)], self.now)], "person")
         elif roll < 0.30:
             d = rng.choice(self.deploys)
             action = rng.choice(("rollout", "rollout", "rollback", "restart", "scale", "pause", "resume"))
@@ -255,7 +274,13 @@ class Simulation:
                 if (controller_of(rs) or {}).get("uid") == uid}
         return [p for p in self.state.list("Pod") if (controller_of(p) or {}).get("uid") in sets]
 
+    def _solo_pods(self) -> list[dict[str, Any]]:
+        return [p for p in self.state.list("Pod") if (p["metadata"].get("labels") or {}).get("app") == "solo"
+                and is_live(p)]
+
     def check(self) -> None:
+        if self.solo_replicas is not None and len(self._solo_pods()) > max(1, self.solo_replicas):
+            raise AssertionError(f"solo: {len(self._solo_pods())} live Pods for {self.solo_replicas} replicas")
         for node in self.nodes:
             usage, alloc = self.state.store.usage(node), self.state.store.allocatable(node)
             if alloc is not None and (usage.cpu_millicores > alloc.cpu_millicores or usage.pods > alloc.pods):
@@ -276,6 +301,15 @@ class Simulation:
                                      f"{floor}")
             if self._converged(d):
                 self.complete_since_disturbance[d.name] = True
+
+    def _solo_converged(self) -> bool:
+        if self.solo_replicas is None:
+            return True
+        solo = self.state.get("ReplicaSet", "default", "solo")
+        live = self._solo_pods()
+        return (len(live) == self.solo_replicas and all(is_available(p, 0, self.now) for p in live)
+                and all((controller_of(p) or {}).get("uid") == meta_of(solo)["uid"] for p in live)
+                and (solo.get("status") or {}).get("availableReplicas", 0) == self.solo_replicas)
 
     def _converged(self, d: _Deploy) -> bool:
         doc = self.state.get("Deployment", "default", d.name)
@@ -309,12 +343,12 @@ def run_scenario(seed: int) -> Result:
                 sim._write(d)
         for step in range(FAULT_STEPS, FAULT_STEPS + SETTLE_STEPS):
             sim.step(faults=False)
-            if all(sim._converged(d) for d in sim.deploys):
+            if all(sim._converged(d) for d in sim.deploys) and sim._solo_converged():
                 break
         else:
             raise AssertionError("did not converge: " + "; ".join(
                 f"{d.name} status {sim.state.get('Deployment', 'default', d.name).get('status')}"
-                for d in sim.deploys if not sim._converged(d)))
+                for d in sim.deploys if not sim._converged(d)) + ("" if sim._solo_converged() else " solo ReplicaSet"))
         for _ in range(2):  # settled: a pass learns nothing and writes nothing
             quiet = plan_workloads(sim.state, now=sim.now, new_uid=lambda: next(sim.uids))
             if quiet:
