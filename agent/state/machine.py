@@ -405,28 +405,20 @@ class ClusterState:
         if not kind.namespaced:
             return []
         namespace = key[0]
-        dead = {meta_of(current).get("uid")}
         deleted: list[list[str]] = []
-        namespaced = [k.name for k in KINDS.values() if k.namespaced]
-        while True:
-            candidates = []
-            live: set[str] = set()
-            for kind_name in namespaced:
-                for obj_key, doc in sorted(self.store.of_kind(kind_name).items()):
-                    if obj_key[0] != namespace:
-                        continue
-                    live.add(meta_of(doc).get("uid", ""))
-                    if any(ref.get("uid") in dead for ref in owner_references_of(doc)):
-                        candidates.append((kind_name, obj_key, doc))
-            progressed = False
-            for kind_name, obj_key, doc in candidates:
-                if all(ref.get("uid") in dead or ref.get("uid") not in live for ref in owner_references_of(doc)):
-                    self._record(kind_name, obj_key, self._stamp(doc), DELETED)
-                    dead.add(meta_of(doc).get("uid"))
-                    deleted.append([kind_name, obj_key[0], obj_key[1]])
-                    progressed = True
-            if not progressed:
-                return deleted
+        owners = [meta_of(current).get("uid", "")]
+        while owners:
+            owner = owners.pop(0)
+            for kind_name, obj_key in self.store.dependents(owner):
+                doc = self.store.get(kind_name, obj_key)
+                if doc is None or obj_key[0] != namespace:
+                    continue
+                if any(self.store.holds_uid(ref.get("uid", "")) for ref in owner_references_of(doc)):
+                    continue  # another owner lives: it keeps the object
+                self._record(kind_name, obj_key, self._stamp(doc), DELETED)
+                deleted.append([kind_name, obj_key[0], obj_key[1]])
+                owners.append(meta_of(doc).get("uid", ""))
+        return deleted
 
     def _op_delete_many(self, command: cmd.Command, slot: int) -> dict[str, Any]:
         deleted = skipped = 0
