@@ -5,7 +5,8 @@ namespaced, the validator of its person-written part), resolving what people typ
 (`pods`, `po`, `deployment.apps`), `admit` (a decoded document -> its canonical
 person-written part plus the preconditions it carries), the system part of metadata
 (uid, resourceVersion, generation, creationTimestamp), timestamps, and the small
-accessors every other module uses on documents.
+accessors every other module uses on documents (labels, annotations, ownerReferences
+and the controller among them).
 
 Rules it keeps:
 - A stored object is a plain dict shaped as Kubernetes shows it (apiVersion, kind,
@@ -16,6 +17,9 @@ Rules it keeps:
   uid) or ignored as kubectl ignores it (creationTimestamp, generation, managedFields);
   `status` is always the cluster's and is ignored on input, as `kubectl apply` does.
 - An unsupported kind says so and lists the supported ones.
+- metadata.ownerReferences is person-written metadata on namespaced kinds (validated by
+  the kind's parser: each names its owner fully, at most one is the controller); the
+  controllers adopt and release through their own command, never a person's apply.
 - Pure: no I/O, no clock (times come in as numbers and are formatted here).
 """
 

@@ -8,6 +8,8 @@ import copy
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.state import commands as c
 from agent.state.machine import ClusterState, is_error
@@ -313,3 +315,26 @@ def test_an_agent_can_still_parse_an_owned_pod_it_is_assigned():
     log.create(owned_pod("p", [REF]) | {"spec": dict(owned_pod("p", [REF])["spec"], nodeName="n1")})
     parsed = parse_pod(person_part(log.machine.get("Pod", "default", "p")))
     assert parsed.metadata.owner_references[0].uid == "u-1" and parsed.spec.node_name == "n1"
+
+
+_ANY = st.recursive(st.none() | st.booleans() | st.integers(-3, 700) | st.text(max_size=6) | st.just("25%"),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                    max_leaves=8)
+_FIELDS = ("replicas", "selector", "template", "strategy", "minReadySeconds", "revisionHistoryLimit",
+           "progressDeadlineSeconds", "paused", "bogus")
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=st.sampled_from(_FIELDS), value=_ANY, kind=st.sampled_from(["Deployment", "ReplicaSet"]))
+def test_garbage_in_any_field_is_a_manifest_error_and_apply_never_raises(field, value, kind):
+    doc = deployment() if kind == "Deployment" else replica_set()
+    doc["spec"][field] = value
+    try:
+        admitted = admit(doc)
+    except ManifestError as exc:
+        assert exc.errors and all(e.path for e in exc.errors)
+    else:
+        assert admit(admitted.doc).doc == admitted.doc  # the stored form reads back as itself
+    log = Log()
+    result = log.run(c.apply_objects([doc], ["u"], T0))
+    assert isinstance(result, dict)

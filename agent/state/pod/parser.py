@@ -17,6 +17,8 @@ Rules:
 - Stricter than Kubernetes on purpose (each would only fail later at run time):
   a probe's named port must name a port of the same container; a mountPath and a
   hostPath path must be absolute; resources are limited to cpu and memory.
+- metadata.ownerReferences (apiVersion, kind, name, uid, controller, blockOwnerDeletion)
+  is read here for every namespaced kind that uses this reader: at most one controller.
 - Pure: no I/O, no clock. YAML text is manifest.py's business.
 """
 
