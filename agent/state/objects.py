@@ -19,7 +19,7 @@ Rules it keeps:
 - An unsupported kind says so and lists the supported ones.
 - metadata.ownerReferences is person-written metadata on namespaced kinds (validated by
   the kind's parser: each names its owner fully, at most one is the controller); the
-  controllers adopt and release through their own command, never a person's apply.
+  controllers adopt and release through their own command (owner_refs).
 - Pure: no I/O, no clock (times come in as numbers and are formatted here).
 """
 
