@@ -124,6 +124,26 @@ def record_events(events: Sequence[tuple[str, str, str, str, str, str, str]], ts
     return _pack("record_events", events=[list(e) for e in events], ts=ts)
 
 
+def set_workload_status(kind: str, namespace: str, name: str, uid: str, status: Mapping[str, Any],
+                        ts: float) -> bytes:
+    """The whole `status` of a Deployment or ReplicaSet, as its controller computed it; refused
+    when the object is gone or has another uid, a no-op when the status is what it was."""
+    return _pack("workload_status", kind=kind, namespace=namespace, name=name, uid=uid, status=dict(status), ts=ts)
+
+
+def set_owner_references(rows: Sequence[tuple[str, str, str, str, Sequence[Mapping[str, Any]]]],
+                         ts: float) -> bytes:
+    """Adopt or release objects: (kind, namespace, name, uid, the whole new ownerReferences
+    list) each; a row whose object is gone or has another uid is skipped."""
+    return _pack("owner_refs", rows=[[k, ns, n, u, [dict(r) for r in refs]] for k, ns, n, u, refs in rows], ts=ts)
+
+
+def delete_objects(rows: Sequence[tuple[str, str, str, str]], ts: float) -> bytes:
+    """Delete objects (kind, namespace, name, uid) with their dependents, each on its own:
+    one already gone, or whose uid is another, is skipped."""
+    return _pack("delete_many", rows=[list(r) for r in rows], ts=ts)
+
+
 def register_session(ts: float) -> bytes:
     return _pack("register_session", ts=ts)
 
@@ -147,6 +167,9 @@ _SCHEMA: dict[str, dict[str, Any]] = {
     "register_session": {"ts": _NUM},
     "mirror_sync": {"node": _STR, "docs": _LIST, "uids": _LIST, "ts": _NUM},
     "record_events": {"events": _LIST, "ts": _NUM},
+    "workload_status": {"kind": _STR, "namespace": _STR, "name": _STR, "uid": _STR, "status": _MAP, "ts": _NUM},
+    "owner_refs": {"rows": _LIST, "ts": _NUM},
+    "delete_many": {"rows": _LIST, "ts": _NUM},
 }
 # Fields holding lists of fixed-shape rows: op -> (field, row types).
 _ROWS: dict[str, tuple[str, tuple[Any, ...]]] = {
@@ -155,6 +178,8 @@ _ROWS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "evict": ("pods", (_STR, _STR, _STR, _STR)),
     "pod_status": ("reports", (_STR, _STR, _STR, _INT, _MAP)),
     "record_events": ("events", (_STR, _STR, _STR, _STR, _STR, _STR, _STR)),
+    "owner_refs": ("rows", (_STR, _STR, _STR, _STR, _LIST)),
+    "delete_many": ("rows", (_STR, _STR, _STR, _STR)),
 }
 OPS = frozenset(_SCHEMA)
 

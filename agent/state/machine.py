@@ -20,6 +20,12 @@ Rules it keeps:
 - The cluster is never overcommitted: a binding is refused when the node's allocatable
   cannot hold the Pod's requests next to what is already bound there, or a host port is
   taken, whatever the scheduler believed.
+- Deleting an object deletes its dependents (objects whose ownerReferences name only
+  owners that are gone, recursively) in the same command, as Kubernetes' background
+  garbage collection ends up doing: a deleted Deployment takes its ReplicaSets and their
+  Pods with it, and a Pod deleted so leaves its node's desired set at once.
+- A workload's status is its controller's (`workload_status`, guarded by uid, written only
+  when it differs); a person's apply never touches it, and a selector never changes.
 - A snapshot serializes the objects one by one on a worker thread (so the GIL is not held
   for the whole of it), from a capture taken in a turn; restore rebuilds every index.
 - Pure: no I/O.
@@ -42,18 +48,28 @@ from agent.state import pod_lifecycle as pods
 from agent.state.history import ADDED, DELETED, MODIFIED, Change, WatchWindow
 from agent.state.objects import (
     KINDS,
+    WORKLOAD_KINDS,
     Admitted,
     Kind,
     admit,
     annotations_of,
     canonical_order,
+    controller_of,
     format_time,
     labels_of,
     meta_of,
     object_key,
+    owner_references_of,
     with_metadata,
 )
-from agent.state.pod import FieldError, ManifestError, label_value_problem, qualified_name_problem
+from agent.state.pod import (
+    FieldError,
+    ManifestError,
+    label_value_problem,
+    owner_reference_to_dict,
+    qualified_name_problem,
+)
+from agent.state.pod.parser import ManifestReader
 from agent.state.selectors import FieldSelector, LabelSelector
 from agent.state.sessions import SessionRefused, Sessions
 from agent.state.store import Key, ObjectStore, ports_conflict
@@ -61,6 +77,8 @@ from agent.state.store import Key, ObjectStore, ports_conflict
 __all__ = ["ClusterState", "StateConfig", "error_result", "is_error"]
 
 SNAPSHOT_FORMAT = 1
+# A workload's status is a handful of counts and two conditions; this bounds a hostile one.
+MAX_WORKLOAD_STATUS_BYTES = 16 * 1024
 # Annotations the cluster writes; a person's apply keeps them as they are.
 SYSTEM_ANNOTATIONS = (pods.EPOCH_ANNOTATION, pods.MIRROR_ANNOTATION, pods.SOURCE_ANNOTATION)
 
@@ -240,6 +258,7 @@ class ClusterState:
         for i, plan in enumerate(plans):  # type: ignore[union-attr]
             kind = plan.admitted.kind
             doc = plan.doc
+            before = self.store.get(kind.name, plan.admitted.key)
             if plan.action == "created":
                 uid = uids[i] if i < len(uids) and isinstance(uids[i], str) and uids[i] else ""
                 if not uid:
@@ -249,6 +268,8 @@ class ClusterState:
             elif plan.action == "configured":
                 doc = self._stamp(doc)
                 self._record(kind.name, plan.admitted.key, doc, MODIFIED)
+            if plan.action != "unchanged":
+                self._said_owned(kind.name, before, doc, command["ts"])
             results.append([kind.name, plan.admitted.namespace, plan.admitted.name, plan.action, doc])
         return {"results": results}
 
@@ -339,7 +360,13 @@ class ClusterState:
                 meta[field] = dict(sorted(value.items()))
             else:
                 meta.pop(field, None)
+        if new_meta.get("ownerReferences"):
+            meta["ownerReferences"] = new_meta["ownerReferences"]
+        else:
+            meta.pop("ownerReferences", None)
         spec = dict(new.get("spec") or {})
+        if kind.name in WORKLOAD_KINDS and spec.get("selector") != (current.get("spec") or {}).get("selector"):
+            raise _refuse("invalid", "", [FieldError("spec.selector", "field is immutable", where)])
         if kind.name == "Pod":
             bound = pods.node_name_of(current)
             wanted = spec.get("nodeName")
@@ -404,10 +431,134 @@ class ClusterState:
         if command["uid"] and command["uid"] != meta.get("uid"):
             raise _refuse("conflict", f"{kind.plural} {_show(key)}: uid precondition failed")
         gone = self._stamp(current)
-        self._record(kind.name, key, gone, DELETED)
-        if kind.name == "Pod" and not pods.is_finished(current):
-            self._say(current, ev.killing_events(current, ""), command["ts"])
-        return {"object": gone}
+        dependents = self._delete_cascading(kind, key, current, command["ts"])
+        result: dict[str, Any] = {"object": gone}
+        if dependents:
+            result["dependents"] = dependents
+        return result
+
+    def _delete_cascading(self, kind: Kind, key: Key, current: Mapping[str, Any], ts: float) -> list[list[str]]:
+        """Delete an object and, in the same command, every object that depends on it: those
+        whose ownerReferences name only owners that are gone (recursively), as Kubernetes'
+        background garbage collection ends up doing. Returns the dependents deleted."""
+        self._record(kind.name, key, self._stamp(current), DELETED)
+        self._said_gone(kind.name, current, ts)
+        if not kind.namespaced:
+            return []
+        namespace = key[0]
+        deleted: list[list[str]] = []
+        owners = [meta_of(current).get("uid", "")]
+        while owners:
+            owner = owners.pop(0)
+            for kind_name, obj_key in self.store.dependents(owner):
+                doc = self.store.get(kind_name, obj_key)
+                if doc is None or obj_key[0] != namespace:
+                    continue
+                if any(self.store.holds_uid(ref.get("uid", "")) for ref in owner_references_of(doc)):
+                    continue  # another owner lives: it keeps the object
+                self._record(kind_name, obj_key, self._stamp(doc), DELETED)
+                self._said_gone(kind_name, doc, ts)
+                deleted.append([kind_name, obj_key[0], obj_key[1]])
+                owners.append(meta_of(doc).get("uid", ""))
+        return deleted
+
+    def _said_gone(self, kind_name: str, doc: Mapping[str, Any], ts: float) -> None:
+        """Events for an object just deleted: a placed Pod's containers are stopped, and its
+        ReplicaSet says it deleted it."""
+        if kind_name == "Pod" and not pods.is_finished(doc):
+            self._say(doc, ev.killing_events(doc, ""), ts)
+        self._said_owned(kind_name, doc, None, ts)
+
+    def _said_owned(self, kind_name: str, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None,
+                    ts: float) -> None:
+        """Events on a controller for what happened to an object it owns: a ReplicaSet made
+        or deleted a Pod (SuccessfulCreate/SuccessfulDelete), a Deployment scaled one of its
+        ReplicaSets (ScalingReplicaSet)."""
+        doc = after if after is not None else before
+        ref = controller_of(doc) if doc is not None else None
+        if ref is None or doc is None:
+            return
+        owner_kind = KINDS.get(str(ref.get("kind", "")))
+        namespace = meta_of(doc).get("namespace", "default")
+        owner = self.store.get(owner_kind.name, object_key(owner_kind, namespace, str(ref.get("name", "")))) \
+            if owner_kind is not None else None
+        if owner is None or meta_of(owner).get("uid") != ref.get("uid"):
+            return
+        name = meta_of(doc)["name"]
+        if kind_name == "Pod" and owner_kind.name == "ReplicaSet" and (before is None) != (after is None):
+            word, said = ("SuccessfulCreate", "Created") if before is None else ("SuccessfulDelete", "Deleted")
+            self._say(owner, [(ev.NORMAL, word, f"{said} pod: {name}", "replicaset-controller")], ts)
+        elif kind_name == "ReplicaSet" and owner_kind.name == "Deployment":
+            old = int((before or {}).get("spec", {}).get("replicas", 0)) if before is not None else 0
+            new = int((after or {}).get("spec", {}).get("replicas", 0)) if after is not None else 0
+            if old != new and after is not None:
+                way = "up" if new > old else "down"
+                self._say(owner, [(ev.NORMAL, "ScalingReplicaSet", f"Scaled {way} replica set {name} from {old} "
+                                                                   f"to {new}", "deployment-controller")], ts)
+
+    def _op_delete_many(self, command: cmd.Command, slot: int) -> dict[str, Any]:
+        deleted = skipped = 0
+        dependents = 0
+        for kind_name, namespace, name, uid in command["rows"]:
+            kind = KINDS.get(kind_name)
+            if kind is None:
+                skipped += 1
+                continue
+            key = object_key(kind, namespace, name)
+            current = self.store.get(kind.name, key)
+            if current is None or (uid and meta_of(current).get("uid") != uid):
+                skipped += 1
+                continue
+            dependents += len(self._delete_cascading(kind, key, current, command["ts"]))
+            deleted += 1
+        return {"deleted": deleted, "skipped": skipped, "dependents": dependents}
+
+    # ================================================================== workloads
+    def _op_workload_status(self, command: cmd.Command, slot: int) -> dict[str, Any]:
+        kind_name, name, uid, status = command["kind"], command["name"], command["uid"], command["status"]
+        if kind_name not in WORKLOAD_KINDS:
+            raise _refuse("invalid", f"workload_status: {kind_name!r} is not one of {', '.join(WORKLOAD_KINDS)}")
+        kind = KINDS[kind_name]
+        key = object_key(kind, command["namespace"], name)
+        current = self.store.get(kind_name, key)
+        if current is None:
+            raise _refuse("not_found", f'{kind.plural} "{name}" not found')
+        if meta_of(current).get("uid") != uid:
+            raise _refuse("conflict", f"{kind.plural} {_show(key)}: uid precondition failed ({uid} != "
+                                      f"{meta_of(current).get('uid')})")
+        if len(msgpack.packb(status)) > MAX_WORKLOAD_STATUS_BYTES:
+            raise _refuse("invalid", f"{kind.plural} {_show(key)}: status exceeds {MAX_WORKLOAD_STATUS_BYTES} bytes")
+        if current.get("status") == status:
+            return {"changed": False}
+        new = dict(current)
+        new["status"] = status
+        self._record(kind_name, key, self._stamp(new), MODIFIED)
+        return {"changed": True}
+
+    def _op_owner_refs(self, command: cmd.Command, slot: int) -> dict[str, Any]:
+        changed = skipped = 0
+        for kind_name, namespace, name, uid, refs in command["rows"]:
+            kind = KINDS.get(kind_name)
+            current = self.store.get(kind_name, object_key(kind, namespace, name)) if kind else None
+            if kind is None or not kind.namespaced or current is None or meta_of(current).get("uid") != uid:
+                skipped += 1
+                continue
+            reader = ManifestReader()
+            parsed = reader.owner_references({"ownerReferences": refs}, "metadata")
+            if reader.errors:
+                skipped += 1
+                continue
+            canonical = [owner_reference_to_dict(r) for r in parsed]
+            if canonical == owner_references_of(current):
+                continue
+            had, wants = controller_of(current), next((r for r in canonical if r.get("controller")), None)
+            if had is not None and wants is not None and had.get("uid") != wants.get("uid"):
+                skipped += 1  # another controller claimed it first: it must release the object before
+                continue
+            new = with_metadata(current, ownerReferences=canonical or None)
+            self._record(kind_name, object_key(kind, namespace, name), self._stamp(canonical_order(new)), MODIFIED)
+            changed += 1
+        return {"changed": changed, "skipped": skipped}
 
     def _kind(self, name: str) -> Kind:
         kind = KINDS.get(name)
@@ -671,6 +822,9 @@ class ClusterState:
         "register_session": _op_register_session,
         "mirror_sync": _op_mirror_sync,
         "record_events": _op_record_events,
+        "workload_status": _op_workload_status,
+        "owner_refs": _op_owner_refs,
+        "delete_many": _op_delete_many,
     }
 
     # ================================================================== reads
@@ -752,7 +906,8 @@ def _show(key: Key) -> str:
 
 def person_part(doc: Mapping[str, Any]) -> dict[str, Any]:
     """What a person wrote of an object: no system metadata, no system annotations, no status."""
-    meta = {k: v for k, v in meta_of(doc).items() if k in ("name", "namespace", "labels", "annotations")}
+    meta = {k: v for k, v in meta_of(doc).items()
+            if k in ("name", "namespace", "labels", "annotations", "ownerReferences")}
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in SYSTEM_ANNOTATIONS}
     if annotations:
         meta["annotations"] = annotations

@@ -5,7 +5,8 @@ namespaced, the validator of its person-written part), resolving what people typ
 (`pods`, `po`, `deployment.apps`), `admit` (a decoded document -> its canonical
 person-written part plus the preconditions it carries), the system part of metadata
 (uid, resourceVersion, generation, creationTimestamp), timestamps, and the small
-accessors every other module uses on documents.
+accessors every other module uses on documents (labels, annotations, ownerReferences
+and the controller among them).
 
 Rules it keeps:
 - A stored object is a plain dict shaped as Kubernetes shows it (apiVersion, kind,
@@ -16,6 +17,9 @@ Rules it keeps:
   uid) or ignored as kubectl ignores it (creationTimestamp, generation, managedFields);
   `status` is always the cluster's and is ignored on input, as `kubectl apply` does.
 - An unsupported kind says so and lists the supported ones.
+- metadata.ownerReferences is person-written metadata on namespaced kinds (validated by
+  the kind's parser: each names its owner fully, at most one is the controller); the
+  controllers adopt and release through their own command (owner_refs).
 - Pure: no I/O, no clock (times come in as numbers and are formatted here).
 """
 
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.state import node as node_kind
+from agent.state import workloads
 from agent.state.pod import FieldError, ManifestError, parse_pod, pod_to_dict
 
 __all__ = [
@@ -82,7 +87,13 @@ KINDS: dict[str, Kind] = {
     "Pod": Kind("Pod", "v1", "pods", ("po",), True, _admit_pod),
     "Node": Kind("Node", "v1", "nodes", ("no",), False, node_kind.admit_node, creatable=False),
     "Event": Kind("Event", "v1", "events", ("ev",), True, _admit_event, creatable=False, writable=False),
+    "Deployment": Kind("Deployment", workloads.API_VERSION, "deployments", ("deploy",), True,
+                       workloads.admit_deployment),
+    "ReplicaSet": Kind("ReplicaSet", workloads.API_VERSION, "replicasets", ("rs",), True,
+                       workloads.admit_replica_set),
 }
+# Kinds whose `status` the workload controllers write (the workload_status command).
+WORKLOAD_KINDS = ("Deployment", "ReplicaSet")
 
 
 def kind_for(text: str) -> Kind:
@@ -106,6 +117,17 @@ def format_time(ts: float) -> str:
     """RFC 3339 in UTC with whole seconds, as Kubernetes writes times."""
     moment = datetime.datetime.fromtimestamp(int(ts), tz=datetime.timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: Any) -> float | None:
+    """The unix seconds of an RFC 3339 time as format_time writes it, or None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +210,19 @@ def meta_of(doc: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def labels_of(doc: Mapping[str, Any]) -> Mapping[str, str]:
     return meta_of(doc).get("labels") or {}
+
+
+def owner_references_of(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    refs = meta_of(doc).get("ownerReferences")
+    return [r for r in refs if isinstance(r, Mapping)] if isinstance(refs, list) else []
+
+
+def controller_of(doc: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The ownerReference with controller=true, if any: the object that manages this one."""
+    for ref in owner_references_of(doc):
+        if ref.get("controller") is True:
+            return ref
+    return None
 
 
 def annotations_of(doc: Mapping[str, Any]) -> Mapping[str, str]:

@@ -3,7 +3,9 @@ indexes the control plane reads on every pass.
 
 Owns: the map (kind -> (namespace, name) -> document), the index of Pods by node, each
 node's running totals of what its Pods request (cpu, memory, Pod count, host ports),
-each node's allocatable, and rebuilding all of that from the objects alone.
+each node's allocatable, the uids held and who names each uid as its owner
+(metadata.ownerReferences, for cascading deletion), and rebuilding all of that from the
+objects alone.
 
 Rules it keeps:
 - Documents are immutable: `put` replaces one, never edits it.
@@ -80,6 +82,13 @@ def ports_conflict(wanted: tuple[tuple[str, int, str], ...], held: Mapping[tuple
     return False
 
 
+def _owner_uids(meta: Mapping[str, Any]) -> set[str]:
+    refs = meta.get("ownerReferences")
+    if not isinstance(refs, list):
+        return set()
+    return {r["uid"] for r in refs if isinstance(r, Mapping) and isinstance(r.get("uid"), str) and r["uid"]}
+
+
 class ObjectStore:
     def __init__(self) -> None:
         self._objects: dict[str, dict[Key, Mapping[str, Any]]] = {}
@@ -87,6 +96,8 @@ class ObjectStore:
         self._demands: dict[Key, PodDemand] = {}  # Pod -> what it requests (bound or not)
         self._usage: dict[str, NodeUsage] = {}
         self._allocatable: dict[str, Allocatable] = {}
+        self._uids: dict[str, int] = {}  # uid -> objects holding it (uids are unique; counted to be safe)
+        self._dependents: dict[str, set[tuple[str, Key]]] = {}  # owner uid -> (kind, key) naming it
 
     # ------------------------------------------------------------------ reading
     def get(self, kind: str, key: Key) -> Mapping[str, Any] | None:
@@ -115,12 +126,21 @@ class ObjectStore:
     def allocatable(self, node: str) -> Allocatable | None:
         return self._allocatable.get(node)
 
+    def holds_uid(self, uid: str) -> bool:
+        return uid in self._uids
+
+    def dependents(self, uid: str) -> list[tuple[str, Key]]:
+        """(kind, key) of the objects whose ownerReferences name `uid`, sorted."""
+        return sorted(self._dependents.get(uid, ()))
+
     # ------------------------------------------------------------------ writing
     def put(self, kind: str, key: Key, doc: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """Store `doc` under key; returns the document it replaced."""
         objects = self._objects.setdefault(kind, {})
         old = objects.get(key)
         objects[key] = doc
+        self._unindex_owners(kind, key, old)
+        self._index_owners(kind, key, doc)
         if kind == "Pod":
             self._unindex_pod(key, old)
             self._index_pod(key, doc)
@@ -133,12 +153,37 @@ class ObjectStore:
         if objects is None or key not in objects:
             return None
         old = objects.pop(key)
+        self._unindex_owners(kind, key, old)
         if kind == "Pod":
             self._unindex_pod(key, old)
             self._demands.pop(key, None)
         elif kind == "Node":
             self._allocatable.pop(key[1], None)
         return old
+
+    def _index_owners(self, kind: str, key: Key, doc: Mapping[str, Any]) -> None:
+        meta = doc.get("metadata") or {}
+        uid = meta.get("uid")
+        if uid:
+            self._uids[uid] = self._uids.get(uid, 0) + 1
+        for owner in _owner_uids(meta):
+            self._dependents.setdefault(owner, set()).add((kind, key))
+
+    def _unindex_owners(self, kind: str, key: Key, old: Mapping[str, Any] | None) -> None:
+        if old is None:
+            return
+        meta = old.get("metadata") or {}
+        uid = meta.get("uid")
+        if uid and uid in self._uids:
+            self._uids[uid] -= 1
+            if not self._uids[uid]:
+                del self._uids[uid]
+        for owner in _owner_uids(meta):
+            named = self._dependents.get(owner)
+            if named is not None:
+                named.discard((kind, key))
+                if not named:
+                    del self._dependents[owner]
 
     def _index_pod(self, key: Key, doc: Mapping[str, Any]) -> None:
         demand = pod_demand(doc)
@@ -169,6 +214,10 @@ class ObjectStore:
 
     def rebuild(self) -> None:
         self._pods_by_node, self._demands, self._usage, self._allocatable = {}, {}, {}, {}
+        self._uids, self._dependents = {}, {}
+        for kind, objects in self._objects.items():
+            for key, doc in objects.items():
+                self._index_owners(kind, key, doc)
         for key, doc in self._objects.get("Pod", {}).items():
             self._index_pod(key, doc)
         for key, doc in self._objects.get("Node", {}).items():
@@ -181,6 +230,8 @@ class ObjectStore:
             {n: u.as_tuple() for n, u in self._usage.items()},
             dict(self._allocatable),
             dict(self._demands),
+            dict(self._uids),
+            {uid: frozenset(named) for uid, named in self._dependents.items()},
         )
 
     def shallow_copy(self) -> dict[str, dict[Key, Mapping[str, Any]]]:

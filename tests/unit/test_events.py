@@ -150,3 +150,22 @@ def test_events_are_the_same_on_every_replica(log):
         replica.create(pod("web"))
         replica.run(c.bind_pods([("default", "web", "uid-web", "n1")], T0))
     assert log.machine.list("Event") == other.machine.list("Event")
+
+
+def test_a_deployment_says_how_it_scaled_and_its_replica_set_what_it_made():
+    from tests.unit.workload_helpers import Cluster, deployment
+
+    cluster = Cluster()
+    web = cluster.apply(deployment("web", replicas=2))
+    cluster.settle()
+    rs = cluster.sets("web")[0]
+    said = [(e["reason"], e["message"]) for e in cluster.machine.list(
+        "Event", fields=parse_field_selector(f"involvedObject.uid={web['metadata']['uid']}"))]
+    assert said == [("ScalingReplicaSet", f"Scaled up replica set {rs['metadata']['name']} from 0 to 2")]
+    made = sorted(e["message"] for e in cluster.machine.list(
+        "Event", fields=parse_field_selector(f"involvedObject.uid={rs['metadata']['uid']}")))
+    assert made == sorted(f"Created pod: {p['metadata']['name']}" for p in cluster.pods_of(rs))
+    cluster.run(c.delete_object("Deployment", "default", "web", cluster.now))
+    assert cluster.machine.list("Pod") == []
+    killing = [e for e in cluster.machine.list("Event") if e["reason"] == "Killing"]
+    assert len(killing) == 2  # each placed Pod's container stops

@@ -63,6 +63,7 @@ PURE_MODULES = [
     "agent/state/pod_lifecycle.py",
     "agent/state/store.py",
     "agent/state/machine.py",
+    "agent/state/workloads.py",
     # controllers and the scheduler: the whole package is pure by design
     "agent/control",
 ]

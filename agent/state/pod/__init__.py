@@ -33,6 +33,7 @@ from agent.state.pod.model import (
     HostPathVolumeSource,
     HTTPGetAction,
     ObjectMeta,
+    OwnerReference,
     Pod,
     PodSpec,
     Toleration,
@@ -44,7 +45,7 @@ from agent.state.pod.model import (
     default_pull_policy,
 )
 from agent.state.pod.parser import parse_pod
-from agent.state.pod.serialize import pod_spec_hash, pod_to_dict
+from agent.state.pod.serialize import owner_reference_to_dict, pod_spec_hash, pod_to_dict
 from agent.state.pod.syntax import (
     dns_label_problem,
     dns_subdomain_problem,
@@ -57,8 +58,8 @@ __all__ = [
     "API_VERSION", "EMPTY_DIR_MEDIA", "HOST_PATH_TYPES", "HTTP_SCHEMES", "KIND", "MAX_ANNOTATIONS_BYTES",
     "PROTOCOLS", "PULL_POLICIES", "RESOURCE_NAMES", "RESTART_POLICIES", "TAINT_EFFECTS", "TOLERATION_OPERATORS",
     "Container", "ContainerPort", "EmptyDirVolumeSource", "EnvVar", "ExecAction", "FieldError", "FrozenMap",
-    "HostPathVolumeSource", "HTTPGetAction", "ManifestError", "ObjectMeta", "Pod", "PodSpec", "Probe",
+    "HostPathVolumeSource", "HTTPGetAction", "ManifestError", "ObjectMeta", "OwnerReference", "Pod", "PodSpec", "Probe",
     "ResourceRequirements", "TCPSocketAction", "Toleration", "Volume", "VolumeMount",
     "default_pull_policy", "dns_label_problem", "dns_subdomain_problem", "label_value_problem", "parse_pod",
-    "pod_spec_hash", "pod_to_dict", "port_name_problem", "qualified_name_problem",
+    "owner_reference_to_dict", "pod_spec_hash", "pod_to_dict", "port_name_problem", "qualified_name_problem",
 ]

@@ -95,15 +95,29 @@ def _coerce(obj: Any, *, maps: tuple[str, ...] = (), tuples: tuple[str, ...] = (
 
 
 @dataclass(frozen=True, slots=True)
+class OwnerReference:
+    """An object this one belongs to (metadata.ownerReferences[]); `controller` marks the
+    one owner that manages it. None means the field was not written."""
+
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+    controller: bool | None = None
+    block_owner_deletion: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectMeta:
     name: str
     namespace: str = "default"
     labels: Mapping[str, str] = EMPTY_MAP
     annotations: Mapping[str, str] = EMPTY_MAP
     uid: str | None = None
+    owner_references: tuple[OwnerReference, ...] = ()
 
     def __post_init__(self) -> None:
-        _coerce(self, maps=("labels", "annotations"))
+        _coerce(self, maps=("labels", "annotations"), tuples=("owner_references",))
 
 
 @dataclass(frozen=True, slots=True)

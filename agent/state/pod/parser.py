@@ -17,6 +17,8 @@ Rules:
 - Stricter than Kubernetes on purpose (each would only fail later at run time):
   a probe's named port must name a port of the same container; a mountPath and a
   hostPath path must be absolute; resources are limited to cpu and memory.
+- metadata.ownerReferences (apiVersion, kind, name, uid, controller, blockOwnerDeletion)
+  is read here for every namespaced kind that uses this reader: at most one controller.
 - Pure: no I/O, no clock. YAML text is manifest.py's business.
 """
 
@@ -49,6 +51,7 @@ from agent.state.pod.model import (
     HostPathVolumeSource,
     HTTPGetAction,
     ObjectMeta,
+    OwnerReference,
     Pod,
     PodSpec,
     Toleration,
@@ -265,7 +268,7 @@ class _Parser:
         return Pod(metadata=metadata, spec=spec, api_version=api_version, kind=kind)
 
     def metadata(self, raw: Any, path: str) -> ObjectMeta:
-        m = self.obj(raw, path, ("name", "namespace", "labels", "annotations", "uid"))
+        m = self.obj(raw, path, ("name", "namespace", "labels", "annotations", "uid", "ownerReferences"))
         annotations = self.string_map(m, "annotations", path, key_check=qualified_name_problem)
         size = sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
         if size > MAX_ANNOTATIONS_BYTES:
@@ -278,7 +281,31 @@ class _Parser:
             ),
             annotations=annotations,
             uid=self.string(m, "uid", path, default=None),
+            owner_references=self.owner_references(m, path),
         )
+
+    def owner_references(self, m: Mapping[str, Any], path: str) -> tuple[OwnerReference, ...]:
+        """metadata.ownerReferences: each names its owner fully; at most one is the controller."""
+        refs = []
+        for item, item_path in self.items(m, "ownerReferences", path):
+            r = self.obj(item, item_path, ("apiVersion", "kind", "name", "uid", "controller", "blockOwnerDeletion"))
+            refs.append(OwnerReference(
+                api_version=self.string(r, "apiVersion", item_path, required=True, default=""),
+                kind=self.string(r, "kind", item_path, required=True, default=""),
+                name=self.string(r, "name", item_path, required=True, default="", check=dns_subdomain_problem),
+                uid=self.string(r, "uid", item_path, required=True, default=""),
+                controller=self.boolean(r, "controller", item_path, default=None),  # type: ignore[arg-type]
+                block_owner_deletion=self.boolean(r, "blockOwnerDeletion", item_path,
+                                                  default=None),  # type: ignore[arg-type]
+            ))
+        controllers = [r for r in refs if r.controller]
+        if len(controllers) > 1:
+            self.fail(_child(path, "ownerReferences"),
+                      "Only one reference can have Controller set to true. Found \"true\" in references for "
+                      + " and ".join(f"{r.kind}/{r.name}" for r in controllers))
+        uids = [r.uid for r in refs]
+        self.check_unique(uids, _child(path, "ownerReferences"), "uid")
+        return tuple(refs)
 
     def pod_spec(self, raw: Any, path: str) -> PodSpec:
         m = self.obj(
@@ -595,3 +622,8 @@ def parse_pod(doc: Mapping[str, Any]) -> Pod:
     if parser.errors:
         raise ManifestError(parser.errors)
     return pod
+
+
+# The field-path reader, for the kinds that embed a Pod (a Deployment's or ReplicaSet's
+# template): they read their own fields with it and the Pod's with its pod_spec.
+ManifestReader = _Parser

@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from agent.state.pod.model import Container, ContainerPort, Pod, Probe, Toleration, Volume
+from agent.state.pod.model import Container, ContainerPort, OwnerReference, Pod, Probe, Toleration, Volume
 
 
 def pod_to_dict(pod: Pod) -> dict[str, Any]:
@@ -23,6 +23,8 @@ def pod_to_dict(pod: Pod) -> dict[str, Any]:
         meta["annotations"] = dict(pod.metadata.annotations)
     if pod.metadata.uid is not None:
         meta["uid"] = pod.metadata.uid
+    if pod.metadata.owner_references:
+        meta["ownerReferences"] = [owner_reference_to_dict(r) for r in pod.metadata.owner_references]
     spec: dict[str, Any] = {
         "containers": [_container_to_dict(c) for c in pod.spec.containers],
         "restartPolicy": pod.spec.restart_policy,
@@ -37,6 +39,15 @@ def pod_to_dict(pod: Pod) -> dict[str, Any]:
     if pod.spec.tolerations:
         spec["tolerations"] = [_toleration_to_dict(t) for t in pod.spec.tolerations]
     return {"apiVersion": pod.api_version, "kind": pod.kind, "metadata": meta, "spec": spec}
+
+
+def owner_reference_to_dict(r: OwnerReference) -> dict[str, Any]:
+    d: dict[str, Any] = {"apiVersion": r.api_version, "kind": r.kind, "name": r.name, "uid": r.uid}
+    if r.controller is not None:
+        d["controller"] = r.controller
+    if r.block_owner_deletion is not None:
+        d["blockOwnerDeletion"] = r.block_owner_deletion
+    return d
 
 
 def _toleration_to_dict(t: Toleration) -> dict[str, Any]:
