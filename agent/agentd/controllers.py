@@ -1,8 +1,8 @@
 """The leader's control loop: runs the pure controllers and proposes what they decide.
 
 Owns: the task that, while this agent leads, runs the node lifecycle controller, the
-scheduler and the roles controller on the current state and gossip view, proposes their
-commands through Raft, and carries out Raft membership changes.
+workload controllers, the scheduler and the roles controller on the current state and
+gossip view, proposes their commands through Raft, and carries out Raft membership changes.
 
 Rules it keeps:
 - Only the leader acts, and it rebuilds everything from the replicated state and its own
@@ -12,9 +12,10 @@ Rules it keeps:
   role or leader change, or at the latest every `control_interval_s`. Passes never
   overlap; each proposes its commands and waits for them to apply before the next pass
   reads the state, so no pass acts on a state its own previous writes have not reached.
-- Lifecycle first (a dead node's Pods become pending), then the scheduler (which places
-  them) in the same pass, then roles: a dead node's Pods are Running elsewhere as soon as
-  the survivors can start them.
+- Lifecycle first (a dead node's Pods become pending), then the workload controllers
+  (Deployments and ReplicaSets: replacements, rollouts, scaling), then the scheduler (which
+  places every pending Pod) in the same pass, then roles: a dead node's Pods are Running
+  elsewhere as soon as the survivors can start them.
 - One Raft membership change at a time, awaited before the next pass.
 """
 
@@ -34,6 +35,7 @@ from agent.agentd.raft_host import RaftHost
 from agent.control.node_lifecycle import reconcile_nodes
 from agent.control.placement import SchedulerConfig, ScoringStrategy
 from agent.control.scheduling import plan_placements
+from agent.control.workloads import plan_workloads
 from agent.control.roles import RaftMembership, RoleTargets, plan_roles
 from agent.raft.errors import NotLeader, RaftError
 from agent.state import commands as cmd
@@ -108,6 +110,7 @@ class ControlLoop:
             self._announced_term = node.term
         lifecycle = reconcile_nodes(state, members, now=now, settled=self.gossip.settled(), new_uid=self.new_uid)
         await self._propose(lifecycle)
+        await self._propose(plan_workloads(state, now=now, new_uid=self.new_uid))
         await self._propose(plan_placements(state, now=now, config=self.scheduler_config))
         voters, learners = self.raft.membership()
         roles = {meta_of(doc)["name"]: role_of(doc) for doc in state.list("Node")}

@@ -47,6 +47,13 @@ def _kind_name(text: str) -> tuple[str, str]:
     return kind.name, kind.name.lower()
 
 
+def resource_name(kind_name: str) -> str:
+    """How kubectl names a kind in what it prints: pod, node, deployment.apps, replicaset.apps."""
+    kind = kind_for(kind_name)
+    group = kind.api_version.rpartition("/")[0]
+    return f"{kind.name.lower()}.{group}" if group else kind.name.lower()
+
+
 def _namespace(args: argparse.Namespace) -> str:
     return "" if getattr(args, "all_namespaces", False) else args.namespace
 
@@ -65,7 +72,7 @@ async def cmd_apply(client: ClusterClient, args: argparse.Namespace) -> int:
     results = await client.apply(docs, dry_run=args.dry_run == "server")
     suffix = " (server dry run)" if args.dry_run == "server" else ""
     for kind, _, name, action, _ in results:
-        print(f"{kind.lower()}/{name} {action}{suffix}")
+        print(f"{resource_name(kind)}/{name} {action}{suffix}")
     return 0
 
 
@@ -91,7 +98,7 @@ async def cmd_delete(client: ClusterClient, args: argparse.Namespace) -> int:
             print(f'Error from server (NotFound): {plural} "{name}" not found', file=sys.stderr)
             status = 1
             continue
-        print(f'{kind.lower()} "{name}" deleted')
+        print(f'{resource_name(kind)} "{name}" deleted')
     return status
 
 
@@ -127,9 +134,8 @@ async def cmd_get(client: ClusterClient, args: argparse.Namespace) -> int:
         print(_dump(doc, args.output))
         return 0
     if args.output == "name":
-        group = kind_for(kind).api_version.rpartition("/")[0]  # "apps" for apps/v1, "" for v1
         for d in docs:
-            print(f"{singular}{'.' + group if group else ''}/{d['metadata']['name']}")
+            print(f"{resource_name(kind)}/{d['metadata']['name']}")
         return 0
     if not docs:
         where = "any namespace" if args.all_namespaces or singular == "node" else f"{args.namespace} namespace"

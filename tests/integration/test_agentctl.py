@@ -367,6 +367,30 @@ BAD = textwrap.dedent(
 )
 
 
+WEB_DEPLOYMENT = textwrap.dedent(
+    """\
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata:
+      name: shop
+      annotations: {kubernetes.io/change-cause: "first release"}
+    spec:
+      replicas: 2
+      selector: {matchLabels: {app: shop}}
+      strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}
+      template:
+        metadata: {labels: {app: shop}}
+        spec:
+          terminationGracePeriodSeconds: 1
+          containers:
+            - name: main
+              image: busybox:local
+              command: ["sh", "-c", "echo VERSION; sleep 3600"]
+              resources: {requests: {cpu: 50m, memory: 16Mi}}
+    """
+)
+
+
 @pytest.fixture(scope="module")
 def cluster_agent(tmp_path_factory, docker_client) -> Agent:
     a = Agent(tmp_path_factory.mktemp("ctl"), f"test-agentctl-{uuid.uuid4().hex[:8]}")
@@ -468,3 +492,73 @@ def test_cluster_status_names_the_leader_and_the_members(cluster_agent: Agent) -
     assert re.search(rf"Voters:\s+{cluster_agent.node}\n", status)
     assert re.search(rf"{cluster_agent.node}\s+voter\s+alive\s+127\.0\.0\.1:{cluster_agent.port}\s+"
                      rf"127\.0\.0\.1:\d+\s+\d+\s", status)
+
+
+def _shop(cluster_agent: Agent, version: str, cause: str, tmp_path: Path, *, replicas: int = 2,
+          paused: bool = False) -> None:
+    """Apply the shop Deployment. An apply states the whole spec (as `kubectl replace` does):
+    the replica count and `paused` are written in it."""
+    path = tmp_path / f"shop-{version}.yaml"
+    text = WEB_DEPLOYMENT.replace("VERSION", version).replace("first release", cause)
+    text = text.replace("  replicas: 2\n", f"  replicas: {replicas}\n" + ("  paused: true\n" if paused else ""))
+    path.write_text(text)
+    ok(cluster_agent.ctl("apply", "-f", str(path)))
+
+
+def _versions(cluster_agent: Agent) -> list[str]:
+    """The echo of every live shop Pod's container, sorted."""
+    listed = json.loads(ok(cluster_agent.ctl("get", "pods", "-l", "app=shop", "-o", "json")))["items"]
+    return sorted(p["spec"]["containers"][0]["command"][2].split(";")[0].split()[1] for p in listed)
+
+
+def test_a_deployment_rolls_out_scales_rolls_back_and_is_deleted_with_what_it_owns(
+        cluster_agent: Agent, tmp_path: Path, docker_client) -> None:
+    _shop(cluster_agent, "v1", "first release", tmp_path)
+    status = ok(cluster_agent.ctl("rollout", "status", "deployment/shop", "--timeout", "60s"))
+    assert status.splitlines()[-1] == 'deployment "shop" successfully rolled out'
+    row = ok(cluster_agent.ctl("get", "deploy", "shop")).splitlines()[1].split()
+    assert row[:4] == ["shop", "2/2", "2", "2"]
+    [rs] = ok(cluster_agent.ctl("get", "rs", "-o", "name")).split()
+    assert re.fullmatch(r"replicaset\.apps/shop-[bcdfghjklmnpqrstvwxz2456789]+", rs)
+    pods = ok(cluster_agent.ctl("get", "pods", "-l", "app=shop", "-o", "name")).split()
+    assert len(pods) == 2 and all(re.fullmatch(rf"pod/{rs.split('/')[1]}-[bcdfghjklmnpqrstvwxz2456789]{{5}}", p)
+                                  for p in pods), pods
+
+    _shop(cluster_agent, "v2", "second release", tmp_path)
+    ok(cluster_agent.ctl("rollout", "status", "deploy/shop", "--timeout", "60s"))
+    wait_until(lambda: _versions(cluster_agent) == ["v2", "v2"], what="only v2 Pods left")
+    history = ok(cluster_agent.ctl("rollout", "history", "deployment/shop")).splitlines()
+    assert [line.split(None, 1) for line in history[2:]] == [["1", "first release"], ["2", "second release"]]
+
+    assert ok(cluster_agent.ctl("scale", "deployment/shop", "--replicas", "3")).strip() == "deployment.apps/shop scaled"
+    ok(cluster_agent.ctl("rollout", "status", "deployment/shop", "--timeout", "60s"))
+    assert _versions(cluster_agent) == ["v2", "v2", "v2"]
+
+    assert ok(cluster_agent.ctl("rollout", "undo", "deployment/shop")).strip() == "deployment.apps/shop rolled back"
+    ok(cluster_agent.ctl("rollout", "status", "deployment/shop", "--timeout", "60s"))
+    wait_until(lambda: _versions(cluster_agent) == ["v1", "v1", "v1"], what="back to three v1 Pods")
+    history = ok(cluster_agent.ctl("rollout", "history", "deployment/shop")).splitlines()
+    assert [line.split(None, 1)[0] for line in history[2:]] == ["2", "3"]  # revision 1 came back as 3
+
+    ok(cluster_agent.ctl("rollout", "pause", "deployment/shop"))
+    _shop(cluster_agent, "v3", "paused release", tmp_path, replicas=3, paused=True)
+    time.sleep(2)
+    assert _versions(cluster_agent) == ["v1", "v1", "v1"]  # paused: nothing rolls
+    assert "is paused" in cluster_agent.ctl("rollout", "restart", "deployment/shop").stderr
+    ok(cluster_agent.ctl("rollout", "resume", "deployment/shop"))
+    ok(cluster_agent.ctl("rollout", "status", "deployment/shop", "--timeout", "60s"))
+    wait_until(lambda: _versions(cluster_agent) == ["v3", "v3", "v3"], what="the v3 rollout after resuming")
+
+    described = ok(cluster_agent.ctl("describe", "deployment", "shop"))
+    assert "Replicas:             3 desired | 3 updated | 3 total | 3 available | 0 unavailable" in described
+    assert re.search(r"Normal\s+ScalingReplicaSet\s+.*Scaled up replica set shop-\w+ from 2 to 3", described)
+
+    uids = [p["metadata"]["uid"] for p in json.loads(ok(cluster_agent.ctl(
+        "get", "pods", "-l", "app=shop", "-o", "json")))["items"]]
+    assert ok(cluster_agent.ctl("delete", "deployment", "shop")).strip() == 'deployment.apps "shop" deleted'
+    wait_until(lambda: not ok(cluster_agent.ctl("get", "pods", "-l", "app=shop", "-o", "name")).strip(),
+               what="the Deployment's Pods deleted with it")
+    assert not ok(cluster_agent.ctl("get", "rs", "-o", "name")).strip()
+    for uid in uids:
+        wait_until(lambda: not docker_client.containers.list(all=True, filters={"label": f"agentd.pod.uid={uid}"}),
+                   what="the containers of the Deployment's Pods removed")
