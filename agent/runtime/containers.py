@@ -136,7 +136,7 @@ def infra_plan(pod: Any, node_name: str, spec_hash: str, config: RuntimeConfig, 
                    LABEL_POD_STARTED: started_label(started_at)})
     ports: list[Any] = []
     bindings: dict[Any, Any] = {}
-    for c in pod.spec.containers:
+    for c in (*pod.spec.containers, *pod.spec.init_containers):
         for p in c.ports:
             if not p.host_port:
                 continue
@@ -213,7 +213,7 @@ def pids_limits(pod: Any, config: RuntimeConfig) -> tuple[int | None, int | None
     """(the infra container's pids limit, each app container's): together at most pod_pids_limit."""
     if config.pod_pids_limit is None:
         return None, None
-    apps = len(pod.spec.containers)
+    apps = len(pod.spec.containers) + len(pod.spec.init_containers)
     per_app = (config.pod_pids_limit - INFRA_PIDS_LIMIT) // apps
     if per_app < 1:
         raise SpecError(f"pod_pids_limit {config.pod_pids_limit} leaves no process for each of {apps} containers"

@@ -1,14 +1,19 @@
 """One Pod's life on Docker: create, adopt, restart, probe, report, tear down.
 
-Owns: the Docker objects of one Pod (its infra container, app containers and emptyDir
-volumes) and the Pod's status. Rules:
+Owns: the Docker objects of one Pod (its infra container, init and app containers and
+emptyDir volumes) and the Pod's status. Rules:
   - one task (`run`) owns all the state below; other tasks (probes, background stops,
     the runtime's events reader) only send messages to its inbox;
   - container deaths arrive as messages from the Docker events stream (and from resyncs
     after the stream was lost), never from polling;
   - the restart decision and the backoff are the pure functions of restart_policy.py;
   - a Docker failure (engine down, absent image, create error) is shown in the status and
-    retried with backoff; it never ends the task.
+    retried with backoff; it never ends the task;
+  - init containers run one at a time in order, each to success, before any app container
+    is created; a failed one is retried (unless the Pod's restartPolicy is Never, which
+    fails the Pod). A sidecar (an init container with restartPolicy Always) lets the next
+    one start once it has started (past its startupProbe), always restarts, and is stopped
+    after the app containers: when the Pod stops, or when they have all finished.
 """
 
 from __future__ import annotations
@@ -32,8 +37,8 @@ from .probe_executors import run_probe
 from .restart_policy import decide
 from .status import (
     CONTAINER_CREATING, CRASH_LOOP_BACK_OFF, CREATE_CONTAINER_ERROR, ERR_IMAGE_NEVER_PULL, ERR_IMAGE_PULL,
-    IMAGE_PULL_BACK_OFF, RUN_CONTAINER_ERROR, ContainerStatus, PodCondition, PodStatus, Running, Terminated,
-    Waiting, containers_ready, pod_phase, terminated_reason,
+    IMAGE_PULL_BACK_OFF, POD_INITIALIZING, RUN_CONTAINER_ERROR, ContainerStatus, PodCondition, PodStatus, Running,
+    Terminated, Waiting, containers_ready, init_status_word, pod_phase, terminated_reason,
 )
 from .worker_state import (
     AppState, ContainerDied, InfraState, ProbeVerdict, Resync, Terminate, container_ip, parse_docker_time,
@@ -58,7 +63,9 @@ class PodWorker:
         self.image_backoff = BackoffPolicy(cfg.image_backoff_base_s, cfg.image_backoff_cap_s, math.inf)
         self.docker_backoff = BackoffPolicy(cfg.docker_retry_base_s, cfg.docker_retry_cap_s, math.inf)
         self.inbox_send, self._inbox = trio.open_memory_channel[Any](math.inf)
-        self.apps: dict[str, AppState] = {c.name: AppState(spec=c) for c in pod.spec.containers}
+        self.apps: dict[str, AppState] = self._fresh_apps()
+        self.initialized = not pod.spec.init_containers  # every init container done (sticky)
+        self.init_failed = False  # a regular init container failed and will not be retried
         self.infra = InfraState()
         self.volumes_ready = False
         self.host_paths_ready = False
@@ -72,6 +79,41 @@ class PodWorker:
         self._ready_since: tuple[bool, float] = (False, self.start_time)
         self._last_status: PodStatus | None = None
         self._nursery: trio.Nursery | None = None
+
+    def _fresh_apps(self) -> dict[str, AppState]:
+        """Init containers first, in order, then the app containers."""
+        apps = {c.name: AppState(spec=c, init=True, sidecar=c.restart_policy == "Always")
+                for c in self.pod.spec.init_containers}
+        apps.update({c.name: AppState(spec=c) for c in self.pod.spec.containers})
+        return apps
+
+    def _regular(self) -> list[AppState]:
+        return [a for a in self.apps.values() if not a.init]
+
+    def _sidecars(self) -> list[AppState]:
+        return [a for a in self.apps.values() if a.sidecar]
+
+    def _may_start(self, app: AppState) -> bool:
+        """The order of a Pod's start: an init container once those before it are done (a
+        regular one completed, a sidecar started), an app container once all are."""
+        if self.init_failed:
+            return False
+        if not app.init:
+            return self.initialized
+        if self.initialized:
+            return app.sidecar  # a sidecar restarts; a completed init container never runs again
+        for before in self.apps.values():
+            if before is app:
+                return True
+            if not (before.completed if not before.sidecar else (before.started and before.container_id)):
+                return False
+        return False
+
+    def _note_initialized(self) -> None:
+        if not self.initialized and all(a.completed if not a.sidecar else a.started
+                                        for a in self.apps.values() if a.init):
+            self.initialized = True
+            self._log("initialized")
 
     # -- public (called by the runtime) --------------------------------------------------
 
@@ -141,7 +183,7 @@ class PodWorker:
         if self.infra_retry_at:
             wake = min(wake, self.infra_retry_at)
         for app in self.apps.values():
-            if app.container_id is None and not app.finished:
+            if app.container_id is None and not app.finished and self._may_start(app):
                 wake = min(wake, app.start_at)
         return wake
 
@@ -158,15 +200,29 @@ class PodWorker:
     # -- converge: make Docker match the spec -------------------------------------------
 
     def _all_finished(self) -> bool:
-        return all(a.finished for a in self.apps.values())
+        """Will no app container run again (all finished, or the init containers failed)?"""
+        return self.init_failed or all(a.finished for a in self._regular())
 
     async def _converge(self) -> None:
         now = trio.current_time()
         if now < self.docker_retry_at:
             return
+        self._note_initialized()
         try:
             if self._all_finished():
-                # Nothing will run again: the infra container has no one to serve.
+                # Nothing will run again: the sidecars, then the infra container, have no one to serve.
+                sidecars_up = False
+                for app in self._sidecars():
+                    if app.container_id is not None:
+                        sidecars_up = True
+                        if app.kill_reason is None:
+                            app.kill_reason = "pod-done"
+                            self._spawn(self._stop_container, app.container_id, plans.grace_period_s(self.pod))
+                    elif not app.finished:
+                        app.finished = True
+                        app.waiting = None
+                if sidecars_up:
+                    return
                 if self.infra.running and not self.infra.stopping:
                     self.infra.stopping = True
                     self._spawn(self._stop_infra)
@@ -177,7 +233,7 @@ class PodWorker:
                     await self.host.docker.create_volume(vol.name, dict(vol.labels), dict(vol.driver_opts))
                 self.volumes_ready = True
             due = [a for a in self.apps.values()
-                   if a.container_id is None and not a.finished and a.start_at <= now]
+                   if a.container_id is None and not a.finished and a.start_at <= now and self._may_start(a)]
             if not due:
                 self._docker_ok()
                 return
@@ -422,8 +478,9 @@ class PodWorker:
         self._log("container_died", container=app.spec.name, id=container_id[:12], exit_code=exit_code,
                   reason=reason, killed_for=app.kill_reason)
         failed = app.kill_reason in ("liveness", "startup")
+        pod_done = app.kill_reason == "pod-done"
         app.kill_reason = None
-        if self.terminating:
+        if self.terminating or (app.sidecar and (pod_done or self._all_finished())):
             app.terminated = term
             app.finished = True
             return
@@ -432,7 +489,12 @@ class PodWorker:
 
     def _after_exit(self, app: AppState, *, exit_code: int, started_at: float | None, finished_at: float,
                     failed: bool, term: Terminated) -> None:
-        decision = decide(self.pod.spec.restart_policy, exit_code=exit_code, failed=failed,
+        policy = self.pod.spec.restart_policy
+        if app.sidecar:
+            policy = "Always"
+        elif app.init and policy == "Always":
+            policy = "OnFailure"  # an init container runs until it succeeds
+        decision = decide(policy, exit_code=exit_code, failed=failed,
                           started_at_s=started_at, finished_at_s=finished_at, history=app.history,
                           backoff=self.crash_backoff)
         app.history = decision.history
@@ -452,6 +514,9 @@ class PodWorker:
             app.terminated = term  # lastState keeps the instance before this one, as Kubernetes shows it
             app.finished = True
             app.waiting = None
+            if app.init and not app.sidecar and exit_code != 0:
+                self.init_failed = True  # restartPolicy Never: the Pod fails
+                self._log("init_failed", container=app.spec.name, exit_code=exit_code)
 
     async def _stop_container(self, container_id: str, grace_s: int) -> None:
         """docker stop: SIGTERM, `grace_s`, SIGKILL. A container already gone is stopped enough."""
@@ -550,7 +615,7 @@ class PodWorker:
                 # Start over from a clean slate with a fresh listing.
                 for app in self.apps.values():
                     self._cancel_probes(app)
-                self.apps = {c.name: AppState(spec=c) for c in self.pod.spec.containers}
+                self.apps = self._fresh_apps()
                 self.infra = InfraState()
                 streak += 1
                 delay = max(self.docker_backoff.base_s, delay_for_streak(self.docker_backoff, streak))
@@ -592,6 +657,8 @@ class PodWorker:
             info = await docker.inspect_container(keep_infra["Id"])
             self.infra = InfraState(container_id=keep_infra["Id"], running=True, ip=container_ip(info))
         self._log("adopting", infra=bool(keep_infra), containers=sum(len(v) for v in apps.values()))
+        if any(not self.apps[name].init for name in apps):
+            self.initialized = True  # the app containers ran: the init containers had all done
         for name, found in apps.items():
             app = self.apps[name]
             found.sort(key=lambda c: int((c.get("Labels") or {}).get(plans.LABEL_RESTART_COUNT, "0")), reverse=True)
@@ -666,8 +733,12 @@ class PodWorker:
         delay_streak = 0
         while True:
             try:
-                running = [a.container_id for a in self.apps.values() if a.container_id]
+                # The app containers first, then the sidecars in reverse order, as kubelet does.
+                running = [a.container_id for a in self.apps.values() if a.container_id and not a.sidecar]
                 await gather(*[partial(self._stop_container, cid, grace) for cid in running])
+                for app in reversed(self._sidecars()):
+                    if app.container_id:
+                        await self._stop_container(app.container_id, grace)
                 if self.infra.container_id:
                     await self._stop_container(self.infra.container_id, 1)
                 listed = await docker.list_containers([f"{plans.LABEL_NODE}={self.node}",
@@ -701,28 +772,35 @@ class PodWorker:
 
     def build_status(self) -> PodStatus:
         statuses = []
+        init_statuses = []
         for app in self.apps.values():
             state: Any
             if app.container_id is not None and app.running_since is not None:
                 state = Running(app.running_since)
             elif app.terminated is not None and app.finished:
                 state = app.terminated
+            elif app.waiting is not None:
+                state = app.waiting
+            elif not self._may_start(app) and app.instances == 0:
+                state = Waiting(POD_INITIALIZING)
             else:
-                state = app.waiting or Waiting(CONTAINER_CREATING)
-            statuses.append(ContainerStatus(
+                state = Waiting(CONTAINER_CREATING)
+            (init_statuses if app.init else statuses).append(ContainerStatus(
                 name=app.spec.name, image=app.spec.image, state=state, last_state=app.last,
                 ready=app.ready and isinstance(state, Running), started=app.started and isinstance(state, Running),
                 restart_count=app.restart_count,
                 container_id=app.container_id or (app.terminated.container_id if app.terminated else None),
                 image_id=app.image_id,
             ))
-        phase = pod_phase(self.pod.spec.restart_policy, statuses)
+        phase = "Failed" if self.init_failed else pod_phase(self.pod.spec.restart_policy, statuses)
+        sidecars = frozenset(a.spec.name for a in self._sidecars())
+        init_word = None if self.initialized and not self.init_failed else init_status_word(init_statuses, sidecars)
         message = self.message
         if self.host.docker_lost():
             message = message or self.host.docker_message
             if any(a.container_id for a in self.apps.values()):
                 phase = "Unknown"  # its containers exist but their state cannot be read now
-        ready = containers_ready(statuses) and phase == "Running"
+        ready = containers_ready(statuses + [c for c in init_statuses if c.name in sidecars]) and phase == "Running"
         now = time.time()
         if ready != self._ready_since[0]:
             self._ready_since = (ready, now)
@@ -730,7 +808,8 @@ class PodWorker:
         not_ready_reason = None if ready else ("PodCompleted" if phase in ("Succeeded", "Failed") else "ContainersNotReady")
         conditions = (
             PodCondition("PodScheduled", True, self.start_time),
-            PodCondition("Initialized", True, self.start_time),
+            PodCondition("Initialized", self.initialized, self.start_time,
+                         None if self.initialized else "ContainersNotInitialized"),
             PodCondition("ContainersReady", ready, since, not_ready_reason),
             PodCondition("Ready", ready, since, not_ready_reason),
         )
@@ -738,7 +817,8 @@ class PodWorker:
         return PodStatus(
             uid=self.uid, namespace=meta.namespace, name=meta.name, phase=phase, conditions=conditions,
             container_statuses=tuple(statuses), pod_ip=self.infra.ip, host_ip=self.host.host_ip,
-            start_time=self.start_time, message=message,
+            start_time=self.start_time, message=message, reason=init_word,
+            init_container_statuses=tuple(init_statuses),
         )
 
     def publish(self) -> None:

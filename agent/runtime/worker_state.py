@@ -94,6 +94,13 @@ class AppState:
     image_history: CrashHistory = field(default_factory=CrashHistory)
     error_history: CrashHistory = field(default_factory=CrashHistory)
     image_id: str | None = None
+    init: bool = False  # one of spec.initContainers
+    sidecar: bool = False  # an init container with restartPolicy Always
+
+    @property
+    def completed(self) -> bool:
+        """A regular init container that has run to success."""
+        return self.finished and self.terminated is not None and self.terminated.exit_code == 0
 
 
 @dataclass(slots=True)

@@ -218,6 +218,8 @@ class Container:
     liveness_probe: Probe | None = None
     readiness_probe: Probe | None = None
     startup_probe: Probe | None = None
+    # Only on an init container: "Always" makes it a native sidecar (None: a regular one).
+    restart_policy: str | None = None
 
     def __post_init__(self) -> None:
         _coerce(self, tuples=("command", "args", "env", "ports", "volume_mounts"))
@@ -280,17 +282,34 @@ class PodSpec:
     node_selector: Mapping[str, str] = EMPTY_MAP
     node_name: str | None = None  # set by the scheduler
     tolerations: tuple[Toleration, ...] = ()
+    # Run in order before the containers; those with restart_policy "Always" are sidecars.
+    init_containers: tuple[Container, ...] = ()
 
     def __post_init__(self) -> None:
-        _coerce(self, maps=("node_selector",), tuples=("containers", "volumes", "tolerations"))
+        _coerce(self, maps=("node_selector",), tuples=("containers", "volumes", "tolerations", "init_containers"))
+
+    def sidecars(self) -> tuple[Container, ...]:
+        return tuple(c for c in self.init_containers if c.restart_policy == "Always")
 
     def cpu_request_millicores(self) -> int:
-        """Sum of the containers' CPU requests (a container without one counts 0)."""
-        return sum(c.resources.cpu_request_millicores() or 0 for c in self.containers)
+        """The Pod's effective CPU request, as Kubernetes computes it: the larger of (the
+        containers' and sidecars' sum) and (each regular init container's request plus the
+        sidecars started before it); a container without one counts 0."""
+        return self._effective(lambda c: c.resources.cpu_request_millicores() or 0)
 
     def memory_request_bytes(self) -> int:
-        """Sum of the containers' memory requests (a container without one counts 0)."""
-        return sum(c.resources.memory_request_bytes() or 0 for c in self.containers)
+        """The Pod's effective memory request (see cpu_request_millicores)."""
+        return self._effective(lambda c: c.resources.memory_request_bytes() or 0)
+
+    def _effective(self, amount: Any) -> int:
+        sidecars_before = 0
+        peak = 0
+        for c in self.init_containers:
+            if c.restart_policy == "Always":
+                sidecars_before += amount(c)
+            else:
+                peak = max(peak, sidecars_before + amount(c))
+        return max(peak, sidecars_before + sum(amount(c) for c in self.containers))
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,9 @@ Rules:
 - Stricter than Kubernetes on purpose (each would only fail later at run time):
   a probe's named port must name a port of the same container; a mountPath and a
   hostPath path must be absolute; resources are limited to cpu and memory.
+- initContainers are containers that may also carry restartPolicy "Always" (a native
+  sidecar); a regular init container may not carry probes; names are unique across
+  containers and initContainers.
 - Pure: no I/O, no clock. YAML text is manifest.py's business.
 """
 
@@ -292,6 +295,7 @@ class _Parser:
                 "nodeSelector",
                 "nodeName",
                 "tolerations",
+                "initContainers",
             ),
         )
         volumes = tuple(self.volume(item, item_path) for item, item_path in self.items(m, "volumes", path))
@@ -302,6 +306,15 @@ class _Parser:
             for item, item_path in self.items(m, "containers", path, required=True)
         )
         self.check_unique([c.name for c in containers], _child(path, "containers"), "name")
+        init_containers = tuple(
+            self.container(item, item_path, volume_names, init=True)
+            for item, item_path in self.items(m, "initContainers", path)
+        )
+        self.check_unique([c.name for c in init_containers], _child(path, "initContainers"), "name")
+        app_names = {c.name for c in containers}
+        for i, c in enumerate(init_containers):
+            if c.name and c.name in app_names:
+                self.fail(f"{path}.initContainers[{i}].name", f"duplicate name {quote(c.name)} (also in containers)")
         self.check_host_ports(containers, _child(path, "containers"))
         return PodSpec(
             containers=containers,
@@ -315,6 +328,7 @@ class _Parser:
             ),
             node_name=self.string(m, "nodeName", path, default=None, check=dns_subdomain_problem),
             tolerations=tuple(self.toleration(item, item_path) for item, item_path in self.items(m, "tolerations", path)),
+            init_containers=init_containers,
         )
 
     def toleration(self, raw: Any, path: str) -> Toleration:
@@ -353,11 +367,12 @@ class _Parser:
                     )
                 seen.add(key)
 
-    def container(self, raw: Any, path: str, volume_names: set[str]) -> Container:
+    def container(self, raw: Any, path: str, volume_names: set[str], *, init: bool = False) -> Container:
         m = self.obj(
             raw,
             path,
             (
+                *(("restartPolicy",) if init else ()),
                 "name",
                 "image",
                 "imagePullPolicy",
@@ -381,6 +396,14 @@ class _Parser:
             for item, item_path in self.items(m, "volumeMounts", path)
         )
         self.check_unique([v.mount_path for v in mounts], _child(path, "volumeMounts"), "mountPath")
+        restart_policy = None
+        if init:
+            # Kubernetes: "Always" is the one value an init container may carry (a native sidecar).
+            restart_policy = self.string(m, "restartPolicy", path, default=None, choices=("Always",))
+            if restart_policy is None:
+                for key in ("livenessProbe", "readinessProbe", "startupProbe"):
+                    if m.get(key) is not None:
+                        self.fail(_child(path, key), 'may not be set for init containers without restartPolicy "Always"')
         return Container(
             name=self.string(m, "name", path, required=True, default="", check=dns_label_problem),
             image=image,
@@ -396,6 +419,7 @@ class _Parser:
             liveness_probe=self.probe(m, "livenessProbe", path, port_names, success_must_be_one=True),
             readiness_probe=self.probe(m, "readinessProbe", path, port_names, success_must_be_one=False),
             startup_probe=self.probe(m, "startupProbe", path, port_names, success_must_be_one=True),
+            restart_policy=restart_policy,
         )
 
     def env_var(self, raw: Any, path: str) -> EnvVar:

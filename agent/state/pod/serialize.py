@@ -34,6 +34,8 @@ def pod_to_dict(pod: Pod) -> dict[str, Any]:
         spec["nodeSelector"] = dict(pod.spec.node_selector)
     if pod.spec.node_name is not None:
         spec["nodeName"] = pod.spec.node_name
+    if pod.spec.init_containers:
+        spec["initContainers"] = [_container_to_dict(c) for c in pod.spec.init_containers]
     if pod.spec.tolerations:
         spec["tolerations"] = [_toleration_to_dict(t) for t in pod.spec.tolerations]
     return {"apiVersion": pod.api_version, "kind": pod.kind, "metadata": meta, "spec": spec}
@@ -54,6 +56,8 @@ def _toleration_to_dict(t: Toleration) -> dict[str, Any]:
 
 def _container_to_dict(c: Container) -> dict[str, Any]:
     d: dict[str, Any] = {"name": c.name, "image": c.image, "imagePullPolicy": c.image_pull_policy}
+    if c.restart_policy is not None:
+        d["restartPolicy"] = c.restart_policy
     if c.command:
         d["command"] = list(c.command)
     if c.args:
