@@ -12,6 +12,8 @@ Layout of a Pod on Docker:
     containers of a Pod reach each other on localhost and share the Pod IP;
   - an emptyDir is a named Docker volume shared by the Pod's containers (tmpfs-backed
     when medium is Memory); a hostPath is a bind mount;
+  - the environment is env.py's (downward API values, $(VAR) expansion), which also
+    expands command and args;
   - CPU limits map to nano_cpus, CPU requests to cpu_shares, memory limits to mem_limit
     (with swap disabled so the limit is the limit);
   - every container logs through the json-file driver with rotation (max-size, max-file
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .config import RuntimeConfig
+from .env import container_env, expand_all
 
 LABEL_PREFIX = "agentd."
 LABEL_NODE = "agentd.node"
@@ -173,6 +176,10 @@ def app_plan(
     restart_count: int,
     crash_streak: int,
     started_at: float,
+    pod_ip: str | None = None,
+    host_ip: str | None = None,
+    node_cpu_millicores: int = 0,
+    node_memory_bytes: int = 0,
 ) -> ContainerPlan:
     labels = pod_labels(pod, node_name, spec_hash)
     labels.update({
@@ -182,15 +189,17 @@ def app_plan(
         LABEL_CRASH_STREAK: str(crash_streak),
         LABEL_POD_STARTED: started_label(started_at),
     })
+    env = container_env(pod, container, pod_ip=pod_ip, host_ip=host_ip,
+                        node_cpu_millicores=node_cpu_millicores, node_memory_bytes=node_memory_bytes)
     create: dict[str, Any] = {
         "image": container.image,
         "labels": labels,
-        "environment": {e.name: e.value for e in container.env} or None,
+        "environment": env or None,
     }
     if container.command:
-        create["entrypoint"] = list(container.command)
+        create["entrypoint"] = expand_all(container.command, env)
     if container.args:
-        create["command"] = list(container.args)
+        create["command"] = expand_all(container.args, env)
     host: dict[str, Any] = {
         "network_mode": f"container:{infra_id}",
         "ipc_mode": f"container:{infra_id}",

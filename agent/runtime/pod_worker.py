@@ -30,6 +30,7 @@ from . import containers as plans
 from . import probes as probe_core
 from .backoff import BackoffPolicy, CrashHistory, delay_for_streak
 from .docker_api import gather
+from .env import needs_pod_ip
 from .errors import DockerApiError, DockerUnavailable, ImageNotFound, ImagePullError, NoSandboxAddress, NotFound
 from .host_paths import host_path_problems
 from .pod_host import PodHost
@@ -245,6 +246,13 @@ class PodWorker:
                         self._error_retry(app, CONTAINER_CREATING, "; ".join(problems))
                     return
                 self.host_paths_ready = True
+            if not self.infra.running and any(needs_pod_ip(a.spec) for a in due):
+                # The environment reads the Pod IP: the sandbox must run before they are created.
+                if now < self.infra_retry_at:
+                    return
+                infra_id = await self._create_infra()
+                if infra_id is None or not await self._start_infra(infra_id):
+                    return
             if self.infra.running:
                 prepared = await gather(*[partial(self._prepare_app, app) for app in due])
             else:
@@ -378,9 +386,12 @@ class PodWorker:
             return None
         restart_count = app.restart_count + 1 if app.instances > 0 else 0
         try:
+            node = self.host.node_resources()
             plan = plans.app_plan(self.pod, app.spec, self.node, self.spec_hash, str(self.infra.container_id),
                                   self.host.config, restart_count=restart_count, crash_streak=app.history.streak,
-                                  started_at=self.start_time)
+                                  started_at=self.start_time, pod_ip=self.infra.ip, host_ip=self.host.host_ip,
+                                  node_cpu_millicores=node.allocatable_cpu_millicores,
+                                  node_memory_bytes=node.allocatable_memory_bytes)
         except (plans.SpecError, ValueError) as exc:
             self._error_retry(app, CREATE_CONTAINER_ERROR, str(exc))
             return None

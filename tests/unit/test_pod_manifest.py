@@ -289,7 +289,7 @@ def test_manifest_error_types():
         (("spec", "hostNetwork"), "spec.hostNetwork"),
         (("spec", "containers", 0, "imagee"), "spec.containers[0].imagee"),
         (("spec", "containers", 0, "ports", 0, "hostIP"), "spec.containers[0].ports[0].hostIP"),
-        (("spec", "containers", 0, "env", 0, "valueFrom"), "spec.containers[0].env[0].valueFrom"),
+        (("spec", "containers", 0, "env", 0, "valueFromm"), "spec.containers[0].env[0].valueFromm"),
         (("spec", "containers", 0, "resources", "claims"), "spec.containers[0].resources.claims"),
         (("spec", "containers", 0, "resources", "limits", "nvidia.com/gpu"), "spec.containers[0].resources.limits.nvidia.com/gpu"),
         (("spec", "containers", 0, "volumeMounts", 0, "subPath"), "spec.containers[0].volumeMounts[0].subPath"),

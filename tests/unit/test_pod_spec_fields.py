@@ -130,3 +130,188 @@ def test_a_copy_of_a_manifest_is_not_changed_by_parsing() -> None:
     before = copy.deepcopy(doc)
     parse_pod(doc)
     assert doc == before
+
+
+# ---------------------------------------------------------------- downward API env
+
+DAPI_FIELDREF_POD = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: dapi-envars-fieldref
+spec:
+  containers:
+    - name: test-container
+      image: busybox:local
+      command: [ "sh", "-c"]
+      args:
+      - while true; do
+          echo -en '\\n';
+          printenv MY_NODE_NAME MY_POD_NAME MY_POD_NAMESPACE;
+          printenv MY_POD_IP MY_POD_SERVICE_ACCOUNT;
+          sleep 10;
+        done;
+      env:
+        - name: MY_NODE_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: spec.nodeName
+        - name: MY_POD_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
+        - name: MY_POD_NAMESPACE
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.namespace
+        - name: MY_POD_IP
+          valueFrom:
+            fieldRef:
+              fieldPath: status.podIP
+        - name: MY_POD_SERVICE_ACCOUNT
+          valueFrom:
+            fieldRef:
+              fieldPath: spec.serviceAccountName
+  restartPolicy: Never
+"""
+
+DAPI_RESOURCE_POD = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: dapi-envars-resourcefieldref
+spec:
+  containers:
+    - name: test-container
+      image: busybox:local
+      command: [ "sh", "-c"]
+      args:
+      - while true; do
+          echo -en '\\n';
+          printenv MY_CPU_REQUEST MY_CPU_LIMIT;
+          printenv MY_MEM_REQUEST MY_MEM_LIMIT;
+          sleep 10;
+        done;
+      resources:
+        requests:
+          memory: "32Mi"
+          cpu: "125m"
+        limits:
+          memory: "64Mi"
+          cpu: "250m"
+      env:
+        - name: MY_CPU_REQUEST
+          valueFrom:
+            resourceFieldRef:
+              containerName: test-container
+              resource: requests.cpu
+        - name: MY_CPU_LIMIT
+          valueFrom:
+            resourceFieldRef:
+              containerName: test-container
+              resource: limits.cpu
+        - name: MY_MEM_REQUEST
+          valueFrom:
+            resourceFieldRef:
+              containerName: test-container
+              resource: requests.memory
+        - name: MY_MEM_LIMIT
+          valueFrom:
+            resourceFieldRef:
+              containerName: test-container
+              resource: limits.memory
+  restartPolicy: Never
+"""
+
+
+def _env_of(pod, *, pod_ip="10.0.0.7", host_ip="192.168.1.2", cpu=1900, mem=1000):
+    from agent.runtime.env import container_env
+
+    return container_env(pod, pod.spec.containers[0], pod_ip=pod_ip, host_ip=host_ip,
+                         node_cpu_millicores=cpu, node_memory_bytes=mem)
+
+
+def test_documented_field_ref_example_parses_and_resolves() -> None:
+    (pod,) = load_manifests(DAPI_FIELDREF_POD)
+    pod = pod.with_uid("uid-9").with_node_name("node-4")
+    assert parse_pod(pod_to_dict(pod)) == pod
+    assert _env_of(pod) == {
+        "MY_NODE_NAME": "node-4", "MY_POD_NAME": "dapi-envars-fieldref", "MY_POD_NAMESPACE": "default",
+        "MY_POD_IP": "10.0.0.7", "MY_POD_SERVICE_ACCOUNT": "default",
+    }
+
+
+def test_documented_resource_field_ref_example_rounds_up() -> None:
+    (pod,) = load_manifests(DAPI_RESOURCE_POD)
+    assert parse_pod(pod_to_dict(pod)) == pod
+    assert _env_of(pod) == {"MY_CPU_REQUEST": "1", "MY_CPU_LIMIT": "1",
+                            "MY_MEM_REQUEST": str(32 * 2**20), "MY_MEM_LIMIT": str(64 * 2**20)}
+
+
+def test_divisors_unset_limits_and_map_entries() -> None:
+    doc = base(serviceAccountName="builder")
+    doc["metadata"]["annotations"] = {"example.com/team": "blue"}
+    doc["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "250m", "memory": "1500"}}
+    doc["spec"]["containers"][0]["env"] = [
+        {"name": "CPU_M", "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "1m"}}},
+        {"name": "MEM_K", "valueFrom": {"resourceFieldRef": {"resource": "requests.memory", "divisor": "1k"}}},
+        {"name": "CPU_LIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
+        {"name": "MEM_LIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Ki"}}},
+        {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+        {"name": "NONE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['absent']"}}},
+        {"name": "TEAM", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['example.com/team']"}}},
+        {"name": "UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
+        {"name": "HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+        {"name": "SA", "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}},
+        {"name": "GREETING", "value": "$(APP) in $(TEAM) $$(APP) $(UNSET)"},
+    ]
+    pod = round_trips(doc)
+    assert pod.spec.service_account_name == "builder"
+    env = _env_of(pod, cpu=1900, mem=4097)
+    assert env == {"CPU_M": "250", "MEM_K": "2", "CPU_LIMIT": "2", "MEM_LIMIT": "5", "APP": "web", "NONE": "",
+                   "TEAM": "blue", "UID": "u-1", "HOST": "192.168.1.2", "SA": "builder",
+                   "GREETING": "web in blue $(APP) $(UNSET)"}
+
+
+def test_command_and_args_expand_env() -> None:
+    from agent.runtime import containers as plans
+    from agent.runtime.config import RuntimeConfig
+
+    doc = base()
+    doc["spec"]["containers"][0].update(
+        command=["echo", "$(POD)"], args=["$(POD)-$(IP)", "$$(POD)"],
+        env=[{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+             {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}])
+    pod = parse_pod(doc)
+    plan = plans.app_plan(pod, pod.spec.containers[0], "n", "h", "i", RuntimeConfig(), restart_count=0,
+                          crash_streak=0, started_at=0.0, pod_ip="10.1.2.3")
+    assert plan.create_kwargs["entrypoint"] == ["echo", "p"]
+    assert plan.create_kwargs["command"] == ["p-10.1.2.3", "$(POD)"]
+    assert plan.create_kwargs["environment"] == {"POD": "p", "IP": "10.1.2.3"}
+
+
+def test_downward_api_errors_name_the_field() -> None:
+    doc = base()
+    doc["spec"]["containers"][0]["env"] = [
+        {"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "status.podIPs"}}},
+        {"name": "B", "value": "x", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "C", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "2"}}},
+        {"name": "D", "valueFrom": {"resourceFieldRef": {"resource": "limits.ephemeral-storage"}}},
+        {"name": "E", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "containerName": "other"}}},
+        {"name": "F", "valueFrom": {}},
+        {"name": "G", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels"}}},
+        {"name": "H", "valueFrom": {"fieldRef": {}}},
+    ]
+    errors = errors_of(doc)
+    p = "spec.containers[0].env"
+    assert any(e.startswith(f'{p}[0].valueFrom.fieldRef.fieldPath: "status.podIPs" is not a supported fieldPath')
+               for e in errors), errors
+    assert f"{p}[1].valueFrom: may not be set when value is not empty" in errors
+    assert any(e.startswith(f'{p}[2].valueFrom.resourceFieldRef.divisor: "2" is not a valid divisor for limits.cpu')
+               for e in errors), errors
+    assert any(e.startswith(f'{p}[3].valueFrom.resourceFieldRef.resource: "limits.ephemeral-storage" is not one of')
+               for e in errors), errors
+    assert f'{p}[4].valueFrom.resourceFieldRef.containerName: "other" is not a container of this pod' in errors
+    assert f"{p}[5].valueFrom: must have exactly one source of fieldRef, resourceFieldRef (found none)" in errors
+    assert any(e.startswith(f'{p}[6].valueFrom.fieldRef.fieldPath: "metadata.labels": name one key') for e in errors)
+    assert f"{p}[7].valueFrom.fieldRef.fieldPath: required field is missing" in errors

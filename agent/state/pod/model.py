@@ -106,10 +106,41 @@ class ObjectMeta:
         _coerce(self, maps=("labels", "annotations"))
 
 
+# env[].valueFrom.fieldRef.fieldPath: the Pod fields a container may read (the downward API);
+# "metadata.labels['k']" and "metadata.annotations['k']" name one entry.
+FIELD_PATHS = ("metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
+               "spec.serviceAccountName", "status.podIP", "status.hostIP")
+FIELD_PATH_MAPS = ("metadata.labels", "metadata.annotations")
+# env[].valueFrom.resourceFieldRef.resource
+RESOURCE_FIELDS = ("limits.cpu", "limits.memory", "requests.cpu", "requests.memory")
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectFieldSelector:
+    field_path: str
+    api_version: str = "v1"
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceFieldSelector:
+    resource: str  # one of RESOURCE_FIELDS
+    container_name: str | None = None  # None: the container the variable belongs to
+    divisor: Quantity | None = None  # None: 1
+
+
+@dataclass(frozen=True, slots=True)
+class EnvVarSource:
+    """Exactly one of field_ref / resource_field_ref is set."""
+
+    field_ref: ObjectFieldSelector | None = None
+    resource_field_ref: ResourceFieldSelector | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class EnvVar:
     name: str
     value: str = ""
+    value_from: EnvVarSource | None = None  # set: value is ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +313,7 @@ class PodSpec:
     node_selector: Mapping[str, str] = EMPTY_MAP
     node_name: str | None = None  # set by the scheduler
     tolerations: tuple[Toleration, ...] = ()
+    service_account_name: str = "default"  # only read by the downward API: no token is mounted
     # Run in order before the containers; those with restart_policy "Always" are sidecars.
     init_containers: tuple[Container, ...] = ()
 

@@ -47,12 +47,16 @@ from agent.state.pod.model import (
     ContainerPort,
     EmptyDirVolumeSource,
     EnvVar,
+    EnvVarSource,
     ExecAction,
     FrozenMap,
     HostPathVolumeSource,
     HTTPGetAction,
+    RESOURCE_FIELDS,
+    ObjectFieldSelector,
     ObjectMeta,
     Pod,
+    ResourceFieldSelector,
     PodSpec,
     Toleration,
     Probe,
@@ -66,7 +70,9 @@ from agent.state.pod.syntax import (
     absolute_path_problem,
     dns_label_problem,
     dns_subdomain_problem,
+    divisor_problem,
     env_name_problem,
+    field_path_problem,
     header_name_problem,
     image_problem,
     label_value_problem,
@@ -296,6 +302,7 @@ class _Parser:
                 "nodeName",
                 "tolerations",
                 "initContainers",
+                "serviceAccountName",
             ),
         )
         volumes = tuple(self.volume(item, item_path) for item, item_path in self.items(m, "volumes", path))
@@ -316,6 +323,9 @@ class _Parser:
             if c.name and c.name in app_names:
                 self.fail(f"{path}.initContainers[{i}].name", f"duplicate name {quote(c.name)} (also in containers)")
         self.check_host_ports(containers, _child(path, "containers"))
+        all_names = {c.name for c in (*containers, *init_containers)}
+        self.check_resource_refs(containers, _child(path, "containers"), all_names)
+        self.check_resource_refs(init_containers, _child(path, "initContainers"), all_names)
         return PodSpec(
             containers=containers,
             restart_policy=self.string(m, "restartPolicy", path, default="Always", choices=RESTART_POLICIES),
@@ -329,6 +339,9 @@ class _Parser:
             node_name=self.string(m, "nodeName", path, default=None, check=dns_subdomain_problem),
             tolerations=tuple(self.toleration(item, item_path) for item, item_path in self.items(m, "tolerations", path)),
             init_containers=init_containers,
+            service_account_name=self.string(
+                m, "serviceAccountName", path, default="default", check=dns_subdomain_problem
+            ),
         )
 
     def toleration(self, raw: Any, path: str) -> Toleration:
@@ -423,11 +436,57 @@ class _Parser:
         )
 
     def env_var(self, raw: Any, path: str) -> EnvVar:
-        m = self.obj(raw, path, ("name", "value"))
+        m = self.obj(raw, path, ("name", "value", "valueFrom"))
+        value_from = None
+        if m.get("valueFrom") is not None:
+            value_from = self.env_var_source(m["valueFrom"], _child(path, "valueFrom"))
+            if m.get("value") not in (None, ""):
+                self.fail(_child(path, "valueFrom"), "may not be set when value is not empty")
         return EnvVar(
             name=self.string(m, "name", path, required=True, default="", check=env_name_problem),
             value=self.string(m, "value", path, default=""),
+            value_from=value_from,
         )
+
+    def env_var_source(self, raw: Any, path: str) -> EnvVarSource:
+        m = self.obj(raw, path, ("fieldRef", "resourceFieldRef"))
+        sources = [k for k in ("fieldRef", "resourceFieldRef") if m.get(k) is not None]
+        if len(sources) != 1 and isinstance(raw, Mapping) and not set(raw) - {"fieldRef", "resourceFieldRef"}:
+            found = ", ".join(sources) if sources else "none"
+            self.fail(path, f"must have exactly one source of fieldRef, resourceFieldRef (found {found})")
+        field_ref = resource_ref = None
+        if m.get("fieldRef") is not None:
+            f_path = _child(path, "fieldRef")
+            f = self.obj(m["fieldRef"], f_path, ("apiVersion", "fieldPath"))
+            field_ref = ObjectFieldSelector(
+                field_path=self.string(f, "fieldPath", f_path, required=True, default="", check=field_path_problem),
+                api_version=self.string(f, "apiVersion", f_path, default="v1", choices=("v1",)),
+            )
+        if m.get("resourceFieldRef") is not None:
+            r_path = _child(path, "resourceFieldRef")
+            r = self.obj(m["resourceFieldRef"], r_path, ("containerName", "resource", "divisor"))
+            resource = self.string(r, "resource", r_path, required=True, default="", choices=RESOURCE_FIELDS)
+            divisor = None
+            if r.get("divisor") is not None:
+                divisor = self.quantity(r["divisor"], _child(r_path, "divisor"), non_negative=True)
+                problem = divisor_problem(resource, divisor) if divisor is not None and resource else None
+                if problem:
+                    self.fail(_child(r_path, "divisor"), problem)
+            resource_ref = ResourceFieldSelector(
+                resource=resource,
+                container_name=self.string(r, "containerName", r_path, default=None),
+                divisor=divisor,
+            )
+        return EnvVarSource(field_ref=field_ref, resource_field_ref=resource_ref)
+
+    def check_resource_refs(self, containers: tuple[Container, ...], list_path: str, names: set[str]) -> None:
+        """A resourceFieldRef's containerName must name a container of this Pod."""
+        for ci, c in enumerate(containers):
+            for ei, e in enumerate(c.env):
+                ref = e.value_from.resource_field_ref if e.value_from else None
+                if ref is not None and ref.container_name is not None and ref.container_name not in names:
+                    self.fail(f"{list_path}[{ci}].env[{ei}].valueFrom.resourceFieldRef.containerName",
+                              f"{quote(ref.container_name)} is not a container of this pod")
 
     def port(self, raw: Any, path: str) -> ContainerPort:
         m = self.obj(raw, path, ("name", "containerPort", "hostPort", "protocol"))

@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from agent.state.pod.model import Container, ContainerPort, Pod, Probe, Toleration, Volume
+from agent.state.pod.model import Container, ContainerPort, EnvVar, Pod, Probe, Toleration, Volume
 
 
 def pod_to_dict(pod: Pod) -> dict[str, Any]:
@@ -34,6 +34,8 @@ def pod_to_dict(pod: Pod) -> dict[str, Any]:
         spec["nodeSelector"] = dict(pod.spec.node_selector)
     if pod.spec.node_name is not None:
         spec["nodeName"] = pod.spec.node_name
+    if pod.spec.service_account_name != "default":
+        spec["serviceAccountName"] = pod.spec.service_account_name
     if pod.spec.init_containers:
         spec["initContainers"] = [_container_to_dict(c) for c in pod.spec.init_containers]
     if pod.spec.tolerations:
@@ -63,7 +65,7 @@ def _container_to_dict(c: Container) -> dict[str, Any]:
     if c.args:
         d["args"] = list(c.args)
     if c.env:
-        d["env"] = [{"name": e.name, "value": e.value} for e in c.env]
+        d["env"] = [_env_to_dict(e) for e in c.env]
     if c.ports:
         d["ports"] = [_port_to_dict(p) for p in c.ports]
     resources: dict[str, Any] = {}
@@ -84,6 +86,24 @@ def _container_to_dict(c: Container) -> dict[str, Any]:
         if probe is not None:
             d[key] = _probe_to_dict(probe)
     return d
+
+
+def _env_to_dict(e: EnvVar) -> dict[str, Any]:
+    if e.value_from is None:
+        return {"name": e.name, "value": e.value}
+    source: dict[str, Any] = {}
+    if e.value_from.field_ref is not None:
+        f = e.value_from.field_ref
+        source["fieldRef"] = {"apiVersion": f.api_version, "fieldPath": f.field_path}
+    if e.value_from.resource_field_ref is not None:
+        r = e.value_from.resource_field_ref
+        ref: dict[str, Any] = {"resource": r.resource}
+        if r.container_name is not None:
+            ref["containerName"] = r.container_name
+        if r.divisor is not None:
+            ref["divisor"] = r.divisor.text
+        source["resourceFieldRef"] = ref
+    return {"name": e.name, "valueFrom": source}
 
 
 def _port_to_dict(p: ContainerPort) -> dict[str, Any]:
