@@ -34,7 +34,7 @@ from .env import needs_pod_ip
 from .errors import DockerApiError, DockerUnavailable, ImageNotFound, ImagePullError, NoSandboxAddress, NotFound
 from .host_paths import host_path_problems
 from .pod_host import PodHost
-from .probe_executors import run_probe
+from .probe_executors import run_hook, run_probe
 from .restart_policy import decide
 from .status import (
     CONTAINER_CREATING, CRASH_LOOP_BACK_OFF, CREATE_CONTAINER_ERROR, ERR_IMAGE_NEVER_PULL, ERR_IMAGE_PULL,
@@ -218,7 +218,7 @@ class PodWorker:
                         sidecars_up = True
                         if app.kill_reason is None:
                             app.kill_reason = "pod-done"
-                            self._spawn(self._stop_container, app.container_id, plans.grace_period_s(self.pod))
+                            self._spawn(self._kill_app, app.spec, app.container_id, plans.grace_period_s(self.pod))
                     elif not app.finished:
                         app.finished = True
                         app.waiting = None
@@ -425,6 +425,20 @@ class PodWorker:
             if not app.finished:
                 app.waiting = Waiting(RUN_CONTAINER_ERROR, str(exc))
             return
+        post_start = app.spec.lifecycle.post_start if app.spec.lifecycle is not None else None
+        if post_start is not None:
+            # Kubernetes: the container is not Running until its postStart hook has returned.
+            problem = await run_hook(self.host.docker, post_start, app.spec, container_id=container_id,
+                                     pod_ip=self.infra.ip, timeout_s=max(1, plans.grace_period_s(self.pod)))
+            if problem is not None and app.container_id == container_id:
+                self._log("post_start_failed", container=app.spec.name, id=container_id[:12], error=repr(problem))
+                app.running_since = time.time()
+                app.kill_reason = "postStart"
+                app.kill_message = f"FailedPostStartHook: {problem}"
+                self._spawn(self._kill_app, app.spec, container_id, plans.grace_period_s(self.pod))
+                return
+        if app.container_id != container_id:
+            return  # it died during its postStart hook; its death has been handled
         app.running_since = time.time()
         app.waiting = None
         app.terminated = None
@@ -478,9 +492,10 @@ class PodWorker:
             pass  # removed by someone else, or the engine is away: keep the defaults (killed)
         self._cancel_probes(app)
         reason = terminated_reason(exit_code, oom)
-        if app.kill_reason in ("liveness", "startup") and not oom:
+        if app.kill_reason in ("liveness", "startup", "postStart") and not oom:
             reason = "Error"
-        term = Terminated(exit_code, reason, started_at, finished_at, container_id)
+        term = Terminated(exit_code, reason, started_at, finished_at, container_id, message=app.kill_message)
+        app.kill_message = None
         if app.previous_id and app.previous_id != container_id:
             self._spawn(self.host.docker.remove_container, app.previous_id)
         app.previous_id = container_id
@@ -488,7 +503,7 @@ class PodWorker:
         app.running_since = None
         self._log("container_died", container=app.spec.name, id=container_id[:12], exit_code=exit_code,
                   reason=reason, killed_for=app.kill_reason)
-        failed = app.kill_reason in ("liveness", "startup")
+        failed = app.kill_reason in ("liveness", "startup", "postStart")
         pod_done = app.kill_reason == "pod-done"
         app.kill_reason = None
         if self.terminating or (app.sidecar and (pod_done or self._all_finished())):
@@ -528,6 +543,19 @@ class PodWorker:
             if app.init and not app.sidecar and exit_code != 0:
                 self.init_failed = True  # restartPolicy Never: the Pod fails
                 self._log("init_failed", container=app.spec.name, exit_code=exit_code)
+
+    async def _kill_app(self, spec: Any, container_id: str, grace_s: int) -> None:
+        """Stop an app container as kubelet does: its preStop hook first, inside the grace
+        period, then SIGTERM with what is left of it (at least 2 s), then SIGKILL."""
+        pre_stop = spec.lifecycle.pre_stop if spec.lifecycle is not None else None
+        if pre_stop is not None and grace_s > 0:
+            began = trio.current_time()
+            problem = await run_hook(self.host.docker, pre_stop, spec, container_id=container_id,
+                                     pod_ip=self.infra.ip, timeout_s=grace_s)
+            if problem is not None:
+                self._log("pre_stop_failed", container=spec.name, id=container_id[:12], error=repr(problem))
+            grace_s = max(2, math.ceil(grace_s - (trio.current_time() - began)))
+        await self._stop_container(container_id, grace_s)
 
     async def _stop_container(self, container_id: str, grace_s: int) -> None:
         """docker stop: SIGTERM, `grace_s`, SIGKILL. A container already gone is stopped enough."""
@@ -611,7 +639,7 @@ class PodWorker:
         elif not msg.verdict and app.kill_reason is None:  # liveness or startup failed: kill it
             app.kill_reason = msg.kind
             app.ready = False
-            self._spawn(self._stop_container, msg.container_id, plans.grace_period_s(self.pod))
+            self._spawn(self._kill_app, app.spec, msg.container_id, plans.grace_period_s(self.pod))
 
     # -- adoption and resync ----------------------------------------------------------------
 
@@ -745,11 +773,11 @@ class PodWorker:
         while True:
             try:
                 # The app containers first, then the sidecars in reverse order, as kubelet does.
-                running = [a.container_id for a in self.apps.values() if a.container_id and not a.sidecar]
-                await gather(*[partial(self._stop_container, cid, grace) for cid in running])
+                running = [a for a in self.apps.values() if a.container_id and not a.sidecar]
+                await gather(*[partial(self._kill_app, a.spec, a.container_id, grace) for a in running])
                 for app in reversed(self._sidecars()):
                     if app.container_id:
-                        await self._stop_container(app.container_id, grace)
+                        await self._kill_app(app.spec, app.container_id, grace)
                 if self.infra.container_id:
                     await self._stop_container(self.infra.container_id, 1)
                 listed = await docker.list_containers([f"{plans.LABEL_NODE}={self.node}",

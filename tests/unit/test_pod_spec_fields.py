@@ -315,3 +315,59 @@ def test_downward_api_errors_name_the_field() -> None:
     assert f"{p}[5].valueFrom: must have exactly one source of fieldRef, resourceFieldRef (found none)" in errors
     assert any(e.startswith(f'{p}[6].valueFrom.fieldRef.fieldPath: "metadata.labels": name one key') for e in errors)
     assert f"{p}[7].valueFrom.fieldRef.fieldPath: required field is missing" in errors
+
+
+# ---------------------------------------------------------------- lifecycle hooks
+
+LIFECYCLE_POD = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: lifecycle-demo
+spec:
+  containers:
+  - name: lifecycle-demo-container
+    image: busybox:local
+    lifecycle:
+      postStart:
+        exec:
+          command: ["/bin/sh", "-c", "echo Hello from the postStart handler > /usr/share/message"]
+      preStop:
+        exec:
+          command: ["/bin/sh","-c","nginx -s quit; while killall -0 nginx; do sleep 1; done"]
+"""
+
+
+def test_documented_lifecycle_hooks_parse_and_round_trip() -> None:
+    (pod,) = load_manifests(LIFECYCLE_POD)
+    lifecycle = pod.spec.containers[0].lifecycle
+    assert lifecycle.post_start.exec.command[0] == "/bin/sh"
+    assert lifecycle.pre_stop.exec.command[2].startswith("nginx -s quit")
+    assert parse_pod(pod_to_dict(pod)) == pod
+
+
+def test_http_and_sleep_hooks_round_trip() -> None:
+    doc = base()
+    doc["spec"]["containers"][0]["ports"] = [{"name": "http", "containerPort": 8080}]
+    doc["spec"]["containers"][0]["lifecycle"] = {
+        "postStart": {"httpGet": {"port": "http", "path": "/warm", "httpHeaders": [{"name": "X-A", "value": "1"}]}},
+        "preStop": {"sleep": {"seconds": 5}},
+    }
+    pod = round_trips(doc)
+    assert pod.spec.containers[0].lifecycle.pre_stop.sleep.seconds == 5
+    assert pod.spec.containers[0].lifecycle.post_start.http_get.port == "http"
+
+
+def test_lifecycle_errors_carry_their_paths() -> None:
+    doc = base(initContainers=[{"name": "setup", "image": "busybox:local",
+                                "lifecycle": {"preStop": {"exec": {"command": ["true"]}}}}])
+    doc["spec"]["containers"][0]["lifecycle"] = {
+        "postStart": {},
+        "preStop": {"exec": {"command": ["true"]}, "sleep": {"seconds": 1}},
+    }
+    errors = errors_of(doc)
+    p = "spec.containers[0].lifecycle"
+    assert f"{p}.postStart: must have exactly one handler of exec, httpGet, sleep (found none)" in errors
+    assert f"{p}.preStop: must have exactly one handler of exec, httpGet, sleep (found exec, sleep)" in errors
+    assert ('spec.initContainers[0].lifecycle: may not be set for init containers without restartPolicy "Always"'
+            in errors)

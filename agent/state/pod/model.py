@@ -225,6 +225,29 @@ class Probe:
     success_threshold: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class SleepAction:
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleHandler:
+    """Exactly one of exec / http_get / sleep is set."""
+
+    exec: ExecAction | None = None
+    http_get: HTTPGetAction | None = None
+    sleep: SleepAction | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """post_start runs right after the container starts (a failure kills it); pre_stop runs
+    before it is sent SIGTERM, inside the grace period."""
+
+    post_start: LifecycleHandler | None = None
+    pre_stop: LifecycleHandler | None = None
+
+
 def default_pull_policy(image: str) -> str:
     """Kubernetes' default: Always when the tag is "latest" or absent (and no digest), else IfNotPresent."""
     name, _, _digest = image.partition("@")
@@ -251,6 +274,7 @@ class Container:
     startup_probe: Probe | None = None
     # Only on an init container: "Always" makes it a native sidecar (None: a regular one).
     restart_policy: str | None = None
+    lifecycle: Lifecycle | None = None
 
     def __post_init__(self) -> None:
         _coerce(self, tuples=("command", "args", "env", "ports", "volume_mounts"))

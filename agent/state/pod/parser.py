@@ -50,6 +50,9 @@ from agent.state.pod.model import (
     EnvVarSource,
     ExecAction,
     FrozenMap,
+    Lifecycle,
+    LifecycleHandler,
+    SleepAction,
     HostPathVolumeSource,
     HTTPGetAction,
     RESOURCE_FIELDS,
@@ -398,6 +401,7 @@ class _Parser:
                 "livenessProbe",
                 "readinessProbe",
                 "startupProbe",
+                "lifecycle",
             ),
         )
         image = self.string(m, "image", path, required=True, default="", check=image_problem)
@@ -414,7 +418,7 @@ class _Parser:
             # Kubernetes: "Always" is the one value an init container may carry (a native sidecar).
             restart_policy = self.string(m, "restartPolicy", path, default=None, choices=("Always",))
             if restart_policy is None:
-                for key in ("livenessProbe", "readinessProbe", "startupProbe"):
+                for key in ("livenessProbe", "readinessProbe", "startupProbe", "lifecycle"):
                     if m.get(key) is not None:
                         self.fail(_child(path, key), 'may not be set for init containers without restartPolicy "Always"')
         return Container(
@@ -433,7 +437,43 @@ class _Parser:
             readiness_probe=self.probe(m, "readinessProbe", path, port_names, success_must_be_one=False),
             startup_probe=self.probe(m, "startupProbe", path, port_names, success_must_be_one=True),
             restart_policy=restart_policy,
+            lifecycle=self.lifecycle(m.get("lifecycle"), _child(path, "lifecycle"), port_names),
         )
+
+    def lifecycle(self, raw: Any, path: str, port_names: set[str]) -> Lifecycle | None:
+        if raw is None:
+            return None
+        m = self.obj(raw, path, ("postStart", "preStop"))
+        return Lifecycle(
+            post_start=self.lifecycle_handler(m.get("postStart"), _child(path, "postStart"), port_names),
+            pre_stop=self.lifecycle_handler(m.get("preStop"), _child(path, "preStop"), port_names),
+        )
+
+    def lifecycle_handler(self, raw: Any, path: str, port_names: set[str]) -> LifecycleHandler | None:
+        if raw is None:
+            return None
+        kinds = ("exec", "httpGet", "sleep")
+        m = self.obj(raw, path, kinds)
+        handlers = [h for h in kinds if m.get(h) is not None]
+        if len(handlers) != 1 and not self.has_extra_keys(raw, kinds):
+            found = ", ".join(handlers) if handlers else "none"
+            self.fail(path, f"must have exactly one handler of exec, httpGet, sleep (found {found})")
+        sleep = None
+        if m.get("sleep") is not None:
+            s_path = _child(path, "sleep")
+            sm = self.obj(m["sleep"], s_path, ("seconds",))
+            sleep = SleepAction(seconds=self.integer(sm, "seconds", s_path, required=True, default=0, minimum=0))
+        return LifecycleHandler(
+            exec=self.exec_action(m["exec"], _child(path, "exec")) if m.get("exec") is not None else None,
+            http_get=self.http_get(m["httpGet"], _child(path, "httpGet"), port_names)
+            if m.get("httpGet") is not None else None,
+            sleep=sleep,
+        )
+
+    @staticmethod
+    def has_extra_keys(raw: Any, allowed: tuple[str, ...]) -> bool:
+        """Does an object carry a key outside `allowed` (reported already, so no second error)?"""
+        return isinstance(raw, Mapping) and any(k not in allowed and raw[k] is not None for k in raw)
 
     def env_var(self, raw: Any, path: str) -> EnvVar:
         m = self.obj(raw, path, ("name", "value", "valueFrom"))

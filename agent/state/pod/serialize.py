@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from agent.state.pod.model import Container, ContainerPort, EnvVar, Pod, Probe, Toleration, Volume
+from agent.state.pod.model import Container, ContainerPort, EnvVar, LifecycleHandler, Pod, Probe, Toleration, Volume
 
 
 def pod_to_dict(pod: Pod) -> dict[str, Any]:
@@ -85,6 +85,20 @@ def _container_to_dict(c: Container) -> dict[str, Any]:
     ):
         if probe is not None:
             d[key] = _probe_to_dict(probe)
+    if c.lifecycle is not None:
+        lifecycle: dict[str, Any] = {}
+        if c.lifecycle.post_start is not None:
+            lifecycle["postStart"] = _handler_to_dict(c.lifecycle.post_start)
+        if c.lifecycle.pre_stop is not None:
+            lifecycle["preStop"] = _handler_to_dict(c.lifecycle.pre_stop)
+        d["lifecycle"] = lifecycle
+    return d
+
+
+def _handler_to_dict(h: LifecycleHandler) -> dict[str, Any]:
+    d = _actions_to_dict(h)
+    if h.sleep is not None:
+        d["sleep"] = {"seconds": h.sleep.seconds}
     return d
 
 
@@ -116,16 +130,7 @@ def _port_to_dict(p: ContainerPort) -> dict[str, Any]:
 
 
 def _probe_to_dict(p: Probe) -> dict[str, Any]:
-    d: dict[str, Any] = {}
-    if p.exec is not None:
-        d["exec"] = {"command": list(p.exec.command)}
-    if p.http_get is not None:
-        h: dict[str, Any] = {"path": p.http_get.path, "port": p.http_get.port, "scheme": p.http_get.scheme}
-        if p.http_get.host is not None:
-            h["host"] = p.http_get.host
-        if p.http_get.http_headers:
-            h["httpHeaders"] = [{"name": n, "value": v} for n, v in p.http_get.http_headers]
-        d["httpGet"] = h
+    d = _actions_to_dict(p)
     if p.tcp_socket is not None:
         t: dict[str, Any] = {"port": p.tcp_socket.port}
         if p.tcp_socket.host is not None:
@@ -138,6 +143,21 @@ def _probe_to_dict(p: Probe) -> dict[str, Any]:
         failureThreshold=p.failure_threshold,
         successThreshold=p.success_threshold,
     )
+    return d
+
+
+def _actions_to_dict(p: Any) -> dict[str, Any]:
+    """The exec and httpGet handlers a probe and a lifecycle hook share."""
+    d: dict[str, Any] = {}
+    if p.exec is not None:
+        d["exec"] = {"command": list(p.exec.command)}
+    if p.http_get is not None:
+        h: dict[str, Any] = {"path": p.http_get.path, "port": p.http_get.port, "scheme": p.http_get.scheme}
+        if p.http_get.host is not None:
+            h["host"] = p.http_get.host
+        if p.http_get.http_headers:
+            h["httpHeaders"] = [{"name": n, "value": v} for n, v in p.http_get.http_headers]
+        d["httpGet"] = h
     return d
 
 
