@@ -60,6 +60,11 @@ class SpecError(ValueError):
     """A Pod that cannot be expressed as Docker objects (e.g. an unsupported quantity)."""
 
 
+class ConfigError(SpecError):
+    """A container this node refuses to create as configured (Kubernetes' CreateContainerConfigError):
+    runAsNonRoot with an image that runs as root, privileged on a node that does not allow it."""
+
+
 def _safe(part: str) -> str:
     return _UNSAFE.sub("-", part) or "x"
 
@@ -154,8 +159,13 @@ def infra_plan(pod: Any, node_name: str, spec_hash: str, config: RuntimeConfig, 
         "ports": ports or None,
         "labels": labels,
     }
+    binds = None
+    if fs_group_command(pod) is not None:
+        binds = [f"{volume_name(pod, v.name)}:{FS_GROUP_MOUNT}/{_safe(v.name)}:rw"
+                 for v in pod.spec.volumes if v.empty_dir is not None]
     host = {
         "network_mode": config.docker_network,
+        "binds": binds,
         "port_bindings": bindings or None,
         "ipc_mode": "shareable",
         "log_config": log_config(config),
@@ -180,6 +190,7 @@ def app_plan(
     host_ip: str | None = None,
     node_cpu_millicores: int = 0,
     node_memory_bytes: int = 0,
+    image_user: str = "",
 ) -> ContainerPlan:
     labels = pod_labels(pod, node_name, spec_hash)
     labels.update({
@@ -208,8 +219,96 @@ def app_plan(
         "pids_limit": pids_limits(pod, config)[1],
     }
     host.update(resource_limits(container))
+    security = security_options(pod, container, config, image_user=image_user)
+    if "user" in security:
+        create["user"] = security.pop("user")
+    host.update(security)
     name = container_name(pod, node_name, container.name, restart_count)
     return ContainerPlan(name, create, host, labels)
+
+
+def needs_image_user(pod: Any, container: Any) -> bool:
+    """Does the container's securityContext depend on the user its image runs as?"""
+    user, group, non_root = _effective_identity(pod, container)
+    return user is None and (bool(non_root) or group is not None)
+
+
+def _effective_identity(pod: Any, container: Any) -> tuple[int | None, int | None, bool | None]:
+    """(runAsUser, runAsGroup, runAsNonRoot): the container's values, else the Pod's."""
+    psc = pod.spec.security_context
+    csc = container.security_context
+    values = []
+    for attr in ("run_as_user", "run_as_group", "run_as_non_root"):
+        value = getattr(csc, attr) if csc is not None else None
+        if value is None and psc is not None:
+            value = getattr(psc, attr)
+        values.append(value)
+    return values[0], values[1], values[2]
+
+
+def security_options(pod: Any, container: Any, config: RuntimeConfig, *, image_user: str = "") -> dict[str, Any]:
+    """Docker's arguments for the securityContext: "user" (for create) and HostConfig fields.
+
+    runAsUser/runAsGroup -> user "uid[:gid]" (a group alone keeps the image's user);
+    runAsNonRoot -> refused (ConfigError) if the process would run as uid 0, or as a user
+    name that cannot be checked, as kubelet refuses; readOnlyRootFilesystem -> read_only;
+    capabilities -> cap_add/cap_drop; allowPrivilegeEscalation false -> no-new-privileges;
+    privileged -> privileged, refused unless config.allow_privileged; fsGroup and
+    supplementalGroups -> group_add.
+    """
+    out: dict[str, Any] = {}
+    user, group, non_root = _effective_identity(pod, container)
+    image_uid = image_user.partition(":")[0]
+    if user is not None or group is not None:
+        out["user"] = str(user if user is not None else (image_uid or "0"))
+        if group is not None:
+            out["user"] += f":{group}"
+    if non_root:
+        if user is None:
+            if not image_uid or image_uid == "root":
+                raise ConfigError("container has runAsNonRoot and image will run as root")
+            if not image_uid.isdigit():
+                raise ConfigError(f"container has runAsNonRoot and image has non-numeric user ({image_uid}),"
+                                  " cannot verify user is non-root")
+            if int(image_uid) == 0:
+                raise ConfigError("container has runAsNonRoot and image will run as root")
+        elif user == 0:
+            raise ConfigError("container's runAsUser breaks non-root policy")
+    csc = container.security_context
+    if csc is not None:
+        if csc.read_only_root_filesystem:
+            out["read_only"] = True
+        if csc.capabilities is not None:
+            if csc.capabilities.add:
+                out["cap_add"] = [c.upper() for c in csc.capabilities.add]
+            if csc.capabilities.drop:
+                out["cap_drop"] = [c.upper() for c in csc.capabilities.drop]
+        if csc.allow_privilege_escalation is False:
+            out["security_opt"] = ["no-new-privileges:true"]
+        if csc.privileged:
+            if not config.allow_privileged:
+                raise ConfigError("privileged containers are not allowed on this node")
+            out["privileged"] = True
+    psc = pod.spec.security_context
+    if psc is not None:
+        groups = [*([psc.fs_group] if psc.fs_group is not None else []), *psc.supplemental_groups]
+        if groups:
+            out["group_add"] = [str(g) for g in dict.fromkeys(groups)]
+    return out
+
+
+def fs_group_command(pod: Any) -> list[str] | None:
+    """The command (run in the infra container, which mounts the Pod's emptyDir volumes under
+    FS_GROUP_MOUNT) that gives them to the Pod's fsGroup as kubelet does: group owner fsGroup,
+    group read-write, setgid so new files keep the group. None: nothing to do."""
+    psc = pod.spec.security_context
+    if psc is None or psc.fs_group is None or not any(v.empty_dir is not None for v in pod.spec.volumes):
+        return None
+    return ["sh", "-c", f"chgrp -R {int(psc.fs_group)} {FS_GROUP_MOUNT} && chmod -R g+rw {FS_GROUP_MOUNT}"
+                        f" && find {FS_GROUP_MOUNT} -mindepth 1 -type d -exec chmod 2777 {{}} +"]
+
+
+FS_GROUP_MOUNT = "/.agentd-volumes"
 
 
 def log_config(config: RuntimeConfig) -> dict[str, Any]:

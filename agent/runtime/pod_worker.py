@@ -37,7 +37,7 @@ from .pod_host import PodHost
 from .probe_executors import run_hook, run_probe
 from .restart_policy import decide
 from .status import (
-    CONTAINER_CREATING, CRASH_LOOP_BACK_OFF, CREATE_CONTAINER_ERROR, ERR_IMAGE_NEVER_PULL, ERR_IMAGE_PULL,
+    CONTAINER_CREATING, CRASH_LOOP_BACK_OFF, CREATE_CONTAINER_CONFIG_ERROR, CREATE_CONTAINER_ERROR, ERR_IMAGE_NEVER_PULL, ERR_IMAGE_PULL,
     IMAGE_PULL_BACK_OFF, POD_INITIALIZING, RUN_CONTAINER_ERROR, ContainerStatus, PodCondition, PodStatus, Running,
     Terminated, Waiting, containers_ready, init_status_word, pod_phase, terminated_reason,
 )
@@ -319,6 +319,16 @@ class PodWorker:
             self._infra_failed(NoSandboxAddress(f"network {network!r} gave the sandbox no IP address"
                                                 " (is it a network of this engine?)"))
             return False
+        fs_group = plans.fs_group_command(self.pod)
+        if fs_group is not None:
+            # kubelet gives the emptyDir volumes to the Pod's fsGroup before any container starts.
+            try:
+                code = await self.host.docker.exec(infra_id, fs_group)
+            except DockerApiError as exc:
+                self._infra_failed(exc)
+                return False
+            if code != 0:
+                self._log("fs_group_failed", exit_code=code)
         self.infra_retry_at = 0.0
         self.infra.running = True
         self.infra.stopping = False
@@ -385,13 +395,23 @@ class PodWorker:
         if not await self._image_ready(app):
             return None
         restart_count = app.restart_count + 1 if app.instances > 0 else 0
+        image_user = ""
+        if plans.needs_image_user(self.pod, app.spec):
+            try:
+                image_user = await self.host.docker.image_user(app.spec.image)
+            except DockerApiError as exc:
+                self._error_retry(app, CREATE_CONTAINER_CONFIG_ERROR, f"cannot read the image's user: {exc}")
+                return None
         try:
             node = self.host.node_resources()
             plan = plans.app_plan(self.pod, app.spec, self.node, self.spec_hash, str(self.infra.container_id),
                                   self.host.config, restart_count=restart_count, crash_streak=app.history.streak,
                                   started_at=self.start_time, pod_ip=self.infra.ip, host_ip=self.host.host_ip,
                                   node_cpu_millicores=node.allocatable_cpu_millicores,
-                                  node_memory_bytes=node.allocatable_memory_bytes)
+                                  node_memory_bytes=node.allocatable_memory_bytes, image_user=image_user)
+        except plans.ConfigError as exc:
+            self._error_retry(app, CREATE_CONTAINER_CONFIG_ERROR, str(exc))
+            return None
         except (plans.SpecError, ValueError) as exc:
             self._error_retry(app, CREATE_CONTAINER_ERROR, str(exc))
             return None

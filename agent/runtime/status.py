@@ -20,6 +20,7 @@ ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
 ERR_IMAGE_PULL = "ErrImagePull"
 IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
 CREATE_CONTAINER_ERROR = "CreateContainerError"
+CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
 RUN_CONTAINER_ERROR = "RunContainerError"
 POD_INITIALIZING = "PodInitializing"
 # Terminated reasons.

@@ -371,3 +371,77 @@ def test_lifecycle_errors_carry_their_paths() -> None:
     assert f"{p}.preStop: must have exactly one handler of exec, httpGet, sleep (found exec, sleep)" in errors
     assert ('spec.initContainers[0].lifecycle: may not be set for init containers without restartPolicy "Always"'
             in errors)
+
+
+# ---------------------------------------------------------------- securityContext
+
+
+def _secure_doc() -> dict:
+    doc = base(securityContext={"runAsUser": 1000, "runAsGroup": 3000, "fsGroup": 2000,
+                                "supplementalGroups": [4000], "runAsNonRoot": True},
+               volumes=[{"name": "sec-ctx-vol", "emptyDir": {}}])
+    doc["spec"]["containers"][0]["securityContext"] = {
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsUser": 2000,
+        "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]},
+    }
+    return doc
+
+
+def test_security_context_round_trips_and_maps_to_docker() -> None:
+    from agent.runtime import containers as plans
+    from agent.runtime.config import RuntimeConfig
+
+    pod = round_trips(_secure_doc())
+    sc = pod.spec.containers[0].security_context
+    assert (sc.run_as_user, sc.run_as_group, sc.allow_privilege_escalation) == (2000, None, False)
+    assert sc.capabilities.drop == ("ALL",)
+    assert pod.spec.security_context.fs_group == 2000
+    options = plans.security_options(pod, pod.spec.containers[0], RuntimeConfig())
+    assert options == {"user": "2000:3000", "read_only": True, "cap_add": ["NET_ADMIN"], "cap_drop": ["ALL"],
+                       "security_opt": ["no-new-privileges:true"], "group_add": ["2000", "4000"]}
+    assert not plans.needs_image_user(pod, pod.spec.containers[0])
+    assert plans.fs_group_command(pod) is not None
+
+
+def test_run_as_non_root_and_privileged_are_checked_at_start() -> None:
+    from agent.runtime import containers as plans
+    from agent.runtime.config import RuntimeConfig
+
+    doc = base(securityContext={"runAsNonRoot": True})
+    pod = parse_pod(doc)
+    c = pod.spec.containers[0]
+    assert plans.needs_image_user(pod, c)
+    for image_user in ("", "root", "0", "0:0"):
+        with pytest.raises(plans.ConfigError, match="image will run as root"):
+            plans.security_options(pod, c, RuntimeConfig(), image_user=image_user)
+    with pytest.raises(plans.ConfigError, match="non-numeric user"):
+        plans.security_options(pod, c, RuntimeConfig(), image_user="nobody")
+    assert plans.security_options(pod, c, RuntimeConfig(), image_user="65534") == {}
+    # A group alone keeps the image's user.
+    grouped = parse_pod(base(securityContext={"runAsGroup": 7}))
+    assert plans.security_options(grouped, grouped.spec.containers[0], RuntimeConfig(),
+                                  image_user="65534:65534") == {"user": "65534:7"}
+    doc = base()
+    doc["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    priv = parse_pod(doc)
+    with pytest.raises(plans.ConfigError, match="not allowed"):
+        plans.security_options(priv, priv.spec.containers[0], RuntimeConfig())
+    assert plans.security_options(priv, priv.spec.containers[0],
+                                  RuntimeConfig(allow_privileged=True)) == {"privileged": True}
+
+
+def test_security_context_errors_carry_their_paths() -> None:
+    doc = base(securityContext={"runAsUser": 0, "runAsNonRoot": True, "fsGroup": -1, "supplementalGroups": ["x"]})
+    doc["spec"]["containers"][0]["securityContext"] = {
+        "privileged": True, "allowPrivilegeEscalation": False, "runAsUser": "root",
+        "capabilities": {"add": ["NET ADMIN"]}, "readOnlyRootFilesystem": "yes",
+    }
+    errors = errors_of(doc)
+    p = "spec.containers[0].securityContext"
+    assert f"{p}.allowPrivilegeEscalation: cannot be false when privileged is true" in errors
+    assert f'{p}.runAsUser: must be an integer, got string "root"' in errors
+    assert any(e.startswith(f'{p}.capabilities.add[0]: "NET ADMIN" is not a capability name') for e in errors)
+    assert f'{p}.readOnlyRootFilesystem: must be a boolean, got string "yes"' in errors
+    assert "spec.securityContext.runAsNonRoot: cannot be true when runAsUser is 0" in errors
+    assert "spec.securityContext.fsGroup: -1 must be at least 0" in errors
+    assert 'spec.securityContext.supplementalGroups[0]: must be an integer, got string "x"' in errors

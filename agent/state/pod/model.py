@@ -248,6 +248,44 @@ class Lifecycle:
     pre_stop: LifecycleHandler | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """Linux capabilities added to and dropped from the engine's default set ("NET_ADMIN", "ALL")."""
+
+    add: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _coerce(self, tuples=("add", "drop"))
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityContext:
+    """A container's securityContext; None fields are not set (the Pod's value, else the image's)."""
+
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    run_as_non_root: bool | None = None
+    read_only_root_filesystem: bool | None = None
+    allow_privilege_escalation: bool | None = None
+    privileged: bool | None = None
+    capabilities: Capabilities | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PodSecurityContext:
+    """The Pod's securityContext: defaults for every container, and the groups of its processes."""
+
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    run_as_non_root: bool | None = None
+    fs_group: int | None = None  # a supplementary group of every process, owner group of emptyDir volumes
+    supplemental_groups: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        _coerce(self, tuples=("supplemental_groups",))
+
+
 def default_pull_policy(image: str) -> str:
     """Kubernetes' default: Always when the tag is "latest" or absent (and no digest), else IfNotPresent."""
     name, _, _digest = image.partition("@")
@@ -275,6 +313,7 @@ class Container:
     # Only on an init container: "Always" makes it a native sidecar (None: a regular one).
     restart_policy: str | None = None
     lifecycle: Lifecycle | None = None
+    security_context: SecurityContext | None = None
 
     def __post_init__(self) -> None:
         _coerce(self, tuples=("command", "args", "env", "ports", "volume_mounts"))
@@ -338,6 +377,7 @@ class PodSpec:
     node_name: str | None = None  # set by the scheduler
     tolerations: tuple[Toleration, ...] = ()
     service_account_name: str = "default"  # only read by the downward API: no token is mounted
+    security_context: PodSecurityContext | None = None
     # Run in order before the containers; those with restart_policy "Always" are sidecars.
     init_containers: tuple[Container, ...] = ()
 

@@ -46,6 +46,7 @@ from agent.state.pod.model import (
     Container,
     ContainerPort,
     EmptyDirVolumeSource,
+    Capabilities,
     EnvVar,
     EnvVarSource,
     ExecAction,
@@ -59,7 +60,9 @@ from agent.state.pod.model import (
     ObjectFieldSelector,
     ObjectMeta,
     Pod,
+    PodSecurityContext,
     ResourceFieldSelector,
+    SecurityContext,
     PodSpec,
     Toleration,
     Probe,
@@ -73,6 +76,7 @@ from agent.state.pod.syntax import (
     absolute_path_problem,
     dns_label_problem,
     dns_subdomain_problem,
+    capability_problem,
     divisor_problem,
     env_name_problem,
     field_path_problem,
@@ -306,6 +310,7 @@ class _Parser:
                 "tolerations",
                 "initContainers",
                 "serviceAccountName",
+                "securityContext",
             ),
         )
         volumes = tuple(self.volume(item, item_path) for item, item_path in self.items(m, "volumes", path))
@@ -345,6 +350,7 @@ class _Parser:
             service_account_name=self.string(
                 m, "serviceAccountName", path, default="default", check=dns_subdomain_problem
             ),
+            security_context=self.pod_security_context(m.get("securityContext"), _child(path, "securityContext")),
         )
 
     def toleration(self, raw: Any, path: str) -> Toleration:
@@ -402,6 +408,7 @@ class _Parser:
                 "readinessProbe",
                 "startupProbe",
                 "lifecycle",
+                "securityContext",
             ),
         )
         image = self.string(m, "image", path, required=True, default="", check=image_problem)
@@ -438,7 +445,65 @@ class _Parser:
             startup_probe=self.probe(m, "startupProbe", path, port_names, success_must_be_one=True),
             restart_policy=restart_policy,
             lifecycle=self.lifecycle(m.get("lifecycle"), _child(path, "lifecycle"), port_names),
+            security_context=self.security_context(m.get("securityContext"), _child(path, "securityContext")),
         )
+
+    def security_context(self, raw: Any, path: str) -> SecurityContext | None:
+        if raw is None:
+            return None
+        m = self.obj(raw, path, ("runAsUser", "runAsGroup", "runAsNonRoot", "readOnlyRootFilesystem",
+                                 "allowPrivilegeEscalation", "privileged", "capabilities"))
+        capabilities = None
+        if m.get("capabilities") is not None:
+            c_path = _child(path, "capabilities")
+            c = self.obj(m["capabilities"], c_path, ("add", "drop"))
+            capabilities = Capabilities(
+                add=tuple(self.string_value(v, p, check=capability_problem) for v, p in self.items(c, "add", c_path)),
+                drop=tuple(self.string_value(v, p, check=capability_problem) for v, p in self.items(c, "drop", c_path)),
+            )
+        sc = SecurityContext(
+            run_as_user=self.integer(m, "runAsUser", path, default=None, minimum=0, maximum=2**31 - 1),
+            run_as_group=self.integer(m, "runAsGroup", path, default=None, minimum=0, maximum=2**31 - 1),
+            run_as_non_root=self.optional_boolean(m, "runAsNonRoot", path),
+            read_only_root_filesystem=self.optional_boolean(m, "readOnlyRootFilesystem", path),
+            allow_privilege_escalation=self.optional_boolean(m, "allowPrivilegeEscalation", path),
+            privileged=self.optional_boolean(m, "privileged", path),
+            capabilities=capabilities,
+        )
+        if sc.allow_privilege_escalation is False:
+            # Kubernetes' rule: no-new-privileges cannot hold for a process given every privilege.
+            if sc.privileged:
+                self.fail(_child(path, "allowPrivilegeEscalation"), "cannot be false when privileged is true")
+            elif capabilities is not None and any(a.upper().removeprefix("CAP_") == "SYS_ADMIN"
+                                                  for a in capabilities.add):
+                self.fail(_child(path, "allowPrivilegeEscalation"), "cannot be false when SYS_ADMIN is added")
+        if sc.run_as_non_root and sc.run_as_user == 0:
+            self.fail(_child(path, "runAsNonRoot"), "cannot be true when runAsUser is 0")
+        return sc
+
+    def pod_security_context(self, raw: Any, path: str) -> PodSecurityContext | None:
+        if raw is None:
+            return None
+        m = self.obj(raw, path, ("runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "supplementalGroups"))
+        sc = PodSecurityContext(
+            run_as_user=self.integer(m, "runAsUser", path, default=None, minimum=0, maximum=2**31 - 1),
+            run_as_group=self.integer(m, "runAsGroup", path, default=None, minimum=0, maximum=2**31 - 1),
+            run_as_non_root=self.optional_boolean(m, "runAsNonRoot", path),
+            fs_group=self.integer(m, "fsGroup", path, default=None, minimum=0, maximum=2**31 - 1),
+            supplemental_groups=tuple(
+                self.integer_value(v, p, default=0, minimum=0, maximum=2**31 - 1)
+                for v, p in self.items(m, "supplementalGroups", path)
+            ),
+        )
+        if sc.run_as_non_root and sc.run_as_user == 0:
+            self.fail(_child(path, "runAsNonRoot"), "cannot be true when runAsUser is 0")
+        return sc
+
+    def optional_boolean(self, m: Mapping[str, Any], key: str, path: str) -> bool | None:
+        value = self.get(m, key, path)
+        if value is _MISSING:
+            return None
+        return self.boolean(m, key, path, default=False)
 
     def lifecycle(self, raw: Any, path: str, port_names: set[str]) -> Lifecycle | None:
         if raw is None:

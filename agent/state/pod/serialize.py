@@ -36,6 +36,8 @@ def pod_to_dict(pod: Pod) -> dict[str, Any]:
         spec["nodeName"] = pod.spec.node_name
     if pod.spec.service_account_name != "default":
         spec["serviceAccountName"] = pod.spec.service_account_name
+    if pod.spec.security_context is not None:
+        spec["securityContext"] = _security_context_to_dict(pod.spec.security_context)
     if pod.spec.init_containers:
         spec["initContainers"] = [_container_to_dict(c) for c in pod.spec.init_containers]
     if pod.spec.tolerations:
@@ -92,6 +94,29 @@ def _container_to_dict(c: Container) -> dict[str, Any]:
         if c.lifecycle.pre_stop is not None:
             lifecycle["preStop"] = _handler_to_dict(c.lifecycle.pre_stop)
         d["lifecycle"] = lifecycle
+    if c.security_context is not None:
+        d["securityContext"] = _security_context_to_dict(c.security_context)
+    return d
+
+
+_SECURITY_FIELDS = (
+    ("run_as_user", "runAsUser"), ("run_as_group", "runAsGroup"), ("run_as_non_root", "runAsNonRoot"),
+    ("read_only_root_filesystem", "readOnlyRootFilesystem"), ("allow_privilege_escalation", "allowPrivilegeEscalation"),
+    ("privileged", "privileged"), ("fs_group", "fsGroup"),
+)
+
+
+def _security_context_to_dict(sc: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    for attr, key in _SECURITY_FIELDS:
+        value = getattr(sc, attr, None)
+        if value is not None:
+            d[key] = value
+    if getattr(sc, "supplemental_groups", ()):
+        d["supplementalGroups"] = list(sc.supplemental_groups)
+    caps = getattr(sc, "capabilities", None)
+    if caps is not None:
+        d["capabilities"] = {k: list(v) for k, v in (("add", caps.add), ("drop", caps.drop)) if v}
     return d
 
 

@@ -174,3 +174,13 @@ def divisor_problem(resource: str, divisor: Any) -> str | None:
     if any(divisor.value == parse_quantity(a).value for a in allowed):
         return None
     return f"{quote(divisor.text)} is not a valid divisor for {resource} (one of {', '.join(allowed)})"
+
+
+_CAPABILITY = re.compile(r"[A-Za-z_]+")
+
+
+def capability_problem(value: str) -> str | None:
+    """A Linux capability name: NET_ADMIN, CAP_NET_ADMIN, or ALL."""
+    if not _CAPABILITY.fullmatch(value):
+        return f"{quote(value)} is not a capability name (e.g. NET_ADMIN, CHOWN or ALL)"
+    return None
