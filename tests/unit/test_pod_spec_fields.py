@@ -445,3 +445,34 @@ def test_security_context_errors_carry_their_paths() -> None:
     assert "spec.securityContext.runAsNonRoot: cannot be true when runAsUser is 0" in errors
     assert "spec.securityContext.fsGroup: -1 must be at least 0" in errors
     assert 'spec.securityContext.supplementalGroups[0]: must be an integer, got string "x"' in errors
+
+
+# ---------------------------------------------------------------- errors a person can act on
+
+
+def test_one_unsupported_handler_or_source_is_one_error() -> None:
+    doc = base(volumes=[{"name": "conf", "configMap": {"name": "settings"}}])
+    c = doc["spec"]["containers"][0]
+    c["livenessProbe"] = {"grpc": {"port": 9000}}
+    c["lifecycle"] = {"preStop": {"tcpSocket": {"port": 80}}}
+    c["env"] = [{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]
+    assert sorted(errors_of(doc)) == sorted([
+        "spec.containers[0].livenessProbe.grpc: not supported by agentd",
+        "spec.containers[0].lifecycle.preStop.tcpSocket: not supported by agentd",
+        "spec.containers[0].env[0].valueFrom.secretKeyRef: not supported by agentd",
+        "spec.volumes[0].configMap: not supported by agentd",
+    ])
+
+
+def test_typos_suggest_the_nearest_field_and_real_fields_say_unsupported() -> None:
+    doc = base(hostNetwrk=True, overhead={"cpu": "1"})
+    doc["spec"]["containers"][0].update(securityContext={"runAsUsr": 1, "seccompProfile": {"type": "RuntimeDefault"}},
+                                        workingDirectory="/x")
+    errors = errors_of(doc)
+    assert 'spec.hostNetwrk: unknown field, did you mean "hostNetwork"?' in errors
+    assert "spec.overhead: not supported by agentd" in errors
+    assert 'spec.containers[0].securityContext.runAsUsr: unknown field, did you mean "runAsUser"?' in errors
+    assert "spec.containers[0].securityContext.seccompProfile: not supported by agentd" in errors
+    assert 'spec.containers[0].workingDirectory: unknown field, did you mean "workingDir"?' in errors
+    doc = base(zzz=1)
+    assert errors_of(doc) == ["spec.zzz: unknown field"]

@@ -2,6 +2,7 @@
 
   model.py      the frozen Pod dataclasses, FrozenMap, the allowed values of enumerated fields
   syntax.py     syntax rules of names and values (DNS labels, qualified names, ...), quoting in messages
+  kubernetes_fields.py  the fields Kubernetes has in each object (supported or not)
   errors.py     FieldError and ManifestError: every problem of a rejected manifest, by field path
   parser.py     parse_pod: a decoded manifest -> Pod, Kubernetes defaults applied, all errors collected
   serialize.py  pod_to_dict (Pod -> Kubernetes-shaped dict) and pod_spec_hash

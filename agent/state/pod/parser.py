@@ -6,7 +6,10 @@ Rules:
 - A manifest is accepted whole or rejected whole. parse_pod checks everything it can
   and raises one ManifestError listing every FieldError (path + what is wrong), e.g.
   `spec.containers[1].resources.limits.memory: "12Q" is not a quantity`.
-- An unknown field anywhere is an error, never silently dropped.
+- An unknown field anywhere is an error, never silently dropped. A field Kubernetes has
+  but agentd does not read says so ("spec.overhead: not supported by agentd"); a name
+  Kubernetes does not have is a typo, told with the nearest known name. A handler or
+  source that is not supported is one error, not a second about a missing handler.
 - A null value means "not set", as in Kubernetes; a required field that is null or
   absent is an error.
 - Integers must be real ints: not bools, not strings, not floats.
@@ -25,10 +28,12 @@ Rules:
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any, Callable
 
 from agent.state.pod.errors import FieldError, ManifestError
+from agent.state.pod.kubernetes_fields import KUBERNETES_FIELDS
 from agent.state.pod.model import (
     API_VERSION,
     EMPTY_DIR_MEDIA,
@@ -91,6 +96,8 @@ from agent.state.pod.syntax import (
 from agent.state.quantity import Quantity, QuantityError, parse_quantity
 
 _MISSING = object()
+_PROBE_FIELDS = ("exec", "httpGet", "tcpSocket", "initialDelaySeconds", "periodSeconds", "timeoutSeconds",
+                 "failureThreshold", "successThreshold")
 
 
 def _child(path: str, key: str) -> str:
@@ -108,16 +115,28 @@ class _Parser:
 
     # -- generic readers: each returns a usable value even after recording an error
 
-    def obj(self, raw: Any, path: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
-        """An object whose keys must all be in `allowed`; {} (after an error) if it is not an object."""
+    def obj(self, raw: Any, path: str, allowed: tuple[str, ...], *, kind: str) -> Mapping[str, Any]:
+        """An object whose keys must all be in `allowed`; {} (after an error) if it is not an object.
+
+        A key Kubernetes has in this `kind` of object but agentd does not read is "not
+        supported by agentd"; any other is an "unknown field", with the nearest known name.
+        """
         if raw is None:
             return {}
         if not isinstance(raw, Mapping):
             self.fail(path, f"must be an object, got {type_name(raw)}")
             return {}
         for key in raw:
-            if key not in allowed:
-                self.fail(_child(path, str(key)), "unknown field")
+            if key in allowed:
+                continue
+            known = KUBERNETES_FIELDS.get(kind, frozenset())
+            if key in known:
+                self.fail(_child(path, str(key)), "not supported by agentd")
+                continue
+            names = sorted({*allowed, *known})
+            near = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6) if isinstance(key, str) else []
+            hint = f", did you mean {quote(near[0])}?" if near else ""
+            self.fail(_child(path, str(key)), "unknown field" + hint)
         return raw
 
     def get(self, m: Mapping[str, Any], key: str, path: str, *, required: bool = False) -> Any:
@@ -267,7 +286,7 @@ class _Parser:
         if not isinstance(doc, Mapping):
             self.fail("", f"must be an object, got {type_name(doc)}")
             return _placeholder_pod()
-        top = self.obj(doc, "", ("apiVersion", "kind", "metadata", "spec"))
+        top = self.obj(doc, "", ("apiVersion", "kind", "metadata", "spec"), kind="Pod")
         api_version = self.string(top, "apiVersion", "", required=True, default=API_VERSION, choices=(API_VERSION,))
         kind = self.string(top, "kind", "", required=True, default=KIND, choices=(KIND,))
         if self.get(top, "metadata", "", required=True) is _MISSING:
@@ -281,7 +300,7 @@ class _Parser:
         return Pod(metadata=metadata, spec=spec, api_version=api_version, kind=kind)
 
     def metadata(self, raw: Any, path: str) -> ObjectMeta:
-        m = self.obj(raw, path, ("name", "namespace", "labels", "annotations", "uid"))
+        m = self.obj(raw, path, ("name", "namespace", "labels", "annotations", "uid"), kind="ObjectMeta")
         annotations = self.string_map(m, "annotations", path, key_check=qualified_name_problem)
         size = sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
         if size > MAX_ANNOTATIONS_BYTES:
@@ -312,6 +331,7 @@ class _Parser:
                 "serviceAccountName",
                 "securityContext",
             ),
+            kind="PodSpec",
         )
         volumes = tuple(self.volume(item, item_path) for item, item_path in self.items(m, "volumes", path))
         self.check_unique([v.name for v in volumes], _child(path, "volumes"), "name")
@@ -354,7 +374,7 @@ class _Parser:
         )
 
     def toleration(self, raw: Any, path: str) -> Toleration:
-        m = self.obj(raw, path, ("key", "operator", "value", "effect", "tolerationSeconds"))
+        m = self.obj(raw, path, ("key", "operator", "value", "effect", "tolerationSeconds"), kind="Toleration")
         key = self.string(m, "key", path, default="", check=lambda v: qualified_name_problem(v) if v else None)
         operator = self.string(m, "operator", path, default="Equal", choices=TOLERATION_OPERATORS)
         value = self.string(m, "value", path, default="", check=lambda v: label_value_problem(v) if v else None)
@@ -410,6 +430,7 @@ class _Parser:
                 "lifecycle",
                 "securityContext",
             ),
+            kind="Container",
         )
         image = self.string(m, "image", path, required=True, default="", check=image_problem)
         ports = tuple(self.port(item, item_path) for item, item_path in self.items(m, "ports", path))
@@ -452,11 +473,11 @@ class _Parser:
         if raw is None:
             return None
         m = self.obj(raw, path, ("runAsUser", "runAsGroup", "runAsNonRoot", "readOnlyRootFilesystem",
-                                 "allowPrivilegeEscalation", "privileged", "capabilities"))
+                                 "allowPrivilegeEscalation", "privileged", "capabilities"), kind="SecurityContext")
         capabilities = None
         if m.get("capabilities") is not None:
             c_path = _child(path, "capabilities")
-            c = self.obj(m["capabilities"], c_path, ("add", "drop"))
+            c = self.obj(m["capabilities"], c_path, ("add", "drop"), kind="Capabilities")
             capabilities = Capabilities(
                 add=tuple(self.string_value(v, p, check=capability_problem) for v, p in self.items(c, "add", c_path)),
                 drop=tuple(self.string_value(v, p, check=capability_problem) for v, p in self.items(c, "drop", c_path)),
@@ -484,7 +505,8 @@ class _Parser:
     def pod_security_context(self, raw: Any, path: str) -> PodSecurityContext | None:
         if raw is None:
             return None
-        m = self.obj(raw, path, ("runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "supplementalGroups"))
+        m = self.obj(raw, path, ("runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "supplementalGroups"),
+                     kind="PodSecurityContext")
         sc = PodSecurityContext(
             run_as_user=self.integer(m, "runAsUser", path, default=None, minimum=0, maximum=2**31 - 1),
             run_as_group=self.integer(m, "runAsGroup", path, default=None, minimum=0, maximum=2**31 - 1),
@@ -508,7 +530,7 @@ class _Parser:
     def lifecycle(self, raw: Any, path: str, port_names: set[str]) -> Lifecycle | None:
         if raw is None:
             return None
-        m = self.obj(raw, path, ("postStart", "preStop"))
+        m = self.obj(raw, path, ("postStart", "preStop"), kind="Lifecycle")
         return Lifecycle(
             post_start=self.lifecycle_handler(m.get("postStart"), _child(path, "postStart"), port_names),
             pre_stop=self.lifecycle_handler(m.get("preStop"), _child(path, "preStop"), port_names),
@@ -518,7 +540,7 @@ class _Parser:
         if raw is None:
             return None
         kinds = ("exec", "httpGet", "sleep")
-        m = self.obj(raw, path, kinds)
+        m = self.obj(raw, path, kinds, kind="LifecycleHandler")
         handlers = [h for h in kinds if m.get(h) is not None]
         if len(handlers) != 1 and not self.has_extra_keys(raw, kinds):
             found = ", ".join(handlers) if handlers else "none"
@@ -526,7 +548,7 @@ class _Parser:
         sleep = None
         if m.get("sleep") is not None:
             s_path = _child(path, "sleep")
-            sm = self.obj(m["sleep"], s_path, ("seconds",))
+            sm = self.obj(m["sleep"], s_path, ("seconds",), kind="SleepAction")
             sleep = SleepAction(seconds=self.integer(sm, "seconds", s_path, required=True, default=0, minimum=0))
         return LifecycleHandler(
             exec=self.exec_action(m["exec"], _child(path, "exec")) if m.get("exec") is not None else None,
@@ -541,7 +563,7 @@ class _Parser:
         return isinstance(raw, Mapping) and any(k not in allowed and raw[k] is not None for k in raw)
 
     def env_var(self, raw: Any, path: str) -> EnvVar:
-        m = self.obj(raw, path, ("name", "value", "valueFrom"))
+        m = self.obj(raw, path, ("name", "value", "valueFrom"), kind="EnvVar")
         value_from = None
         if m.get("valueFrom") is not None:
             value_from = self.env_var_source(m["valueFrom"], _child(path, "valueFrom"))
@@ -554,7 +576,7 @@ class _Parser:
         )
 
     def env_var_source(self, raw: Any, path: str) -> EnvVarSource:
-        m = self.obj(raw, path, ("fieldRef", "resourceFieldRef"))
+        m = self.obj(raw, path, ("fieldRef", "resourceFieldRef"), kind="EnvVarSource")
         sources = [k for k in ("fieldRef", "resourceFieldRef") if m.get(k) is not None]
         if len(sources) != 1 and isinstance(raw, Mapping) and not set(raw) - {"fieldRef", "resourceFieldRef"}:
             found = ", ".join(sources) if sources else "none"
@@ -562,14 +584,15 @@ class _Parser:
         field_ref = resource_ref = None
         if m.get("fieldRef") is not None:
             f_path = _child(path, "fieldRef")
-            f = self.obj(m["fieldRef"], f_path, ("apiVersion", "fieldPath"))
+            f = self.obj(m["fieldRef"], f_path, ("apiVersion", "fieldPath"), kind="ObjectFieldSelector")
             field_ref = ObjectFieldSelector(
                 field_path=self.string(f, "fieldPath", f_path, required=True, default="", check=field_path_problem),
                 api_version=self.string(f, "apiVersion", f_path, default="v1", choices=("v1",)),
             )
         if m.get("resourceFieldRef") is not None:
             r_path = _child(path, "resourceFieldRef")
-            r = self.obj(m["resourceFieldRef"], r_path, ("containerName", "resource", "divisor"))
+            r = self.obj(m["resourceFieldRef"], r_path, ("containerName", "resource", "divisor"),
+                         kind="ResourceFieldSelector")
             resource = self.string(r, "resource", r_path, required=True, default="", choices=RESOURCE_FIELDS)
             divisor = None
             if r.get("divisor") is not None:
@@ -594,7 +617,7 @@ class _Parser:
                               f"{quote(ref.container_name)} is not a container of this pod")
 
     def port(self, raw: Any, path: str) -> ContainerPort:
-        m = self.obj(raw, path, ("name", "containerPort", "hostPort", "protocol"))
+        m = self.obj(raw, path, ("name", "containerPort", "hostPort", "protocol"), kind="ContainerPort")
         host_port = self.integer(m, "hostPort", path, default=None, minimum=1, maximum=65535)
         container_port = self.integer(m, "containerPort", path, default=0, minimum=1, maximum=65535)
         if m.get("containerPort") is None:
@@ -608,7 +631,7 @@ class _Parser:
         )
 
     def resources(self, raw: Any, path: str) -> ResourceRequirements:
-        m = self.obj(raw, path, ("requests", "limits"))
+        m = self.obj(raw, path, ("requests", "limits"), kind="ResourceRequirements")
         requests = self.resource_list(m, "requests", path)
         limits = self.resource_list(m, "limits", path)
         for name, request in requests.items():
@@ -629,7 +652,7 @@ class _Parser:
         if value is _MISSING:
             return EMPTY_MAP
         list_path = _child(path, key)
-        entries = self.obj(value, list_path, RESOURCE_NAMES)
+        entries = self.obj(value, list_path, RESOURCE_NAMES, kind="ResourceList")
         result = {}
         for name in RESOURCE_NAMES:
             if entries.get(name) is not None:
@@ -639,7 +662,7 @@ class _Parser:
         return FrozenMap(result)
 
     def volume_mount(self, raw: Any, path: str, volume_names: set[str]) -> VolumeMount:
-        m = self.obj(raw, path, ("name", "mountPath", "readOnly"))
+        m = self.obj(raw, path, ("name", "mountPath", "readOnly"), kind="VolumeMount")
         name = self.string(m, "name", path, required=True, default="")
         if name and name not in volume_names:
             self.fail(_child(path, "name"), f"{quote(name)} is not a volume declared in spec.volumes")
@@ -669,9 +692,10 @@ class _Parser:
                 "failureThreshold",
                 "successThreshold",
             ),
+            kind="Probe",
         )
         handlers = [h for h in ("exec", "httpGet", "tcpSocket") if m.get(h) is not None]
-        if len(handlers) != 1:
+        if len(handlers) != 1 and not (not handlers and self.has_extra_keys(raw, _PROBE_FIELDS)):
             found = ", ".join(handlers) if handlers else "none"
             self.fail(path, f"must have exactly one handler of exec, httpGet, tcpSocket (found {found})")
         exec_action = http_get = tcp_socket = None
@@ -696,7 +720,7 @@ class _Parser:
         )
 
     def exec_action(self, raw: Any, path: str) -> ExecAction:
-        m = self.obj(raw, path, ("command",))
+        m = self.obj(raw, path, ("command",), kind="ExecAction")
         command = self.strings(m, "command", path)
         if not command:
             self.fail(_child(path, "command"), "required field is missing (a non-empty list of strings)")
@@ -717,10 +741,10 @@ class _Parser:
         return self.integer_value(value, port_path, default=0, minimum=1, maximum=65535)
 
     def http_get(self, raw: Any, path: str, port_names: set[str]) -> HTTPGetAction:
-        m = self.obj(raw, path, ("path", "port", "host", "scheme", "httpHeaders"))
+        m = self.obj(raw, path, ("path", "port", "host", "scheme", "httpHeaders"), kind="HTTPGetAction")
         headers = []
         for item, item_path in self.items(m, "httpHeaders", path):
-            h = self.obj(item, item_path, ("name", "value"))
+            h = self.obj(item, item_path, ("name", "value"), kind="HTTPHeader")
             headers.append(
                 (
                     self.string(h, "name", item_path, required=True, default="", check=header_name_problem),
@@ -736,22 +760,22 @@ class _Parser:
         )
 
     def tcp_socket(self, raw: Any, path: str, port_names: set[str]) -> TCPSocketAction:
-        m = self.obj(raw, path, ("port", "host"))
+        m = self.obj(raw, path, ("port", "host"), kind="TCPSocketAction")
         return TCPSocketAction(
             port=self.probe_port(m, path, port_names),
             host=self.string(m, "host", path, default=None),
         )
 
     def volume(self, raw: Any, path: str) -> Volume:
-        m = self.obj(raw, path, ("name", "emptyDir", "hostPath"))
+        m = self.obj(raw, path, ("name", "emptyDir", "hostPath"), kind="Volume")
         sources = [s for s in ("emptyDir", "hostPath") if m.get(s) is not None]
-        if len(sources) != 1:
+        if len(sources) != 1 and not (not sources and self.has_extra_keys(raw, ("name", "emptyDir", "hostPath"))):
             found = ", ".join(sources) if sources else "none"
             self.fail(path, f"must have exactly one source of emptyDir, hostPath (found {found})")
         empty_dir = host_path = None
         if m.get("emptyDir") is not None:
             e_path = _child(path, "emptyDir")
-            e = self.obj(m["emptyDir"], e_path, ("medium", "sizeLimit"))
+            e = self.obj(m["emptyDir"], e_path, ("medium", "sizeLimit"), kind="EmptyDirVolumeSource")
             size_limit = None
             if e.get("sizeLimit") is not None:
                 size_limit = self.quantity(e["sizeLimit"], _child(e_path, "sizeLimit"), non_negative=True)
@@ -760,7 +784,7 @@ class _Parser:
             )
         if m.get("hostPath") is not None:
             h_path = _child(path, "hostPath")
-            h = self.obj(m["hostPath"], h_path, ("path", "type"))
+            h = self.obj(m["hostPath"], h_path, ("path", "type"), kind="HostPathVolumeSource")
             host_path = HostPathVolumeSource(
                 path=self.string(h, "path", h_path, required=True, default="", check=absolute_path_problem),
                 type=self.string(h, "type", h_path, default="", choices=HOST_PATH_TYPES),
