@@ -14,6 +14,9 @@ Layout of a Pod on Docker:
     when medium is Memory); a hostPath is a bind mount;
   - the environment is env.py's (downward API values, $(VAR) expansion), which also
     expands command and args;
+  - shareProcessNamespace puts the app containers in the infra container's PID namespace;
+    hostname/subdomain and dnsConfig are the infra container's (the app containers share
+    its UTS namespace and resolv.conf);
   - CPU limits map to nano_cpus, CPU requests to cpu_shares, memory limits to mem_limit
     (with swap disabled so the limit is the limit);
   - every container logs through the json-file driver with rotation (max-size, max-file
@@ -155,10 +158,12 @@ def infra_plan(pod: Any, node_name: str, spec_hash: str, config: RuntimeConfig, 
     create = {
         "image": config.infra_image,
         "command": list(config.infra_command),
-        "hostname": _safe(pod.metadata.name)[:63],
+        "hostname": pod.spec.hostname or _safe(pod.metadata.name)[:63],
         "ports": ports or None,
         "labels": labels,
     }
+    if pod.spec.subdomain:
+        create["domainname"] = f"{pod.spec.subdomain}.{pod.metadata.namespace}.svc.{CLUSTER_DOMAIN}"
     binds = None
     if fs_group_command(pod) is not None:
         binds = [f"{volume_name(pod, v.name)}:{FS_GROUP_MOUNT}/{_safe(v.name)}:rw"
@@ -168,6 +173,7 @@ def infra_plan(pod: Any, node_name: str, spec_hash: str, config: RuntimeConfig, 
         "binds": binds,
         "port_bindings": bindings or None,
         "ipc_mode": "shareable",
+        **dns_options(pod),
         "log_config": log_config(config),
         "pids_limit": pids_limits(pod, config)[0],
     }
@@ -211,6 +217,12 @@ def app_plan(
         create["entrypoint"] = expand_all(container.command, env)
     if container.args:
         create["command"] = expand_all(container.args, env)
+    if container.working_dir:
+        create["working_dir"] = container.working_dir
+    if container.stdin:
+        create["stdin_open"] = True
+    if container.tty:
+        create["tty"] = True
     host: dict[str, Any] = {
         "network_mode": f"container:{infra_id}",
         "ipc_mode": f"container:{infra_id}",
@@ -218,6 +230,8 @@ def app_plan(
         "log_config": log_config(config),
         "pids_limit": pids_limits(pod, config)[1],
     }
+    if pod.spec.share_process_namespace:
+        host["pid_mode"] = f"container:{infra_id}"
     host.update(resource_limits(container))
     security = security_options(pod, container, config, image_user=image_user)
     if "user" in security:
@@ -225,6 +239,28 @@ def app_plan(
     host.update(security)
     name = container_name(pod, node_name, container.name, restart_count)
     return ContainerPlan(name, create, host, labels)
+
+
+CLUSTER_DOMAIN = "cluster.local"
+
+
+def dns_options(pod: Any) -> dict[str, Any]:
+    """The infra container's resolver settings (the app containers share its resolv.conf).
+
+    No cluster DNS runs here, so ClusterFirst resolves as Default does: the engine's
+    resolver for the node. dnsConfig's nameservers and searches replace the node's (Docker
+    cannot append to them); its options are added."""
+    dns = pod.spec.dns_config
+    if dns is None:
+        return {}
+    out: dict[str, Any] = {}
+    if dns.nameservers:
+        out["dns"] = list(dns.nameservers)
+    if dns.searches:
+        out["dns_search"] = list(dns.searches)
+    if dns.options:
+        out["dns_opt"] = [o.name if o.value is None else f"{o.name}:{o.value}" for o in dns.options]
+    return out
 
 
 def needs_image_user(pod: Any, container: Any) -> bool:

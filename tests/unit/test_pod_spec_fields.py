@@ -476,3 +476,44 @@ def test_typos_suggest_the_nearest_field_and_real_fields_say_unsupported() -> No
     assert 'spec.containers[0].workingDirectory: unknown field, did you mean "workingDir"?' in errors
     doc = base(zzz=1)
     assert errors_of(doc) == ["spec.zzz: unknown field"]
+
+
+# ---------------------------------------------------------------- pod-level settings
+
+
+def test_process_namespace_names_dns_and_terminal_round_trip() -> None:
+    from agent.runtime import containers as plans
+    from agent.runtime.config import RuntimeConfig
+
+    doc = base(shareProcessNamespace=True, hostname="web-0", subdomain="web", dnsPolicy="None",
+               dnsConfig={"nameservers": ["1.2.3.4"], "searches": ["ns1.svc.cluster-domain.example", "my.dns.search.suffix"],
+                          "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]})
+    doc["spec"]["containers"][0].update(workingDir="/srv", stdin=True, stdinOnce=True, tty=True)
+    pod = round_trips(doc)
+    assert pod.spec.dns_config.options[1].value is None
+    infra = plans.infra_plan(pod, "n", "h", RuntimeConfig(), started_at=0.0)
+    assert infra.create_kwargs["hostname"] == "web-0"
+    assert infra.create_kwargs["domainname"] == "web.ns.svc.cluster.local"
+    assert infra.host_config_kwargs["dns"] == ["1.2.3.4"]
+    assert infra.host_config_kwargs["dns_opt"] == ["ndots:2", "edns0"]
+    app = plans.app_plan(pod, pod.spec.containers[0], "n", "h", "infra1", RuntimeConfig(), restart_count=0,
+                         crash_streak=0, started_at=0.0)
+    assert app.host_config_kwargs["pid_mode"] == "container:infra1"
+    assert (app.create_kwargs["working_dir"], app.create_kwargs["stdin_open"], app.create_kwargs["tty"]) == (
+        "/srv", True, True)
+    # Defaults are not written, so Pods written before these fields keep their spec hash.
+    plain = parse_pod(base())
+    assert set(pod_to_dict(plain)["spec"]) == {"containers", "restartPolicy", "terminationGracePeriodSeconds"}
+    assert plain.spec.dns_policy == "ClusterFirst" and plain.spec.hostname is None
+
+
+def test_pod_level_setting_errors() -> None:
+    doc = base(hostname="Web_0", dnsPolicy="None", dnsConfig={"nameservers": ["not-an-ip"]})
+    doc["spec"]["containers"][0]["workingDir"] = "relative"
+    errors = errors_of(doc)
+    assert any(e.startswith('spec.hostname: "Web_0" is not a valid DNS-1123 label') for e in errors)
+    assert 'spec.dnsConfig.nameservers[0]: "not-an-ip" is not an IP address' in errors
+    assert 'spec.containers[0].workingDir: "relative" must be an absolute path' in errors
+    assert 'spec.dnsConfig.nameservers: must provide at least one nameserver when dnsPolicy is "None"' not in errors
+    assert errors_of(base(dnsPolicy="None")) == [
+        'spec.dnsConfig.nameservers: must provide at least one nameserver when dnsPolicy is "None"']

@@ -41,6 +41,8 @@ from agent.state.pod.model import (
     ObjectMeta,
     Pod,
     ResourceFieldSelector,
+    PodDNSConfig,
+    PodDNSConfigOption,
     PodSecurityContext,
     PodSpec,
     SecurityContext,
@@ -66,7 +68,7 @@ from agent.state.pod.syntax import (
 __all__ = [
     "API_VERSION", "EMPTY_DIR_MEDIA", "HOST_PATH_TYPES", "HTTP_SCHEMES", "KIND", "MAX_ANNOTATIONS_BYTES",
     "PROTOCOLS", "PULL_POLICIES", "RESOURCE_NAMES", "RESTART_POLICIES", "TAINT_EFFECTS", "TOLERATION_OPERATORS",
-    "Capabilities", "Container", "ContainerPort", "PodSecurityContext", "SecurityContext", "EmptyDirVolumeSource", "EnvVar", "EnvVarSource", "ExecAction", "FieldError", "FrozenMap",
+    "Capabilities", "Container", "ContainerPort", "PodDNSConfig", "PodDNSConfigOption", "PodSecurityContext", "SecurityContext", "EmptyDirVolumeSource", "EnvVar", "EnvVarSource", "ExecAction", "FieldError", "FrozenMap",
     "HostPathVolumeSource", "HTTPGetAction", "Lifecycle", "LifecycleHandler", "SleepAction", "ManifestError", "ObjectFieldSelector", "ObjectMeta", "Pod", "ResourceFieldSelector", "PodSpec", "Probe",
     "ResourceRequirements", "TCPSocketAction", "Toleration", "Volume", "VolumeMount",
     "default_pull_policy", "dns_label_problem", "dns_subdomain_problem", "label_value_problem", "parse_pod",

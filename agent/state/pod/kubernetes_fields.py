@@ -74,4 +74,6 @@ KUBERNETES_FIELDS: dict[str, frozenset[str]] = {
         "appArmorProfile", "seLinuxChangePolicy",
     }),
     "Capabilities": frozenset({"add", "drop"}),
+    "PodDNSConfig": frozenset({"nameservers", "searches", "options"}),
+    "PodDNSConfigOption": frozenset({"name", "value"}),
 }

@@ -31,6 +31,7 @@ HTTP_SCHEMES = ("HTTP", "HTTPS")
 EMPTY_DIR_MEDIA = ("", "Memory")
 HOST_PATH_TYPES = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice")
 RESOURCE_NAMES = ("cpu", "memory")
+DNS_POLICIES = ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None")
 MAX_ANNOTATIONS_BYTES = 256 * 1024  # Kubernetes' total size limit for annotations
 
 
@@ -314,6 +315,10 @@ class Container:
     restart_policy: str | None = None
     lifecycle: Lifecycle | None = None
     security_context: SecurityContext | None = None
+    working_dir: str | None = None  # None: the image's
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
 
     def __post_init__(self) -> None:
         _coerce(self, tuples=("command", "args", "env", "ports", "volume_mounts"))
@@ -368,6 +373,24 @@ class Toleration:
 
 
 @dataclass(frozen=True, slots=True)
+class PodDNSConfigOption:
+    name: str
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PodDNSConfig:
+    """spec.dnsConfig: nameservers, search domains and resolver options for the Pod's resolv.conf."""
+
+    nameservers: tuple[str, ...] = ()
+    searches: tuple[str, ...] = ()
+    options: tuple[PodDNSConfigOption, ...] = ()
+
+    def __post_init__(self) -> None:
+        _coerce(self, tuples=("nameservers", "searches", "options"))
+
+
+@dataclass(frozen=True, slots=True)
 class PodSpec:
     containers: tuple[Container, ...]
     restart_policy: str = "Always"
@@ -378,6 +401,12 @@ class PodSpec:
     tolerations: tuple[Toleration, ...] = ()
     service_account_name: str = "default"  # only read by the downward API: no token is mounted
     security_context: PodSecurityContext | None = None
+    share_process_namespace: bool = False
+    hostname: str | None = None  # None: the Pod's name
+    subdomain: str | None = None
+    # No cluster DNS runs here: ClusterFirst resolves as Default does (the node's resolver).
+    dns_policy: str = "ClusterFirst"
+    dns_config: PodDNSConfig | None = None
     # Run in order before the containers; those with restart_policy "Always" are sidecars.
     init_containers: tuple[Container, ...] = ()
 

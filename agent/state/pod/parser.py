@@ -61,7 +61,10 @@ from agent.state.pod.model import (
     SleepAction,
     HostPathVolumeSource,
     HTTPGetAction,
+    DNS_POLICIES,
     RESOURCE_FIELDS,
+    PodDNSConfig,
+    PodDNSConfigOption,
     ObjectFieldSelector,
     ObjectMeta,
     Pod,
@@ -85,6 +88,7 @@ from agent.state.pod.syntax import (
     divisor_problem,
     env_name_problem,
     field_path_problem,
+    ip_problem,
     header_name_problem,
     image_problem,
     label_value_problem,
@@ -330,6 +334,11 @@ class _Parser:
                 "initContainers",
                 "serviceAccountName",
                 "securityContext",
+                "shareProcessNamespace",
+                "hostname",
+                "subdomain",
+                "dnsPolicy",
+                "dnsConfig",
             ),
             kind="PodSpec",
         )
@@ -351,6 +360,10 @@ class _Parser:
             if c.name and c.name in app_names:
                 self.fail(f"{path}.initContainers[{i}].name", f"duplicate name {quote(c.name)} (also in containers)")
         self.check_host_ports(containers, _child(path, "containers"))
+        dns_policy = self.string(m, "dnsPolicy", path, default="ClusterFirst", choices=DNS_POLICIES)
+        dns_config = self.dns_config(m.get("dnsConfig"), _child(path, "dnsConfig"))
+        if dns_policy == "None" and (dns_config is None or not dns_config.nameservers):
+            self.fail(_child(path, "dnsConfig.nameservers"), 'must provide at least one nameserver when dnsPolicy is "None"')
         all_names = {c.name for c in (*containers, *init_containers)}
         self.check_resource_refs(containers, _child(path, "containers"), all_names)
         self.check_resource_refs(init_containers, _child(path, "initContainers"), all_names)
@@ -371,7 +384,34 @@ class _Parser:
                 m, "serviceAccountName", path, default="default", check=dns_subdomain_problem
             ),
             security_context=self.pod_security_context(m.get("securityContext"), _child(path, "securityContext")),
+            share_process_namespace=self.boolean(m, "shareProcessNamespace", path, default=False),
+            hostname=self.string(m, "hostname", path, default=None, check=dns_label_problem),
+            subdomain=self.string(m, "subdomain", path, default=None, check=dns_label_problem),
+            dns_policy=dns_policy,
+            dns_config=dns_config,
         )
+
+    def dns_config(self, raw: Any, path: str) -> PodDNSConfig | None:
+        if raw is None:
+            return None
+        m = self.obj(raw, path, ("nameservers", "searches", "options"), kind="PodDNSConfig")
+        nameservers = tuple(self.string_value(v, p, check=ip_problem) for v, p in self.items(m, "nameservers", path))
+        if len(nameservers) > 3:
+            self.fail(_child(path, "nameservers"), f"must not have more than 3 nameservers, got {len(nameservers)}")
+        searches = tuple(
+            self.string_value(v, p, check=lambda d: dns_subdomain_problem(d.rstrip(".")))
+            for v, p in self.items(m, "searches", path)
+        )
+        if len(searches) > 32:
+            self.fail(_child(path, "searches"), f"must not have more than 32 search paths, got {len(searches)}")
+        options = []
+        for item, item_path in self.items(m, "options", path):
+            o = self.obj(item, item_path, ("name", "value"), kind="PodDNSConfigOption")
+            options.append(PodDNSConfigOption(
+                name=self.string(o, "name", item_path, required=True, default=""),
+                value=self.string(o, "value", item_path, default=None),
+            ))
+        return PodDNSConfig(nameservers=nameservers, searches=searches, options=tuple(options))
 
     def toleration(self, raw: Any, path: str) -> Toleration:
         m = self.obj(raw, path, ("key", "operator", "value", "effect", "tolerationSeconds"), kind="Toleration")
@@ -429,6 +469,10 @@ class _Parser:
                 "startupProbe",
                 "lifecycle",
                 "securityContext",
+                "workingDir",
+                "stdin",
+                "stdinOnce",
+                "tty",
             ),
             kind="Container",
         )
@@ -467,6 +511,10 @@ class _Parser:
             restart_policy=restart_policy,
             lifecycle=self.lifecycle(m.get("lifecycle"), _child(path, "lifecycle"), port_names),
             security_context=self.security_context(m.get("securityContext"), _child(path, "securityContext")),
+            working_dir=self.string(m, "workingDir", path, default=None, check=absolute_path_problem),
+            stdin=self.boolean(m, "stdin", path, default=False),
+            stdin_once=self.boolean(m, "stdinOnce", path, default=False),
+            tty=self.boolean(m, "tty", path, default=False),
         )
 
     def security_context(self, raw: Any, path: str) -> SecurityContext | None:

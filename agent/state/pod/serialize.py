@@ -38,6 +38,24 @@ def pod_to_dict(pod: Pod) -> dict[str, Any]:
         spec["serviceAccountName"] = pod.spec.service_account_name
     if pod.spec.security_context is not None:
         spec["securityContext"] = _security_context_to_dict(pod.spec.security_context)
+    if pod.spec.share_process_namespace:
+        spec["shareProcessNamespace"] = True
+    for attr, key in (("hostname", "hostname"), ("subdomain", "subdomain")):
+        if getattr(pod.spec, attr) is not None:
+            spec[key] = getattr(pod.spec, attr)
+    if pod.spec.dns_policy != "ClusterFirst":
+        spec["dnsPolicy"] = pod.spec.dns_policy
+    if pod.spec.dns_config is not None:
+        dns = pod.spec.dns_config
+        d: dict[str, Any] = {}
+        if dns.nameservers:
+            d["nameservers"] = list(dns.nameservers)
+        if dns.searches:
+            d["searches"] = list(dns.searches)
+        if dns.options:
+            d["options"] = [{"name": o.name, **({"value": o.value} if o.value is not None else {})}
+                            for o in dns.options]
+        spec["dnsConfig"] = d
     if pod.spec.init_containers:
         spec["initContainers"] = [_container_to_dict(c) for c in pod.spec.init_containers]
     if pod.spec.tolerations:
@@ -96,6 +114,11 @@ def _container_to_dict(c: Container) -> dict[str, Any]:
         d["lifecycle"] = lifecycle
     if c.security_context is not None:
         d["securityContext"] = _security_context_to_dict(c.security_context)
+    if c.working_dir is not None:
+        d["workingDir"] = c.working_dir
+    for attr, key in (("stdin", "stdin"), ("stdin_once", "stdinOnce"), ("tty", "tty")):
+        if getattr(c, attr):
+            d[key] = True
     return d
 
 

@@ -184,3 +184,13 @@ def capability_problem(value: str) -> str | None:
     if not _CAPABILITY.fullmatch(value):
         return f"{quote(value)} is not a capability name (e.g. NET_ADMIN, CHOWN or ALL)"
     return None
+
+
+def ip_problem(value: str) -> str | None:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return f"{quote(value)} is not an IP address"
+    return None

@@ -1,0 +1,38 @@
+"""Pod-level settings on the real Docker engine: shared process namespace, hostname and
+subdomain, dnsConfig, workingDir and tty, seen from inside the containers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from agent.runtime.status import Terminated
+from agent.state.pod import PodDNSConfig, PodDNSConfigOption
+from tests.integration.conftest import Harness, container_state, make_pod, sh
+
+pytestmark = pytest.mark.docker
+
+
+async def test_pod_settings_seen_from_inside(harness: Harness) -> None:
+    await harness.start()
+    other = sh("other", "exec sleep 1234")
+    looker = sh("looker",
+                "for i in $(seq 100); do ps | grep -q '[s]leep 1234' && break; sleep 0.05; done;"
+                " ps | grep -q '[s]leep 1234' || exit 3;"
+                ' test "$(hostname)" = web-0 || exit 4;'
+                ' test "$(hostname -d)" = web.default.svc.cluster.local || exit 5;'
+                " grep -q '^nameserver 10.20.30.40' /etc/resolv.conf || exit 6;"
+                " grep -q 'ndots:2' /etc/resolv.conf || exit 7;"
+                ' test "$(pwd)" = /tmp || exit 8;'
+                " test -t 0 || exit 9",
+                working_dir="/tmp", tty=True, stdin=True)
+    pod = make_pod("settings", other, looker, restart_policy="Never", grace_s=1)
+    pod = replace(pod, spec=replace(
+        pod.spec, share_process_namespace=True, hostname="web-0", subdomain="web", dns_policy="None",
+        dns_config=PodDNSConfig(nameservers=("10.20.30.40",), searches=("example.com",),
+                                options=(PodDNSConfigOption("ndots", "2"),))))
+    harness.source.set_pods([pod])
+    status = await harness.wait_for(pod, lambda s: isinstance(container_state(s, "looker"), Terminated),
+                                    what="looker done")
+    assert container_state(status, "looker").exit_code == 0, container_state(status, "looker")
