@@ -185,3 +185,27 @@ async def test_sidecar_is_stopped_when_the_app_completes(harness: Harness) -> No
     status = await harness.wait_for(pod, lambda s: s.phase == "Succeeded"
                                     and isinstance(container_state(s, "helper"), Terminated), what="Succeeded")
     assert status.container("helper").restart_count == 0
+
+
+async def test_sidecar_is_stopped_after_the_app_when_the_pod_stops(harness: Harness, tmp_path) -> None:
+    from agent.state.pod import HostPathVolumeSource
+
+    import trio
+
+    tmp_path.chmod(0o777)
+    await harness.start()
+    mount = (VolumeMount(name="out", mount_path="/out"),)
+    sidecar = sh("helper", "trap 'echo sidecar >> /out/log; exit 0' TERM; while :; do sleep 0.1; done",
+                 restart_policy="Always", volume_mounts=mount)
+    app = sh("app", "trap 'sleep 0.5; echo app >> /out/log; exit 0' TERM; while :; do sleep 0.1; done",
+             volume_mounts=mount)
+    pod = make_pod("stoporder", app, volumes=(Volume(name="out", host_path=HostPathVolumeSource(path=str(tmp_path))),))
+    pod = with_init(pod, sidecar)
+    harness.source.set_pods([pod])
+    await harness.wait_for(pod, lambda s: s.phase == "Running" and s.ready, what="Ready")
+    harness.source.set_pods([])
+    log = tmp_path / "log"
+    with trio.fail_after(15):
+        while "sidecar" not in (log.read_text() if log.exists() else ""):
+            await trio.sleep(0.05)
+    assert log.read_text().split() == ["app", "sidecar"]

@@ -517,3 +517,20 @@ def test_pod_level_setting_errors() -> None:
     assert 'spec.dnsConfig.nameservers: must provide at least one nameserver when dnsPolicy is "None"' not in errors
     assert errors_of(base(dnsPolicy="None")) == [
         'spec.dnsConfig.nameservers: must provide at least one nameserver when dnsPolicy is "None"']
+
+
+def test_describe_and_status_word_show_init_containers() -> None:
+    from agent.cli.render import describe_pod, pod_status_word
+    from agent.runtime.status import PodStatus
+
+    (pod,) = load_manifests(MYAPP_POD)
+    status = PodStatus(uid="u", namespace="default", name="myapp-pod", phase="Pending", reason="Init:0/2",
+                       container_statuses=(_cs("myapp-container", Waiting("PodInitializing")),),
+                       init_container_statuses=(_cs("init-myservice", Running(1.0)),
+                                                _cs("init-mydb", Waiting("PodInitializing"))))
+    d = status.to_dict()
+    assert pod_status_word(d) == "Init:0/2"
+    text = describe_pod({**pod_to_dict(pod), "status": d})
+    init_at, containers_at = text.index("Init Containers:"), text.index("\nContainers:\n")
+    assert init_at < text.index("  init-myservice:") < text.index("  init-mydb:") < containers_at
+    assert text.index("  myapp-container:") > containers_at
