@@ -534,3 +534,14 @@ def test_describe_and_status_word_show_init_containers() -> None:
     init_at, containers_at = text.index("Init Containers:"), text.index("\nContainers:\n")
     assert init_at < text.index("  init-myservice:") < text.index("  init-mydb:") < containers_at
     assert text.index("  myapp-container:") > containers_at
+
+
+def test_runtime_refuses_a_built_pod_whose_init_container_shares_a_name() -> None:
+    from dataclasses import replace
+
+    from agent.runtime.reconciler import runnable_problem
+
+    pod = parse_pod(base())
+    assert runnable_problem(pod) is None
+    clash = replace(pod, spec=replace(pod.spec, init_containers=(pod.spec.containers[0],)))
+    assert "duplicate container names" in runnable_problem(clash)
