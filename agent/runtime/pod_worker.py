@@ -33,6 +33,7 @@ from .docker_api import gather
 from .env import needs_pod_ip
 from .errors import DockerApiError, DockerUnavailable, ImageNotFound, ImagePullError, NoSandboxAddress, NotFound
 from .host_paths import host_path_problems
+from .init_order import InitProgress, all_done, may_start_app, may_start_init
 from .pod_host import PodHost
 from .probe_executors import run_hook, run_probe
 from .restart_policy import decide
@@ -94,25 +95,20 @@ class PodWorker:
     def _sidecars(self) -> list[AppState]:
         return [a for a in self.apps.values() if a.sidecar]
 
+    def _init_progress(self) -> list[InitProgress]:
+        return [InitProgress(sidecar=a.sidecar, completed=a.completed,
+                             started=a.started and a.container_id is not None)
+                for a in self.apps.values() if a.init]
+
     def _may_start(self, app: AppState) -> bool:
-        """The order of a Pod's start: an init container once those before it are done (a
-        regular one completed, a sidecar started), an app container once all are."""
-        if self.init_failed:
-            return False
+        """May this container be started now? (init_order.py's rules)"""
         if not app.init:
-            return self.initialized
-        if self.initialized:
-            return app.sidecar  # a sidecar restarts; a completed init container never runs again
-        for before in self.apps.values():
-            if before is app:
-                return True
-            if not (before.completed if not before.sidecar else (before.started and before.container_id)):
-                return False
-        return False
+            return may_start_app(initialized=self.initialized, failed=self.init_failed)
+        index = [a for a in self.apps.values() if a.init].index(app)
+        return may_start_init(self._init_progress(), index, initialized=self.initialized, failed=self.init_failed)
 
     def _note_initialized(self) -> None:
-        if not self.initialized and all(a.completed if not a.sidecar else a.started
-                                        for a in self.apps.values() if a.init):
+        if not self.initialized and all_done(self._init_progress()):
             self.initialized = True
             self._log("initialized")
 

@@ -545,3 +545,25 @@ def test_runtime_refuses_a_built_pod_whose_init_container_shares_a_name() -> Non
     assert runnable_problem(pod) is None
     clash = replace(pod, spec=replace(pod.spec, init_containers=(pod.spec.containers[0],)))
     assert "duplicate container names" in runnable_problem(clash)
+
+
+def test_init_order_rules() -> None:
+    from agent.runtime.init_order import InitProgress, all_done, may_start_app, may_start_init
+
+    regular, sidecar = InitProgress(sidecar=False), InitProgress(sidecar=True)
+    fresh = [regular, sidecar, regular]
+    assert [may_start_init(fresh, i, initialized=False, failed=False) for i in range(3)] == [True, False, False]
+    first_done = [InitProgress(sidecar=False, completed=True), sidecar, regular]
+    assert [may_start_init(first_done, i, initialized=False, failed=False) for i in range(3)] == [True, True, False]
+    # A sidecar that runs but has not passed its startupProbe holds the next one back.
+    side_up = [first_done[0], InitProgress(sidecar=True, started=True), regular]
+    assert may_start_init(side_up, 2, initialized=False, failed=False)
+    assert not all_done(side_up) and not may_start_app(initialized=False, failed=False)
+    done = [side_up[0], side_up[1], InitProgress(sidecar=False, completed=True)]
+    assert all_done(done)
+    # Initialized: only the sidecar may start again (after a crash); the app containers may start.
+    crashed = [done[0], sidecar, done[2]]
+    assert [may_start_init(crashed, i, initialized=True, failed=False) for i in range(3)] == [False, True, False]
+    assert may_start_app(initialized=True, failed=False)
+    assert not may_start_app(initialized=True, failed=True)
+    assert not may_start_init(fresh, 0, initialized=False, failed=True)
