@@ -6,6 +6,7 @@ import uuid
 from dataclasses import replace
 
 import pytest
+import trio
 
 from agent.runtime.status import Running, Terminated, Waiting
 from agent.state.manifest import load_manifests
@@ -169,6 +170,10 @@ async def test_documented_sidecar_runs_beside_the_app_and_restarts(harness: Harn
     status = await harness.wait_for(pod, lambda s: s.phase == "Running" and s.ready, what="Ready")
     shipper = status.container("logshipper")
     assert isinstance(shipper.state, Running)
+    # It ships what the app writes: the app's lines show in the sidecar's output.
+    with trio.fail_after(10):
+        while b"logging" not in docker_client.containers.get(shipper.container_id).logs():
+            await trio.sleep(0.1)
     # The sidecar exits: it is restarted, whatever the Pod's policy says of app containers.
     docker_client.containers.get(shipper.container_id).kill()
     status = await harness.wait_for(pod, lambda s: s.container("logshipper").restart_count >= 1
@@ -190,8 +195,6 @@ async def test_sidecar_is_stopped_when_the_app_completes(harness: Harness) -> No
 async def test_sidecar_is_stopped_after_the_app_when_the_pod_stops(harness: Harness, tmp_path) -> None:
     from agent.state.pod import HostPathVolumeSource
 
-    import trio
-
     tmp_path.chmod(0o777)
     await harness.start()
     mount = (VolumeMount(name="out", mount_path="/out"),)
@@ -209,3 +212,28 @@ async def test_sidecar_is_stopped_after_the_app_when_the_pod_stops(harness: Harn
         while "sidecar" not in (log.read_text() if log.exists() else ""):
             await trio.sleep(0.05)
     assert log.read_text().split() == ["app", "sidecar"]
+
+
+async def test_restarted_runtime_adopts_an_initialized_pod_without_rerunning_init(harness: Harness) -> None:
+    await harness.start()
+    mount = (VolumeMount(name="work", mount_path="/work"),)
+    setup = sh("setup", "echo ran >> /work/setups", volume_mounts=mount)
+    helper = sh("helper", "exec sleep 1000", restart_policy="Always")
+    app = sh("app", "exec sleep 1000", volume_mounts=mount)
+    pod = with_init(make_pod("adopt-init", app, volumes=(Volume(name="work", empty_dir=EmptyDirVolumeSource()),)),
+                    setup, helper)
+    harness.source.set_pods([pod])
+    before = await harness.wait_for(pod, lambda s: s.phase == "Running" and s.ready, what="Ready")
+    await harness.stop()
+    harness2 = Harness(harness.nursery, harness.node_name)
+    harness2.source = harness.source
+    await harness2.start()
+    await harness2.wait_for(pod, lambda s: s.phase == "Running" and s.ready, what="adopted and Ready")
+    after = await harness2.holds(pod, lambda s: s.ready and s.reason is None, for_s=1.0, what="stays Ready")
+    for name in ("app", "helper"):
+        assert after.container(name).container_id == before.container(name).container_id, name
+        assert after.container(name).restart_count == 0
+    setup_state = container_state(after, "setup")
+    assert isinstance(setup_state, Terminated) and setup_state.exit_code == 0
+    assert setup_state.container_id == container_state(before, "setup").container_id
+    assert {c.type: c.status for c in after.conditions}["Initialized"] is True
