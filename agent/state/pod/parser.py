@@ -17,6 +17,10 @@ Rules:
   0/10/1/3/1, grace period 30 s, imagePullPolicy from the image tag, resource requests
   copied from limits when only limits are given), so a parsed Pod is fully explicit
   and pod_to_dict writes every defaulted field: parse_pod(pod_to_dict(p)) == p.
+  The fields added after the first release (dnsPolicy ClusterFirst, serviceAccountName
+  "default", the booleans shareProcessNamespace, stdin, stdinOnce, tty) are written only
+  when they differ from their default, so the spec hash of a Pod that does not use them
+  is what it was, and a restarted agent adopts its containers instead of replacing them.
 - Stricter than Kubernetes on purpose (each would only fail later at run time):
   a probe's named port must name a port of the same container; a mountPath and a
   hostPath path must be absolute; resources are limited to cpu and memory.

@@ -1,7 +1,8 @@
 """A Pod back to a Kubernetes-shaped dict, and the hash of what it runs.
 
 Owns: pod_to_dict (Pod -> camelCase dict, JSON/YAML-ready, every defaulted field
-written) and pod_spec_hash. Rules: pure; parse_pod(pod_to_dict(p)) == p; the hash is
+written but those added later, which are written when not at their default: see
+parser.py) and pod_spec_hash. Rules: pure; parse_pod(pod_to_dict(p)) == p; the hash is
 stable across processes and versions of Python (canonical JSON, SHA-256).
 """
 
