@@ -15,7 +15,7 @@ Layout of a Pod on Docker:
   - the environment is env.py's (downward API values, $(VAR) expansion), which also
     expands command and args;
   - shareProcessNamespace puts the app containers in the infra container's PID namespace;
-    hostname/subdomain and dnsConfig are the infra container's (the app containers share
+    hostname/subdomain, hostAliases and dnsConfig are the infra container's (the app containers share
     its UTS namespace and resolv.conf);
   - CPU limits map to nano_cpus, CPU requests to cpu_shares, memory limits to mem_limit
     (with swap disabled so the limit is the limit);
@@ -174,6 +174,7 @@ def infra_plan(pod: Any, node_name: str, spec_hash: str, config: RuntimeConfig, 
         "port_bindings": bindings or None,
         "ipc_mode": "shareable",
         **dns_options(pod),
+        "extra_hosts": [f"{name}:{a.ip}" for a in pod.spec.host_aliases for name in a.hostnames] or None,
         "log_config": log_config(config),
         "pids_limit": pids_limits(pod, config)[0],
     }

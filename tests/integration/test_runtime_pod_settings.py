@@ -1,5 +1,5 @@
 """Pod-level settings on the real Docker engine: shared process namespace, hostname and
-subdomain, dnsConfig, workingDir and tty, seen from inside the containers."""
+subdomain, hostAliases, dnsConfig, workingDir and tty, seen from inside the containers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from agent.runtime.status import Terminated
-from agent.state.pod import PodDNSConfig, PodDNSConfigOption
+from agent.state.pod import HostAlias, PodDNSConfig, PodDNSConfigOption
 from tests.integration.conftest import Harness, container_state, make_pod, sh
 
 pytestmark = pytest.mark.docker
@@ -25,13 +25,15 @@ async def test_pod_settings_seen_from_inside(harness: Harness) -> None:
                 " grep -q '^nameserver 10.20.30.40' /etc/resolv.conf || exit 6;"
                 " grep -q 'ndots:2' /etc/resolv.conf || exit 7;"
                 ' test "$(pwd)" = /tmp || exit 8;'
-                " test -t 0 || exit 9",
+                " test -t 0 || exit 9;"
+                " grep -Eq '^10.1.2.3[[:space:]]+foo.local' /etc/hosts || exit 10",
                 working_dir="/tmp", tty=True, stdin=True)
     pod = make_pod("settings", other, looker, restart_policy="Never", grace_s=1)
     pod = replace(pod, spec=replace(
         pod.spec, share_process_namespace=True, hostname="web-0", subdomain="web", dns_policy="None",
         dns_config=PodDNSConfig(nameservers=("10.20.30.40",), searches=("example.com",),
-                                options=(PodDNSConfigOption("ndots", "2"),))))
+                                options=(PodDNSConfigOption("ndots", "2"),)),
+        host_aliases=(HostAlias(ip="10.1.2.3", hostnames=("foo.local", "bar.local")),)))
     harness.source.set_pods([pod])
     status = await harness.wait_for(pod, lambda s: isinstance(container_state(s, "looker"), Terminated),
                                     what="looker done")

@@ -486,6 +486,7 @@ def test_process_namespace_names_dns_and_terminal_round_trip() -> None:
     from agent.runtime.config import RuntimeConfig
 
     doc = base(shareProcessNamespace=True, hostname="web-0", subdomain="web", dnsPolicy="None",
+               hostAliases=[{"ip": "127.0.0.1", "hostnames": ["foo.local", "bar.local"]}, {"ip": "::1"}],
                dnsConfig={"nameservers": ["1.2.3.4"], "searches": ["ns1.svc.cluster-domain.example", "my.dns.search.suffix"],
                           "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]})
     doc["spec"]["containers"][0].update(workingDir="/srv", stdin=True, stdinOnce=True, tty=True)
@@ -496,6 +497,7 @@ def test_process_namespace_names_dns_and_terminal_round_trip() -> None:
     assert infra.create_kwargs["domainname"] == "web.ns.svc.cluster.local"
     assert infra.host_config_kwargs["dns"] == ["1.2.3.4"]
     assert infra.host_config_kwargs["dns_opt"] == ["ndots:2", "edns0"]
+    assert infra.host_config_kwargs["extra_hosts"] == ["foo.local:127.0.0.1", "bar.local:127.0.0.1"]
     app = plans.app_plan(pod, pod.spec.containers[0], "n", "h", "infra1", RuntimeConfig(), restart_count=0,
                          crash_streak=0, started_at=0.0)
     assert app.host_config_kwargs["pid_mode"] == "container:infra1"
@@ -508,12 +510,15 @@ def test_process_namespace_names_dns_and_terminal_round_trip() -> None:
 
 
 def test_pod_level_setting_errors() -> None:
-    doc = base(hostname="Web_0", dnsPolicy="None", dnsConfig={"nameservers": ["not-an-ip"]})
+    doc = base(hostname="Web_0", dnsPolicy="None", dnsConfig={"nameservers": ["not-an-ip"]},
+               hostAliases=[{"ip": "10.0.0.300", "hostnames": ["Bad_Name"]}])
     doc["spec"]["containers"][0]["workingDir"] = "relative"
     errors = errors_of(doc)
     assert any(e.startswith('spec.hostname: "Web_0" is not a valid DNS-1123 label') for e in errors)
     assert 'spec.dnsConfig.nameservers[0]: "not-an-ip" is not an IP address' in errors
     assert 'spec.containers[0].workingDir: "relative" must be an absolute path' in errors
+    assert 'spec.hostAliases[0].ip: "10.0.0.300" is not an IP address' in errors
+    assert any(e.startswith('spec.hostAliases[0].hostnames[0]: "Bad_Name" is not a valid DNS-1123') for e in errors)
     assert 'spec.dnsConfig.nameservers: must provide at least one nameserver when dnsPolicy is "None"' not in errors
     assert errors_of(base(dnsPolicy="None")) == [
         'spec.dnsConfig.nameservers: must provide at least one nameserver when dnsPolicy is "None"']

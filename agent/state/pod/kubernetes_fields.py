@@ -74,6 +74,7 @@ KUBERNETES_FIELDS: dict[str, frozenset[str]] = {
         "appArmorProfile", "seLinuxChangePolicy",
     }),
     "Capabilities": frozenset({"add", "drop"}),
+    "HostAlias": frozenset({"ip", "hostnames"}),
     "PodDNSConfig": frozenset({"nameservers", "searches", "options"}),
     "PodDNSConfigOption": frozenset({"name", "value"}),
 }

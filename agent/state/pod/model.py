@@ -391,6 +391,17 @@ class PodDNSConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HostAlias:
+    """spec.hostAliases[]: an entry of the Pod's /etc/hosts."""
+
+    ip: str
+    hostnames: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _coerce(self, tuples=("hostnames",))
+
+
+@dataclass(frozen=True, slots=True)
 class PodSpec:
     containers: tuple[Container, ...]
     restart_policy: str = "Always"
@@ -407,11 +418,13 @@ class PodSpec:
     # No cluster DNS runs here: ClusterFirst resolves as Default does (the node's resolver).
     dns_policy: str = "ClusterFirst"
     dns_config: PodDNSConfig | None = None
+    host_aliases: tuple[HostAlias, ...] = ()
     # Run in order before the containers; those with restart_policy "Always" are sidecars.
     init_containers: tuple[Container, ...] = ()
 
     def __post_init__(self) -> None:
-        _coerce(self, maps=("node_selector",), tuples=("containers", "volumes", "tolerations", "init_containers"))
+        _coerce(self, maps=("node_selector",),
+                tuples=("containers", "volumes", "tolerations", "init_containers", "host_aliases"))
 
     def sidecars(self) -> tuple[Container, ...]:
         return tuple(c for c in self.init_containers if c.restart_policy == "Always")

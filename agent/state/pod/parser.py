@@ -67,6 +67,7 @@ from agent.state.pod.model import (
     HTTPGetAction,
     DNS_POLICIES,
     RESOURCE_FIELDS,
+    HostAlias,
     PodDNSConfig,
     PodDNSConfigOption,
     ObjectFieldSelector,
@@ -343,6 +344,7 @@ class _Parser:
                 "subdomain",
                 "dnsPolicy",
                 "dnsConfig",
+                "hostAliases",
             ),
             kind="PodSpec",
         )
@@ -393,7 +395,16 @@ class _Parser:
             subdomain=self.string(m, "subdomain", path, default=None, check=dns_label_problem),
             dns_policy=dns_policy,
             dns_config=dns_config,
+            host_aliases=tuple(self.host_alias(item, item_path) for item, item_path in self.items(m, "hostAliases", path)),
         )
+
+    def host_alias(self, raw: Any, path: str) -> HostAlias:
+        m = self.obj(raw, path, ("ip", "hostnames"), kind="HostAlias")
+        ip = self.string(m, "ip", path, required=True, default="", check=ip_problem)
+        hostnames = tuple(
+            self.string_value(v, p, check=dns_subdomain_problem) for v, p in self.items(m, "hostnames", path)
+        )
+        return HostAlias(ip=ip, hostnames=hostnames)
 
     def dns_config(self, raw: Any, path: str) -> PodDNSConfig | None:
         if raw is None:
