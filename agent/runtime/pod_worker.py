@@ -9,6 +9,9 @@ emptyDir volumes) and the Pod's status. Rules:
   - the restart decision and the backoff are the pure functions of restart_policy.py;
   - a Docker failure (engine down, absent image, create error) is shown in the status and
     retried with backoff; it never ends the task;
+  - once spec.activeDeadlineSeconds have passed since the Pod started, its containers
+    are stopped (preStop, grace period) and never restarted: phase Failed, reason
+    DeadlineExceeded, as kubelet does;
   - init containers run one at a time in order, each to success, before any app container
     is created; a failed one is retried (unless the Pod's restartPolicy is Never, which
     fails the Pod). A sidecar (an init container with restartPolicy Always) lets the next
@@ -68,6 +71,7 @@ class PodWorker:
         self.apps: dict[str, AppState] = self._fresh_apps()
         self.initialized = not pod.spec.init_containers  # every init container done (sticky)
         self.init_failed = False  # a regular init container failed and will not be retried
+        self.deadline_exceeded = False  # spec.activeDeadlineSeconds passed: everything stops, the Pod fails
         self.infra = InfraState()
         self.volumes_ready = False
         self.host_paths_ready = False
@@ -179,6 +183,9 @@ class PodWorker:
             wake = min(wake, self.docker_retry_at)
         if self.infra_retry_at:
             wake = min(wake, self.infra_retry_at)
+        deadline = self._deadline()
+        if deadline is not None and not self.deadline_exceeded:
+            wake = min(wake, trio.current_time() + max(0.0, deadline - time.time()))
         for app in self.apps.values():
             if app.container_id is None and not app.finished and self._may_start(app):
                 wake = min(wake, app.start_at)
@@ -197,14 +204,34 @@ class PodWorker:
     # -- converge: make Docker match the spec -------------------------------------------
 
     def _all_finished(self) -> bool:
-        """Will no app container run again (all finished, or the init containers failed)?"""
-        return self.init_failed or all(a.finished for a in self._regular())
+        """Will no app container run again (all finished, the init containers failed, or the deadline passed)?"""
+        return self.init_failed or self.deadline_exceeded or all(a.finished for a in self._regular())
+
+    def _deadline(self) -> float | None:
+        """When the Pod's activeDeadlineSeconds run out (wall clock), if it has one."""
+        seconds = self.pod.spec.active_deadline_seconds
+        return None if seconds is None else self.start_time + seconds
+
+    def _check_deadline(self) -> None:
+        deadline = self._deadline()
+        if deadline is None or self.deadline_exceeded or time.time() < deadline:
+            return
+        self.deadline_exceeded = True
+        self._log("deadline_exceeded", active_deadline_s=self.pod.spec.active_deadline_seconds)
+        for app in self.apps.values():
+            if app.container_id is not None:
+                if app.kill_reason is None:
+                    app.kill_reason = "deadline"
+                    self._spawn(self._kill_app, app.spec, app.container_id, plans.grace_period_s(self.pod))
+            elif not app.finished:
+                app.finished = True
 
     async def _converge(self) -> None:
         now = trio.current_time()
         if now < self.docker_retry_at:
             return
         self._note_initialized()
+        self._check_deadline()
         try:
             if self._all_finished():
                 # Nothing will run again: the sidecars, then the infra container, have no one to serve.
@@ -522,7 +549,7 @@ class PodWorker:
         failed = app.kill_reason in ("liveness", "startup", "postStart")
         pod_done = app.kill_reason == "pod-done"
         app.kill_reason = None
-        if self.terminating or (app.sidecar and (pod_done or self._all_finished())):
+        if self.terminating or self.deadline_exceeded or (app.sidecar and (pod_done or self._all_finished())):
             app.terminated = term
             app.finished = True
             return
@@ -847,10 +874,14 @@ class PodWorker:
                 container_id=app.container_id or (app.terminated.container_id if app.terminated else None),
                 image_id=app.image_id,
             ))
-        phase = "Failed" if self.init_failed else pod_phase(self.pod.spec.restart_policy, statuses)
+        phase = "Failed" if self.init_failed or self.deadline_exceeded else pod_phase(self.pod.spec.restart_policy,
+                                                                                        statuses)
         sidecars = frozenset(a.spec.name for a in self._sidecars())
-        init_word = None if self.initialized and not self.init_failed else init_status_word(init_statuses, sidecars)
+        reason = None if self.initialized and not self.init_failed else init_status_word(init_statuses, sidecars)
         message = self.message
+        if self.deadline_exceeded:
+            reason = "DeadlineExceeded"
+            message = "Pod was active on the node longer than the specified deadline"
         if self.host.docker_lost():
             message = message or self.host.docker_message
             if any(a.container_id for a in self.apps.values()):
@@ -872,7 +903,7 @@ class PodWorker:
         return PodStatus(
             uid=self.uid, namespace=meta.namespace, name=meta.name, phase=phase, conditions=conditions,
             container_statuses=tuple(statuses), pod_ip=self.infra.ip, host_ip=self.host.host_ip,
-            start_time=self.start_time, message=message, reason=init_word,
+            start_time=self.start_time, message=message, reason=reason,
             init_container_statuses=tuple(init_statuses),
         )
 

@@ -87,7 +87,7 @@ class AppState:
     last: Terminated | None = None
     start_at: float = 0.0  # trio clock: do not (re)start before
     finished: bool = False  # terminated and not restarting
-    kill_reason: str | None = None  # "liveness" | "startup" | "postStart" | "sandbox" | "pod-done" when we kill it
+    kill_reason: str | None = None  # liveness|startup|postStart|sandbox|pod-done|deadline: why we kill it
     kill_message: str | None = None  # why, for its terminated state (e.g. "FailedPostStartHook: ...")
     ready: bool = False
     started: bool = False  # past the startup probe

@@ -38,3 +38,18 @@ async def test_pod_settings_seen_from_inside(harness: Harness) -> None:
     status = await harness.wait_for(pod, lambda s: isinstance(container_state(s, "looker"), Terminated),
                                     what="looker done")
     assert container_state(status, "looker").exit_code == 0, container_state(status, "looker")
+
+
+async def test_active_deadline_stops_and_fails_the_pod(harness: Harness) -> None:
+    await harness.start()
+    pod = make_pod("deadline", sh("main", "trap 'exit 0' TERM; while :; do sleep 0.1; done"), grace_s=1)
+    pod = replace(pod, spec=replace(pod.spec, active_deadline_seconds=2))
+    harness.source.set_pods([pod])
+    status = await harness.wait_for(pod, lambda s: s.phase == "Failed"
+                                    and isinstance(container_state(s, "main"), Terminated), timeout_s=15,
+                                    what="Failed, its container stopped")
+    assert status.reason == "DeadlineExceeded"
+    assert status.message == "Pod was active on the node longer than the specified deadline"
+    assert 1.5 <= container_state(status, "main").finished_at - status.start_time < 6
+    await harness.holds(pod, lambda s: s.phase == "Failed" and s.container("main").restart_count == 0
+                        and isinstance(container_state(s, "main"), Terminated), for_s=1.0, what="stays stopped")

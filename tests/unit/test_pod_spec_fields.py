@@ -487,11 +487,13 @@ def test_process_namespace_names_dns_and_terminal_round_trip() -> None:
 
     doc = base(shareProcessNamespace=True, hostname="web-0", subdomain="web", dnsPolicy="None",
                hostAliases=[{"ip": "127.0.0.1", "hostnames": ["foo.local", "bar.local"]}, {"ip": "::1"}],
+               activeDeadlineSeconds=60,
                dnsConfig={"nameservers": ["1.2.3.4"], "searches": ["ns1.svc.cluster-domain.example", "my.dns.search.suffix"],
                           "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]})
     doc["spec"]["containers"][0].update(workingDir="/srv", stdin=True, stdinOnce=True, tty=True)
     pod = round_trips(doc)
     assert pod.spec.dns_config.options[1].value is None
+    assert pod.spec.active_deadline_seconds == 60
     infra = plans.infra_plan(pod, "n", "h", RuntimeConfig(), started_at=0.0)
     assert infra.create_kwargs["hostname"] == "web-0"
     assert infra.create_kwargs["domainname"] == "web.ns.svc.cluster.local"
@@ -511,13 +513,14 @@ def test_process_namespace_names_dns_and_terminal_round_trip() -> None:
 
 def test_pod_level_setting_errors() -> None:
     doc = base(hostname="Web_0", dnsPolicy="None", dnsConfig={"nameservers": ["not-an-ip"]},
-               hostAliases=[{"ip": "10.0.0.300", "hostnames": ["Bad_Name"]}])
+               hostAliases=[{"ip": "10.0.0.300", "hostnames": ["Bad_Name"]}], activeDeadlineSeconds=0)
     doc["spec"]["containers"][0]["workingDir"] = "relative"
     errors = errors_of(doc)
     assert any(e.startswith('spec.hostname: "Web_0" is not a valid DNS-1123 label') for e in errors)
     assert 'spec.dnsConfig.nameservers[0]: "not-an-ip" is not an IP address' in errors
     assert 'spec.containers[0].workingDir: "relative" must be an absolute path' in errors
     assert 'spec.hostAliases[0].ip: "10.0.0.300" is not an IP address' in errors
+    assert "spec.activeDeadlineSeconds: 0 must be at least 1" in errors
     assert any(e.startswith('spec.hostAliases[0].hostnames[0]: "Bad_Name" is not a valid DNS-1123') for e in errors)
     assert 'spec.dnsConfig.nameservers: must provide at least one nameserver when dnsPolicy is "None"' not in errors
     assert errors_of(base(dnsPolicy="None")) == [

@@ -419,6 +419,8 @@ class PodSpec:
     dns_policy: str = "ClusterFirst"
     dns_config: PodDNSConfig | None = None
     host_aliases: tuple[HostAlias, ...] = ()
+    # Seconds the Pod may be active on its node, from its start; then it is stopped and Failed.
+    active_deadline_seconds: int | None = None
     # Run in order before the containers; those with restart_policy "Always" are sidecars.
     init_containers: tuple[Container, ...] = ()
 

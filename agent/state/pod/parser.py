@@ -345,6 +345,7 @@ class _Parser:
                 "dnsPolicy",
                 "dnsConfig",
                 "hostAliases",
+                "activeDeadlineSeconds",
             ),
             kind="PodSpec",
         )
@@ -395,6 +396,7 @@ class _Parser:
             subdomain=self.string(m, "subdomain", path, default=None, check=dns_label_problem),
             dns_policy=dns_policy,
             dns_config=dns_config,
+            active_deadline_seconds=self.integer(m, "activeDeadlineSeconds", path, default=None, minimum=1),
             host_aliases=tuple(self.host_alias(item, item_path) for item, item_path in self.items(m, "hostAliases", path)),
         )
 

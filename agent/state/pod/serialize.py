@@ -57,6 +57,8 @@ def pod_to_dict(pod: Pod) -> dict[str, Any]:
             d["options"] = [{"name": o.name, **({"value": o.value} if o.value is not None else {})}
                             for o in dns.options]
         spec["dnsConfig"] = d
+    if pod.spec.active_deadline_seconds is not None:
+        spec["activeDeadlineSeconds"] = pod.spec.active_deadline_seconds
     if pod.spec.host_aliases:
         spec["hostAliases"] = [{"ip": a.ip, "hostnames": list(a.hostnames)} for a in pod.spec.host_aliases]
     if pod.spec.init_containers:
