@@ -104,15 +104,16 @@ class NodeServicer:
             raise InvalidArgument(f"tail_lines: must be >= 0, got {request.tail_lines}")
         pod, _status = self._find(request.namespace, request.name)
         names = [c.name for c in pod.spec.containers]
+        every = names + [c.name for c in pod.spec.init_containers]  # init containers' logs too, by name
         container = request.container
         if not container:
             if len(names) != 1:
                 raise InvalidArgument(
-                    f'a container name must be given for pod "{pod.metadata.name}": one of {names}'
+                    f'a container name must be given for pod "{pod.metadata.name}": one of {every}'
                 )
             container = names[0]
-        elif container not in names:
-            raise NotFound(f'container "{container}" is not valid for pod "{pod.metadata.name}": one of {names}')
+        elif container not in every:
+            raise NotFound(f'container "{container}" is not valid for pod "{pod.metadata.name}": one of {every}')
         lines = self._runtime.logs(
             pod.metadata.uid, container, tail=request.tail_lines or None, follow=request.follow,
             previous=request.previous,

@@ -182,6 +182,26 @@ def container_requests(container: Mapping) -> tuple[str, str]:
     return requests.get("cpu", "0"), requests.get("memory", "0")
 
 
+def _container_lines(lines: list[str], containers: Sequence[Mapping] | None,
+                     statuses: Sequence[Mapping] | None) -> None:
+    by_name = {cs.get("name"): cs for cs in statuses or ()}
+    for container in containers or ():
+        cs = by_name.get(container.get("name"), {})
+        lines.append(f"  {container.get('name')}:")
+        _kv(lines, "Image", container.get("image", ""), 4)
+        cpu, memory = container_requests(container)
+        _kv(lines, "Requests", f"cpu={cpu}, memory={memory}", 4)
+        limits = (container.get("resources") or {}).get("limits") or {}
+        if limits:
+            _kv(lines, "Limits", ", ".join(f"{k}={v}" for k, v in sorted(limits.items())), 4)
+        for label, key in (("State", "state"), ("Last State", "lastState")):
+            for word, detail in (cs.get(key) or {}).items():
+                extras = ", ".join(f"{k}={v}" for k, v in (detail or {}).items())
+                _kv(lines, label, f"{word.capitalize()} {extras}".rstrip(), 4)
+        _kv(lines, "Ready", cs.get("ready", False), 4)
+        _kv(lines, "Restart Count", cs.get("restartCount", 0), 4)
+
+
 def describe_pod(pod: Mapping) -> str:
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
@@ -199,23 +219,11 @@ def describe_pod(pod: Mapping) -> str:
         _kv(lines, "Message", status["message"])
     _kv(lines, "IP", status.get("podIP") or "<none>")
     _kv(lines, "QoS Class", status.get("qosClass") or "<none>")
+    if spec.get("initContainers"):
+        lines.append("Init Containers:")
+        _container_lines(lines, spec["initContainers"], status.get("initContainerStatuses"))
     lines.append("Containers:")
-    by_name = {cs.get("name"): cs for cs in status.get("containerStatuses") or ()}
-    for container in spec.get("containers") or ():
-        cs = by_name.get(container.get("name"), {})
-        lines.append(f"  {container.get('name')}:")
-        _kv(lines, "Image", container.get("image", ""), 4)
-        cpu, memory = container_requests(container)
-        _kv(lines, "Requests", f"cpu={cpu}, memory={memory}", 4)
-        limits = (container.get("resources") or {}).get("limits") or {}
-        if limits:
-            _kv(lines, "Limits", ", ".join(f"{k}={v}" for k, v in sorted(limits.items())), 4)
-        for label, key in (("State", "state"), ("Last State", "lastState")):
-            for word, detail in (cs.get(key) or {}).items():
-                extras = ", ".join(f"{k}={v}" for k, v in (detail or {}).items())
-                _kv(lines, label, f"{word.capitalize()} {extras}".rstrip(), 4)
-        _kv(lines, "Ready", cs.get("ready", False), 4)
-        _kv(lines, "Restart Count", cs.get("restartCount", 0), 4)
+    _container_lines(lines, spec.get("containers"), status.get("containerStatuses"))
     _conditions(lines, status.get("conditions") or ())
     if spec.get("nodeSelector"):
         _map_lines(lines, "Node-Selectors", spec["nodeSelector"])

@@ -56,6 +56,9 @@ class RuntimeConfig:
     # between the Pod's containers (containers.pids_limits); None: no limit. 1024 is far
     # above what a Pod of a few services runs, and far below what starves a node.
     pod_pids_limit: int | None = 1024
+    # Privileged containers (securityContext.privileged: true) get every device and capability
+    # of the node: refused unless the node's operator allows them, as a PodSecurity policy would.
+    allow_privileged: bool = False
     # Node reserve subtracted from capacity to give allocatable (system daemons, dockerd, agentd).
     reserved_cpu_millicores: int = 100
     reserved_memory_bytes: int = 256 * 1024 * 1024

@@ -12,6 +12,11 @@ Layout of a Pod on Docker:
     containers of a Pod reach each other on localhost and share the Pod IP;
   - an emptyDir is a named Docker volume shared by the Pod's containers (tmpfs-backed
     when medium is Memory); a hostPath is a bind mount;
+  - the environment is env.py's (downward API values, $(VAR) expansion), which also
+    expands command and args;
+  - shareProcessNamespace puts the app containers in the infra container's PID namespace;
+    hostname/subdomain, hostAliases and dnsConfig are the infra container's (the app containers share
+    its UTS namespace and resolv.conf);
   - CPU limits map to nano_cpus, CPU requests to cpu_shares, memory limits to mem_limit
     (with swap disabled so the limit is the limit);
   - every container logs through the json-file driver with rotation (max-size, max-file
@@ -29,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .config import RuntimeConfig
+from .env import container_env, expand_all
 
 LABEL_PREFIX = "agentd."
 LABEL_NODE = "agentd.node"
@@ -55,6 +61,11 @@ INFRA_PIDS_LIMIT = 8
 
 class SpecError(ValueError):
     """A Pod that cannot be expressed as Docker objects (e.g. an unsupported quantity)."""
+
+
+class ConfigError(SpecError):
+    """A container this node refuses to create as configured (Kubernetes' CreateContainerConfigError):
+    runAsNonRoot with an image that runs as root, privileged on a node that does not allow it."""
 
 
 def _safe(part: str) -> str:
@@ -136,7 +147,7 @@ def infra_plan(pod: Any, node_name: str, spec_hash: str, config: RuntimeConfig, 
                    LABEL_POD_STARTED: started_label(started_at)})
     ports: list[Any] = []
     bindings: dict[Any, Any] = {}
-    for c in pod.spec.containers:
+    for c in (*pod.spec.containers, *pod.spec.init_containers):
         for p in c.ports:
             if not p.host_port:
                 continue
@@ -147,14 +158,23 @@ def infra_plan(pod: Any, node_name: str, spec_hash: str, config: RuntimeConfig, 
     create = {
         "image": config.infra_image,
         "command": list(config.infra_command),
-        "hostname": _safe(pod.metadata.name)[:63],
+        "hostname": pod.spec.hostname or _safe(pod.metadata.name)[:63],
         "ports": ports or None,
         "labels": labels,
     }
+    if pod.spec.subdomain:
+        create["domainname"] = f"{pod.spec.subdomain}.{pod.metadata.namespace}.svc.{CLUSTER_DOMAIN}"
+    binds = None
+    if fs_group_command(pod) is not None:
+        binds = [f"{volume_name(pod, v.name)}:{FS_GROUP_MOUNT}/{_safe(v.name)}:rw"
+                 for v in pod.spec.volumes if v.empty_dir is not None]
     host = {
         "network_mode": config.docker_network,
+        "binds": binds,
         "port_bindings": bindings or None,
         "ipc_mode": "shareable",
+        **dns_options(pod),
+        "extra_hosts": [f"{name}:{a.ip}" for a in pod.spec.host_aliases for name in a.hostnames] or None,
         "log_config": log_config(config),
         "pids_limit": pids_limits(pod, config)[0],
     }
@@ -173,6 +193,11 @@ def app_plan(
     restart_count: int,
     crash_streak: int,
     started_at: float,
+    pod_ip: str | None = None,
+    host_ip: str | None = None,
+    node_cpu_millicores: int = 0,
+    node_memory_bytes: int = 0,
+    image_user: str = "",
 ) -> ContainerPlan:
     labels = pod_labels(pod, node_name, spec_hash)
     labels.update({
@@ -182,15 +207,23 @@ def app_plan(
         LABEL_CRASH_STREAK: str(crash_streak),
         LABEL_POD_STARTED: started_label(started_at),
     })
+    env = container_env(pod, container, pod_ip=pod_ip, host_ip=host_ip,
+                        node_cpu_millicores=node_cpu_millicores, node_memory_bytes=node_memory_bytes)
     create: dict[str, Any] = {
         "image": container.image,
         "labels": labels,
-        "environment": {e.name: e.value for e in container.env} or None,
+        "environment": env or None,
     }
     if container.command:
-        create["entrypoint"] = list(container.command)
+        create["entrypoint"] = expand_all(container.command, env)
     if container.args:
-        create["command"] = list(container.args)
+        create["command"] = expand_all(container.args, env)
+    if container.working_dir:
+        create["working_dir"] = container.working_dir
+    if container.stdin:
+        create["stdin_open"] = True
+    if container.tty:
+        create["tty"] = True
     host: dict[str, Any] = {
         "network_mode": f"container:{infra_id}",
         "ipc_mode": f"container:{infra_id}",
@@ -198,9 +231,121 @@ def app_plan(
         "log_config": log_config(config),
         "pids_limit": pids_limits(pod, config)[1],
     }
+    if pod.spec.share_process_namespace:
+        host["pid_mode"] = f"container:{infra_id}"
     host.update(resource_limits(container))
+    security = security_options(pod, container, config, image_user=image_user)
+    if "user" in security:
+        create["user"] = security.pop("user")
+    host.update(security)
     name = container_name(pod, node_name, container.name, restart_count)
     return ContainerPlan(name, create, host, labels)
+
+
+CLUSTER_DOMAIN = "cluster.local"
+
+
+def dns_options(pod: Any) -> dict[str, Any]:
+    """The infra container's resolver settings (the app containers share its resolv.conf).
+
+    No cluster DNS runs here, so ClusterFirst resolves as Default does: the engine's
+    resolver for the node. dnsConfig's nameservers and searches replace the node's (Docker
+    cannot append to them); its options are added."""
+    dns = pod.spec.dns_config
+    if dns is None:
+        return {}
+    out: dict[str, Any] = {}
+    if dns.nameservers:
+        out["dns"] = list(dns.nameservers)
+    if dns.searches:
+        out["dns_search"] = list(dns.searches)
+    if dns.options:
+        out["dns_opt"] = [o.name if o.value is None else f"{o.name}:{o.value}" for o in dns.options]
+    return out
+
+
+def needs_image_user(pod: Any, container: Any) -> bool:
+    """Does the container's securityContext depend on the user its image runs as?"""
+    user, group, non_root = _effective_identity(pod, container)
+    return user is None and (bool(non_root) or group is not None)
+
+
+def _effective_identity(pod: Any, container: Any) -> tuple[int | None, int | None, bool | None]:
+    """(runAsUser, runAsGroup, runAsNonRoot): the container's values, else the Pod's."""
+    psc = pod.spec.security_context
+    csc = container.security_context
+    values = []
+    for attr in ("run_as_user", "run_as_group", "run_as_non_root"):
+        value = getattr(csc, attr) if csc is not None else None
+        if value is None and psc is not None:
+            value = getattr(psc, attr)
+        values.append(value)
+    return values[0], values[1], values[2]
+
+
+def security_options(pod: Any, container: Any, config: RuntimeConfig, *, image_user: str = "") -> dict[str, Any]:
+    """Docker's arguments for the securityContext: "user" (for create) and HostConfig fields.
+
+    runAsUser/runAsGroup -> user "uid[:gid]" (a group alone keeps the image's user);
+    runAsNonRoot -> refused (ConfigError) if the process would run as uid 0, or as a user
+    name that cannot be checked, as kubelet refuses; readOnlyRootFilesystem -> read_only;
+    capabilities -> cap_add/cap_drop; allowPrivilegeEscalation false -> no-new-privileges;
+    privileged -> privileged, refused unless config.allow_privileged; fsGroup and
+    supplementalGroups -> group_add.
+    """
+    out: dict[str, Any] = {}
+    user, group, non_root = _effective_identity(pod, container)
+    image_uid = image_user.partition(":")[0]
+    if user is not None or group is not None:
+        out["user"] = str(user if user is not None else (image_uid or "0"))
+        if group is not None:
+            out["user"] += f":{group}"
+    if non_root:
+        if user is None:
+            if not image_uid or image_uid == "root":
+                raise ConfigError("container has runAsNonRoot and image will run as root")
+            if not image_uid.isdigit():
+                raise ConfigError(f"container has runAsNonRoot and image has non-numeric user ({image_uid}),"
+                                  " cannot verify user is non-root")
+            if int(image_uid) == 0:
+                raise ConfigError("container has runAsNonRoot and image will run as root")
+        elif user == 0:
+            raise ConfigError("container's runAsUser breaks non-root policy")
+    csc = container.security_context
+    if csc is not None:
+        if csc.read_only_root_filesystem:
+            out["read_only"] = True
+        if csc.capabilities is not None:
+            if csc.capabilities.add:
+                out["cap_add"] = [c.upper() for c in csc.capabilities.add]
+            if csc.capabilities.drop:
+                out["cap_drop"] = [c.upper() for c in csc.capabilities.drop]
+        if csc.allow_privilege_escalation is False:
+            out["security_opt"] = ["no-new-privileges:true"]
+        if csc.privileged:
+            if not config.allow_privileged:
+                raise ConfigError("privileged containers are not allowed on this node")
+            out["privileged"] = True
+    psc = pod.spec.security_context
+    if psc is not None:
+        groups = [*([psc.fs_group] if psc.fs_group is not None else []), *psc.supplemental_groups]
+        if groups:
+            out["group_add"] = [str(g) for g in dict.fromkeys(groups)]
+    return out
+
+
+def fs_group_command(pod: Any) -> list[str] | None:
+    """The command (run in the infra container, which mounts the Pod's emptyDir volumes under
+    FS_GROUP_MOUNT) that gives them to the Pod's fsGroup as kubelet does: group owner fsGroup,
+    group read-write, setgid so new files keep the group. None: nothing to do."""
+    psc = pod.spec.security_context
+    if psc is None or psc.fs_group is None or not any(v.empty_dir is not None for v in pod.spec.volumes):
+        return None
+    return ["sh", "-c", f"chgrp -R {int(psc.fs_group)} {FS_GROUP_MOUNT} && chmod -R g+rw {FS_GROUP_MOUNT}"
+                        f" && find {FS_GROUP_MOUNT} -mindepth 1 -type d -exec chmod 2777 {{}} +"]
+
+
+FS_GROUP_MOUNT = "/.agentd-volumes"
 
 
 def log_config(config: RuntimeConfig) -> dict[str, Any]:
@@ -213,7 +358,7 @@ def pids_limits(pod: Any, config: RuntimeConfig) -> tuple[int | None, int | None
     """(the infra container's pids limit, each app container's): together at most pod_pids_limit."""
     if config.pod_pids_limit is None:
         return None, None
-    apps = len(pod.spec.containers)
+    apps = len(pod.spec.containers) + len(pod.spec.init_containers)
     per_app = (config.pod_pids_limit - INFRA_PIDS_LIMIT) // apps
     if per_app < 1:
         raise SpecError(f"pod_pids_limit {config.pod_pids_limit} leaves no process for each of {apps} containers"

@@ -135,6 +135,11 @@ class DockerApi:
         except NotFound:
             return False
 
+    async def image_user(self, image: str) -> str:
+        """The user the image runs as (its Config.User, "" for root by default)."""
+        info = await self._call(lambda c: c.inspect_image(image))
+        return str((info.get("Config") or {}).get("User") or "")
+
     async def pull(self, image: str) -> None:
         repo, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
         try:

@@ -14,6 +14,7 @@ import trio
 from .config import RuntimeConfig
 from .docker_api import DockerApi
 from .images import ImageCache
+from .node_resources import NodeResources
 from .status import PodStatus
 
 
@@ -45,6 +46,10 @@ class PodHost(Protocol):
 
     def docker_lost(self) -> bool:
         """Was the engine reachable once and is it unreachable now?"""
+        ...
+
+    def node_resources(self) -> NodeResources:
+        """The node's capacity and allocatable CPU and memory (what an unset limit reads as)."""
         ...
 
     def saw_oom(self, container_id: str) -> bool:

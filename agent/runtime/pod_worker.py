@@ -1,14 +1,22 @@
 """One Pod's life on Docker: create, adopt, restart, probe, report, tear down.
 
-Owns: the Docker objects of one Pod (its infra container, app containers and emptyDir
-volumes) and the Pod's status. Rules:
+Owns: the Docker objects of one Pod (its infra container, init and app containers and
+emptyDir volumes) and the Pod's status. Rules:
   - one task (`run`) owns all the state below; other tasks (probes, background stops,
     the runtime's events reader) only send messages to its inbox;
   - container deaths arrive as messages from the Docker events stream (and from resyncs
     after the stream was lost), never from polling;
   - the restart decision and the backoff are the pure functions of restart_policy.py;
   - a Docker failure (engine down, absent image, create error) is shown in the status and
-    retried with backoff; it never ends the task.
+    retried with backoff; it never ends the task;
+  - once spec.activeDeadlineSeconds have passed since the Pod started, its containers
+    are stopped (preStop, grace period) and never restarted: phase Failed, reason
+    DeadlineExceeded, as kubelet does;
+  - init containers run one at a time in order, each to success, before any app container
+    is created; a failed one is retried (unless the Pod's restartPolicy is Never, which
+    fails the Pod). A sidecar (an init container with restartPolicy Always) lets the next
+    one start once it has started (past its startupProbe), always restarts, and is stopped
+    after the app containers: when the Pod stops, or when they have all finished.
 """
 
 from __future__ import annotations
@@ -25,15 +33,17 @@ from . import containers as plans
 from . import probes as probe_core
 from .backoff import BackoffPolicy, CrashHistory, delay_for_streak
 from .docker_api import gather
+from .env import needs_pod_ip
 from .errors import DockerApiError, DockerUnavailable, ImageNotFound, ImagePullError, NoSandboxAddress, NotFound
 from .host_paths import host_path_problems
+from .init_order import InitProgress, all_done, may_start_app, may_start_init
 from .pod_host import PodHost
-from .probe_executors import run_probe
+from .probe_executors import run_hook, run_probe
 from .restart_policy import decide
 from .status import (
-    CONTAINER_CREATING, CRASH_LOOP_BACK_OFF, CREATE_CONTAINER_ERROR, ERR_IMAGE_NEVER_PULL, ERR_IMAGE_PULL,
-    IMAGE_PULL_BACK_OFF, RUN_CONTAINER_ERROR, ContainerStatus, PodCondition, PodStatus, Running, Terminated,
-    Waiting, containers_ready, pod_phase, terminated_reason,
+    CONTAINER_CREATING, CRASH_LOOP_BACK_OFF, CREATE_CONTAINER_CONFIG_ERROR, CREATE_CONTAINER_ERROR, ERR_IMAGE_NEVER_PULL, ERR_IMAGE_PULL,
+    IMAGE_PULL_BACK_OFF, POD_INITIALIZING, RUN_CONTAINER_ERROR, ContainerStatus, PodCondition, PodStatus, Running,
+    Terminated, Waiting, containers_ready, init_status_word, pod_phase, terminated_reason,
 )
 from .worker_state import (
     AppState, ContainerDied, InfraState, ProbeVerdict, Resync, Terminate, container_ip, parse_docker_time,
@@ -58,7 +68,10 @@ class PodWorker:
         self.image_backoff = BackoffPolicy(cfg.image_backoff_base_s, cfg.image_backoff_cap_s, math.inf)
         self.docker_backoff = BackoffPolicy(cfg.docker_retry_base_s, cfg.docker_retry_cap_s, math.inf)
         self.inbox_send, self._inbox = trio.open_memory_channel[Any](math.inf)
-        self.apps: dict[str, AppState] = {c.name: AppState(spec=c) for c in pod.spec.containers}
+        self.apps: dict[str, AppState] = self._fresh_apps()
+        self.initialized = not pod.spec.init_containers  # every init container done (sticky)
+        self.init_failed = False  # a regular init container failed and will not be retried
+        self.deadline_exceeded = False  # spec.activeDeadlineSeconds passed: everything stops, the Pod fails
         self.infra = InfraState()
         self.volumes_ready = False
         self.host_paths_ready = False
@@ -72,6 +85,36 @@ class PodWorker:
         self._ready_since: tuple[bool, float] = (False, self.start_time)
         self._last_status: PodStatus | None = None
         self._nursery: trio.Nursery | None = None
+
+    def _fresh_apps(self) -> dict[str, AppState]:
+        """Init containers first, in order, then the app containers."""
+        apps = {c.name: AppState(spec=c, init=True, sidecar=c.restart_policy == "Always")
+                for c in self.pod.spec.init_containers}
+        apps.update({c.name: AppState(spec=c) for c in self.pod.spec.containers})
+        return apps
+
+    def _regular(self) -> list[AppState]:
+        return [a for a in self.apps.values() if not a.init]
+
+    def _sidecars(self) -> list[AppState]:
+        return [a for a in self.apps.values() if a.sidecar]
+
+    def _init_progress(self) -> list[InitProgress]:
+        return [InitProgress(sidecar=a.sidecar, completed=a.completed,
+                             started=a.started and a.container_id is not None)
+                for a in self.apps.values() if a.init]
+
+    def _may_start(self, app: AppState) -> bool:
+        """May this container be started now? (init_order.py's rules)"""
+        if not app.init:
+            return may_start_app(initialized=self.initialized, failed=self.init_failed)
+        index = [a for a in self.apps.values() if a.init].index(app)
+        return may_start_init(self._init_progress(), index, initialized=self.initialized, failed=self.init_failed)
+
+    def _note_initialized(self) -> None:
+        if not self.initialized and all_done(self._init_progress()):
+            self.initialized = True
+            self._log("initialized")
 
     # -- public (called by the runtime) --------------------------------------------------
 
@@ -140,8 +183,11 @@ class PodWorker:
             wake = min(wake, self.docker_retry_at)
         if self.infra_retry_at:
             wake = min(wake, self.infra_retry_at)
+        deadline = self._deadline()
+        if deadline is not None and not self.deadline_exceeded:
+            wake = min(wake, trio.current_time() + max(0.0, deadline - time.time()))
         for app in self.apps.values():
-            if app.container_id is None and not app.finished:
+            if app.container_id is None and not app.finished and self._may_start(app):
                 wake = min(wake, app.start_at)
         return wake
 
@@ -158,15 +204,49 @@ class PodWorker:
     # -- converge: make Docker match the spec -------------------------------------------
 
     def _all_finished(self) -> bool:
-        return all(a.finished for a in self.apps.values())
+        """Will no app container run again (all finished, the init containers failed, or the deadline passed)?"""
+        return self.init_failed or self.deadline_exceeded or all(a.finished for a in self._regular())
+
+    def _deadline(self) -> float | None:
+        """When the Pod's activeDeadlineSeconds run out (wall clock), if it has one."""
+        seconds = self.pod.spec.active_deadline_seconds
+        return None if seconds is None else self.start_time + seconds
+
+    def _check_deadline(self) -> None:
+        deadline = self._deadline()
+        if deadline is None or self.deadline_exceeded or time.time() < deadline:
+            return
+        self.deadline_exceeded = True
+        self._log("deadline_exceeded", active_deadline_s=self.pod.spec.active_deadline_seconds)
+        for app in self.apps.values():
+            if app.container_id is not None:
+                if app.kill_reason is None:
+                    app.kill_reason = "deadline"
+                    self._spawn(self._kill_app, app.spec, app.container_id, plans.grace_period_s(self.pod))
+            elif not app.finished:
+                app.finished = True
 
     async def _converge(self) -> None:
         now = trio.current_time()
         if now < self.docker_retry_at:
             return
+        self._note_initialized()
+        self._check_deadline()
         try:
             if self._all_finished():
-                # Nothing will run again: the infra container has no one to serve.
+                # Nothing will run again: the sidecars, then the infra container, have no one to serve.
+                sidecars_up = False
+                for app in self._sidecars():
+                    if app.container_id is not None:
+                        sidecars_up = True
+                        if app.kill_reason is None:
+                            app.kill_reason = "pod-done"
+                            self._spawn(self._kill_app, app.spec, app.container_id, plans.grace_period_s(self.pod))
+                    elif not app.finished:
+                        app.finished = True
+                        app.waiting = None
+                if sidecars_up:
+                    return
                 if self.infra.running and not self.infra.stopping:
                     self.infra.stopping = True
                     self._spawn(self._stop_infra)
@@ -177,7 +257,7 @@ class PodWorker:
                     await self.host.docker.create_volume(vol.name, dict(vol.labels), dict(vol.driver_opts))
                 self.volumes_ready = True
             due = [a for a in self.apps.values()
-                   if a.container_id is None and not a.finished and a.start_at <= now]
+                   if a.container_id is None and not a.finished and a.start_at <= now and self._may_start(a)]
             if not due:
                 self._docker_ok()
                 return
@@ -189,6 +269,13 @@ class PodWorker:
                         self._error_retry(app, CONTAINER_CREATING, "; ".join(problems))
                     return
                 self.host_paths_ready = True
+            if not self.infra.running and any(needs_pod_ip(a.spec) for a in due):
+                # The environment reads the Pod IP: the sandbox must run before they are created.
+                if now < self.infra_retry_at:
+                    return
+                infra_id = await self._create_infra()
+                if infra_id is None or not await self._start_infra(infra_id):
+                    return
             if self.infra.running:
                 prepared = await gather(*[partial(self._prepare_app, app) for app in due])
             else:
@@ -255,6 +342,16 @@ class PodWorker:
             self._infra_failed(NoSandboxAddress(f"network {network!r} gave the sandbox no IP address"
                                                 " (is it a network of this engine?)"))
             return False
+        fs_group = plans.fs_group_command(self.pod)
+        if fs_group is not None:
+            # kubelet gives the emptyDir volumes to the Pod's fsGroup before any container starts.
+            try:
+                code = await self.host.docker.exec(infra_id, fs_group)
+            except DockerApiError as exc:
+                self._infra_failed(exc)
+                return False
+            if code != 0:
+                self._log("fs_group_failed", exit_code=code)
         self.infra_retry_at = 0.0
         self.infra.running = True
         self.infra.stopping = False
@@ -321,10 +418,23 @@ class PodWorker:
         if not await self._image_ready(app):
             return None
         restart_count = app.restart_count + 1 if app.instances > 0 else 0
+        image_user = ""
+        if plans.needs_image_user(self.pod, app.spec):
+            try:
+                image_user = await self.host.docker.image_user(app.spec.image)
+            except DockerApiError as exc:
+                self._error_retry(app, CREATE_CONTAINER_CONFIG_ERROR, f"cannot read the image's user: {exc}")
+                return None
         try:
+            node = self.host.node_resources()
             plan = plans.app_plan(self.pod, app.spec, self.node, self.spec_hash, str(self.infra.container_id),
                                   self.host.config, restart_count=restart_count, crash_streak=app.history.streak,
-                                  started_at=self.start_time)
+                                  started_at=self.start_time, pod_ip=self.infra.ip, host_ip=self.host.host_ip,
+                                  node_cpu_millicores=node.allocatable_cpu_millicores,
+                                  node_memory_bytes=node.allocatable_memory_bytes, image_user=image_user)
+        except plans.ConfigError as exc:
+            self._error_retry(app, CREATE_CONTAINER_CONFIG_ERROR, str(exc))
+            return None
         except (plans.SpecError, ValueError) as exc:
             self._error_retry(app, CREATE_CONTAINER_ERROR, str(exc))
             return None
@@ -358,6 +468,20 @@ class PodWorker:
             if not app.finished:
                 app.waiting = Waiting(RUN_CONTAINER_ERROR, str(exc))
             return
+        post_start = app.spec.lifecycle.post_start if app.spec.lifecycle is not None else None
+        if post_start is not None:
+            # Kubernetes: the container is not Running until its postStart hook has returned.
+            problem = await run_hook(self.host.docker, post_start, app.spec, container_id=container_id,
+                                     pod_ip=self.infra.ip, timeout_s=max(1, plans.grace_period_s(self.pod)))
+            if problem is not None and app.container_id == container_id:
+                self._log("post_start_failed", container=app.spec.name, id=container_id[:12], error=repr(problem))
+                app.running_since = time.time()
+                app.kill_reason = "postStart"
+                app.kill_message = f"FailedPostStartHook: {problem}"
+                self._spawn(self._kill_app, app.spec, container_id, plans.grace_period_s(self.pod))
+                return
+        if app.container_id != container_id:
+            return  # it died during its postStart hook; its death has been handled
         app.running_since = time.time()
         app.waiting = None
         app.terminated = None
@@ -411,9 +535,10 @@ class PodWorker:
             pass  # removed by someone else, or the engine is away: keep the defaults (killed)
         self._cancel_probes(app)
         reason = terminated_reason(exit_code, oom)
-        if app.kill_reason in ("liveness", "startup") and not oom:
+        if app.kill_reason in ("liveness", "startup", "postStart") and not oom:
             reason = "Error"
-        term = Terminated(exit_code, reason, started_at, finished_at, container_id)
+        term = Terminated(exit_code, reason, started_at, finished_at, container_id, message=app.kill_message)
+        app.kill_message = None
         if app.previous_id and app.previous_id != container_id:
             self._spawn(self.host.docker.remove_container, app.previous_id)
         app.previous_id = container_id
@@ -421,9 +546,10 @@ class PodWorker:
         app.running_since = None
         self._log("container_died", container=app.spec.name, id=container_id[:12], exit_code=exit_code,
                   reason=reason, killed_for=app.kill_reason)
-        failed = app.kill_reason in ("liveness", "startup")
+        failed = app.kill_reason in ("liveness", "startup", "postStart")
+        pod_done = app.kill_reason == "pod-done"
         app.kill_reason = None
-        if self.terminating:
+        if self.terminating or self.deadline_exceeded or (app.sidecar and (pod_done or self._all_finished())):
             app.terminated = term
             app.finished = True
             return
@@ -432,7 +558,12 @@ class PodWorker:
 
     def _after_exit(self, app: AppState, *, exit_code: int, started_at: float | None, finished_at: float,
                     failed: bool, term: Terminated) -> None:
-        decision = decide(self.pod.spec.restart_policy, exit_code=exit_code, failed=failed,
+        policy = self.pod.spec.restart_policy
+        if app.sidecar:
+            policy = "Always"
+        elif app.init and policy == "Always":
+            policy = "OnFailure"  # an init container runs until it succeeds
+        decision = decide(policy, exit_code=exit_code, failed=failed,
                           started_at_s=started_at, finished_at_s=finished_at, history=app.history,
                           backoff=self.crash_backoff)
         app.history = decision.history
@@ -452,6 +583,22 @@ class PodWorker:
             app.terminated = term  # lastState keeps the instance before this one, as Kubernetes shows it
             app.finished = True
             app.waiting = None
+            if app.init and not app.sidecar and exit_code != 0:
+                self.init_failed = True  # restartPolicy Never: the Pod fails
+                self._log("init_failed", container=app.spec.name, exit_code=exit_code)
+
+    async def _kill_app(self, spec: Any, container_id: str, grace_s: int) -> None:
+        """Stop an app container as kubelet does: its preStop hook first, inside the grace
+        period, then SIGTERM with what is left of it (at least 2 s), then SIGKILL."""
+        pre_stop = spec.lifecycle.pre_stop if spec.lifecycle is not None else None
+        if pre_stop is not None and grace_s > 0:
+            began = trio.current_time()
+            problem = await run_hook(self.host.docker, pre_stop, spec, container_id=container_id,
+                                     pod_ip=self.infra.ip, timeout_s=grace_s)
+            if problem is not None:
+                self._log("pre_stop_failed", container=spec.name, id=container_id[:12], error=repr(problem))
+            grace_s = max(2, math.ceil(grace_s - (trio.current_time() - began)))
+        await self._stop_container(container_id, grace_s)
 
     async def _stop_container(self, container_id: str, grace_s: int) -> None:
         """docker stop: SIGTERM, `grace_s`, SIGKILL. A container already gone is stopped enough."""
@@ -535,7 +682,7 @@ class PodWorker:
         elif not msg.verdict and app.kill_reason is None:  # liveness or startup failed: kill it
             app.kill_reason = msg.kind
             app.ready = False
-            self._spawn(self._stop_container, msg.container_id, plans.grace_period_s(self.pod))
+            self._spawn(self._kill_app, app.spec, msg.container_id, plans.grace_period_s(self.pod))
 
     # -- adoption and resync ----------------------------------------------------------------
 
@@ -550,7 +697,7 @@ class PodWorker:
                 # Start over from a clean slate with a fresh listing.
                 for app in self.apps.values():
                     self._cancel_probes(app)
-                self.apps = {c.name: AppState(spec=c) for c in self.pod.spec.containers}
+                self.apps = self._fresh_apps()
                 self.infra = InfraState()
                 streak += 1
                 delay = max(self.docker_backoff.base_s, delay_for_streak(self.docker_backoff, streak))
@@ -592,6 +739,8 @@ class PodWorker:
             info = await docker.inspect_container(keep_infra["Id"])
             self.infra = InfraState(container_id=keep_infra["Id"], running=True, ip=container_ip(info))
         self._log("adopting", infra=bool(keep_infra), containers=sum(len(v) for v in apps.values()))
+        if any(not self.apps[name].init for name in apps):
+            self.initialized = True  # the app containers ran: the init containers had all done
         for name, found in apps.items():
             app = self.apps[name]
             found.sort(key=lambda c: int((c.get("Labels") or {}).get(plans.LABEL_RESTART_COUNT, "0")), reverse=True)
@@ -666,8 +815,12 @@ class PodWorker:
         delay_streak = 0
         while True:
             try:
-                running = [a.container_id for a in self.apps.values() if a.container_id]
-                await gather(*[partial(self._stop_container, cid, grace) for cid in running])
+                # The app containers first, then the sidecars in reverse order, as kubelet does.
+                running = [a for a in self.apps.values() if a.container_id and not a.sidecar]
+                await gather(*[partial(self._kill_app, a.spec, a.container_id, grace) for a in running])
+                for app in reversed(self._sidecars()):
+                    if app.container_id:
+                        await self._kill_app(app.spec, app.container_id, grace)
                 if self.infra.container_id:
                     await self._stop_container(self.infra.container_id, 1)
                 listed = await docker.list_containers([f"{plans.LABEL_NODE}={self.node}",
@@ -701,28 +854,39 @@ class PodWorker:
 
     def build_status(self) -> PodStatus:
         statuses = []
+        init_statuses = []
         for app in self.apps.values():
             state: Any
             if app.container_id is not None and app.running_since is not None:
                 state = Running(app.running_since)
             elif app.terminated is not None and app.finished:
                 state = app.terminated
+            elif app.waiting is not None:
+                state = app.waiting
+            elif not self._may_start(app) and app.instances == 0:
+                state = Waiting(POD_INITIALIZING)
             else:
-                state = app.waiting or Waiting(CONTAINER_CREATING)
-            statuses.append(ContainerStatus(
+                state = Waiting(CONTAINER_CREATING)
+            (init_statuses if app.init else statuses).append(ContainerStatus(
                 name=app.spec.name, image=app.spec.image, state=state, last_state=app.last,
                 ready=app.ready and isinstance(state, Running), started=app.started and isinstance(state, Running),
                 restart_count=app.restart_count,
                 container_id=app.container_id or (app.terminated.container_id if app.terminated else None),
                 image_id=app.image_id,
             ))
-        phase = pod_phase(self.pod.spec.restart_policy, statuses)
+        phase = "Failed" if self.init_failed or self.deadline_exceeded else pod_phase(self.pod.spec.restart_policy,
+                                                                                        statuses)
+        sidecars = frozenset(a.spec.name for a in self._sidecars())
+        reason = None if self.initialized and not self.init_failed else init_status_word(init_statuses, sidecars)
         message = self.message
+        if self.deadline_exceeded:
+            reason = "DeadlineExceeded"
+            message = "Pod was active on the node longer than the specified deadline"
         if self.host.docker_lost():
             message = message or self.host.docker_message
             if any(a.container_id for a in self.apps.values()):
                 phase = "Unknown"  # its containers exist but their state cannot be read now
-        ready = containers_ready(statuses) and phase == "Running"
+        ready = containers_ready(statuses + [c for c in init_statuses if c.name in sidecars]) and phase == "Running"
         now = time.time()
         if ready != self._ready_since[0]:
             self._ready_since = (ready, now)
@@ -730,7 +894,8 @@ class PodWorker:
         not_ready_reason = None if ready else ("PodCompleted" if phase in ("Succeeded", "Failed") else "ContainersNotReady")
         conditions = (
             PodCondition("PodScheduled", True, self.start_time),
-            PodCondition("Initialized", True, self.start_time),
+            PodCondition("Initialized", self.initialized, self.start_time,
+                         None if self.initialized else "ContainersNotInitialized"),
             PodCondition("ContainersReady", ready, since, not_ready_reason),
             PodCondition("Ready", ready, since, not_ready_reason),
         )
@@ -738,7 +903,8 @@ class PodWorker:
         return PodStatus(
             uid=self.uid, namespace=meta.namespace, name=meta.name, phase=phase, conditions=conditions,
             container_statuses=tuple(statuses), pod_ip=self.infra.ip, host_ip=self.host.host_ip,
-            start_time=self.start_time, message=message,
+            start_time=self.start_time, message=message, reason=reason,
+            init_container_statuses=tuple(init_statuses),
         )
 
     def publish(self) -> None:

@@ -7,6 +7,8 @@ failure) is a failed attempt, never an exception to the caller.
   httpGet    HTTP/1.0 GET to <host or pod IP>:<port><path>; success is a 2xx or 3xx status;
              scheme HTTPS speaks TLS without verifying the certificate, as kubelet does;
   tcpSocket  a TCP connection that opens.
+Lifecycle hooks (postStart, preStop) run the same exec and httpGet handlers, plus sleep,
+bounded by the caller's timeout; run_hook returns None on success, else what failed.
 """
 
 from __future__ import annotations
@@ -89,3 +91,30 @@ async def run_probe(docker: DockerApi, probe: Any, container: Any, *, container_
     except (trio.TooSlowError, OSError, PodRuntimeError, trio.BrokenResourceError, ssl.SSLError):
         return False
     return False  # a probe with no handler never succeeds
+
+
+async def run_hook(docker: DockerApi, handler: Any, container: Any, *, container_id: str, pod_ip: str | None,
+                   timeout_s: float) -> str | None:
+    """Run one lifecycle hook handler; None if it succeeded, else why it failed."""
+    try:
+        with trio.fail_after(max(0.001, timeout_s)):
+            if handler.exec is not None:
+                code = await docker.exec(container_id, list(handler.exec.command))
+                return None if code == 0 else f"exec {list(handler.exec.command)!r} exited with {code}"
+            if handler.http_get is not None:
+                action = handler.http_get
+                port = _port(container, action.port)
+                host = action.host or pod_ip
+                if port is None or host is None:
+                    return f"httpGet: no address (port {action.port!r}, host {host!r})"
+                ok = await _http_get(host, port, action.path, tuple(action.http_headers),
+                                     https=(action.scheme or "HTTP").upper() == "HTTPS")
+                return None if ok else f"httpGet {host}:{port}{action.path}: not a 2xx/3xx answer"
+            if handler.sleep is not None:
+                await trio.sleep(handler.sleep.seconds)
+                return None
+    except trio.TooSlowError:
+        return f"timed out after {timeout_s:g}s"
+    except (OSError, PodRuntimeError, trio.BrokenResourceError, ssl.SSLError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "no handler"

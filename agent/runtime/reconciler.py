@@ -37,7 +37,7 @@ def runnable_problem(pod: Any) -> str | None:
         return f"spec.restartPolicy: unsupported value {pod.spec.restart_policy!r}"
     if not pod.spec.containers:
         return "spec.containers: at least one container is required"
-    names = [c.name for c in pod.spec.containers]
+    names = [c.name for c in (*pod.spec.containers, *pod.spec.init_containers)]
     if len(set(names)) != len(names):
-        return "spec.containers: duplicate container names"
+        return "spec.containers: duplicate container names (in containers and initContainers)"
     return None

@@ -20,7 +20,9 @@ ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
 ERR_IMAGE_PULL = "ErrImagePull"
 IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
 CREATE_CONTAINER_ERROR = "CreateContainerError"
+CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
 RUN_CONTAINER_ERROR = "RunContainerError"
+POD_INITIALIZING = "PodInitializing"
 # Terminated reasons.
 COMPLETED = "Completed"
 ERROR = "Error"
@@ -141,6 +143,7 @@ class PodStatus:
     message: str | None = None
     reason: str | None = None
     deleted: bool = False  # set on the last update a subscriber gets for a Pod that is gone
+    init_container_statuses: tuple[ContainerStatus, ...] = ()
 
     @property
     def key(self) -> str:
@@ -151,7 +154,8 @@ class PodStatus:
         return any(c.type == "Ready" and c.status for c in self.conditions)
 
     def container(self, name: str) -> ContainerStatus | None:
-        for c in self.container_statuses:
+        """The status of the container or init container of that name."""
+        for c in (*self.container_statuses, *self.init_container_statuses):
             if c.name == name:
                 return c
         return None
@@ -164,6 +168,7 @@ class PodStatus:
             "podIP": self.pod_ip,
             "podIPs": [{"ip": self.pod_ip}] if self.pod_ip else None,
             "startTime": rfc3339(self.start_time),
+            "initContainerStatuses": [c.to_dict() for c in self.init_container_statuses] or None,
             "containerStatuses": [c.to_dict() for c in self.container_statuses],
             "message": self.message,
             "reason": self.reason,
@@ -202,6 +207,25 @@ def pod_phase(restart_policy: str, containers: tuple[ContainerStatus, ...] | lis
     if restart_policy == "OnFailure":
         return "Running"  # the failed ones are being restarted
     return "Failed"
+
+
+def init_status_word(init_statuses: tuple[ContainerStatus, ...] | list[ContainerStatus],
+                     sidecars: frozenset[str] | set[str]) -> str | None:
+    """kubectl's STATUS word while a Pod initializes ("Init:1/3", "Init:Error",
+    "Init:CrashLoopBackOff"), or None once every init container is done (a regular one
+    exited 0, a sidecar started)."""
+    for i, c in enumerate(init_statuses):
+        state = c.state
+        if isinstance(state, Terminated) and state.exit_code == 0 and c.name not in sidecars:
+            continue
+        if c.name in sidecars and c.started:
+            continue
+        if isinstance(state, Terminated):
+            return "Init:" + (state.reason or f"ExitCode:{state.exit_code}")
+        if isinstance(state, Waiting) and state.reason and state.reason != POD_INITIALIZING:
+            return "Init:" + state.reason
+        return f"Init:{i}/{len(init_statuses)}"
+    return None
 
 
 def containers_ready(containers: tuple[ContainerStatus, ...] | list[ContainerStatus]) -> bool:

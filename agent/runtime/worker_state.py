@@ -87,13 +87,21 @@ class AppState:
     last: Terminated | None = None
     start_at: float = 0.0  # trio clock: do not (re)start before
     finished: bool = False  # terminated and not restarting
-    kill_reason: str | None = None  # "liveness" | "startup" | "sandbox" when we are killing it
+    kill_reason: str | None = None  # liveness|startup|postStart|sandbox|pod-done|deadline: why we kill it
+    kill_message: str | None = None  # why, for its terminated state (e.g. "FailedPostStartHook: ...")
     ready: bool = False
     started: bool = False  # past the startup probe
     probe_scope: trio.CancelScope | None = None
     image_history: CrashHistory = field(default_factory=CrashHistory)
     error_history: CrashHistory = field(default_factory=CrashHistory)
     image_id: str | None = None
+    init: bool = False  # one of spec.initContainers
+    sidecar: bool = False  # an init container with restartPolicy Always
+
+    @property
+    def completed(self) -> bool:
+        """A regular init container that has run to success."""
+        return self.finished and self.terminated is not None and self.terminated.exit_code == 0
 
 
 @dataclass(slots=True)

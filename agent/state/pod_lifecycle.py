@@ -61,24 +61,42 @@ class PodDemand:
 
 
 def pod_demand(doc: Mapping[str, Any]) -> PodDemand:
-    """Requests summed over the Pod's containers (the canonical document always writes
-    requests, copied from limits where only limits were given), and its host ports."""
-    cpu = mem = 0
+    """The Pod's effective requests, as Kubernetes computes them (the canonical document
+    always writes requests, copied from limits where only limits were given): the larger
+    of the app containers' and sidecars' sum and, for each regular init container, its own
+    request plus the sidecars started before it; and the host ports of its app containers
+    and sidecars."""
+    spec = doc.get("spec") or {}
+    cpu = _effective(spec, "cpu", cpu_millicores)
+    mem = _effective(spec, "memory", memory_bytes)
     ports = []
-    for container in (doc.get("spec") or {}).get("containers") or ():
-        requests = (container.get("resources") or {}).get("requests") or {}
-        try:
-            if "cpu" in requests:
-                cpu += cpu_millicores(parse_quantity(requests["cpu"]))
-            if "memory" in requests:
-                mem += memory_bytes(parse_quantity(requests["memory"]))
-        except QuantityError:
-            pass  # admitted documents hold valid quantities; a damaged one counts as zero
+    sidecars = [c for c in spec.get("initContainers") or () if c.get("restartPolicy") == "Always"]
+    for container in [*(spec.get("containers") or ()), *sidecars]:
         for port in container.get("ports") or ():
             host_port = port.get("hostPort")
             if host_port:
                 ports.append((port.get("hostIP") or "0.0.0.0", int(host_port), port.get("protocol") or "TCP"))
     return PodDemand(cpu, mem, tuple(ports))
+
+
+def _request(container: Mapping[str, Any], resource: str, unit: Any) -> int:
+    requests = (container.get("resources") or {}).get("requests") or {}
+    try:
+        return unit(parse_quantity(requests[resource])) if resource in requests else 0
+    except QuantityError:
+        return 0  # admitted documents hold valid quantities; a damaged one counts as zero
+
+
+def _effective(spec: Mapping[str, Any], resource: str, unit: Any) -> int:
+    sidecars_before = peak = 0
+    for container in spec.get("initContainers") or ():
+        amount = _request(container, resource, unit)
+        if container.get("restartPolicy") == "Always":
+            sidecars_before += amount
+        else:
+            peak = max(peak, amount + sidecars_before)
+    running = sidecars_before + sum(_request(c, resource, unit) for c in spec.get("containers") or ())
+    return max(peak, running)
 
 
 def is_mirror(doc: Mapping[str, Any]) -> bool:

@@ -167,6 +167,27 @@ def test_static_pod_runs_reports_status_and_logs(agent: Agent, docker_client) ->
     assert re.search(rf"Node:\s+{agent.node}\n", described.stdout)
 
 
+def test_an_init_containers_logs_are_read_by_its_name(agent: Agent) -> None:
+    (agent.manifests / "prepared.yaml").write_text(textwrap.dedent("""\
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: prepared}
+        spec:
+          terminationGracePeriodSeconds: 1
+          initContainers:
+            - {name: setup, image: busybox:local, command: ["sh", "-c", "echo schema migrated"]}
+          containers:
+            - {name: app, image: busybox:local, command: ["sh", "-c", "echo serving; sleep 3600"]}
+        """))
+    waited = agent.ctl("wait", "pod/prepared", "--for", "condition=Ready", "--timeout", "30")
+    assert waited.returncode == 0, waited.stderr
+    assert wait_until(lambda: agent.ctl("logs", "prepared", "-c", "setup").stdout, what="the init container's log") \
+        == "schema migrated\n"
+    assert wait_until(lambda: agent.ctl("logs", "prepared").stdout, what="the app's log") == "serving\n"
+    wrong = agent.ctl("logs", "prepared", "-c", "nope")
+    assert wrong.returncode == 1 and "one of ['app', 'setup']" in wrong.stderr
+
+
 def test_restarted_agent_adopts_running_pods(agent: Agent, docker_client) -> None:
     (agent.manifests / "hello.yaml").write_text(POD_WEB)
     assert agent.ctl("wait", "pod/hello", "--for", "condition=Ready", "--timeout", "30").returncode == 0

@@ -466,3 +466,25 @@ def test_mirror_pods_follow_a_nodes_static_pods_and_stay_on_their_node(log):
     assert log.machine.get("Pod", "default", "static-a") is None
     assert log.machine.get("Pod", "default", "taken") is not None  # never touches Pods that are not mirrors
     check_indexes(log.machine)
+
+
+def test_a_pods_demand_counts_init_containers_and_sidecars_as_kubernetes_does():
+    from agent.state.pod import parse_pod
+    from agent.state.pod_lifecycle import pod_demand
+
+    def container(name, cpu, **extra):
+        return {"name": name, "image": "busybox:local", "resources": {"requests": {"cpu": cpu, "memory": "10Mi"}},
+                **extra}
+
+    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {
+        "initContainers": [container("migrate", "900m"),
+                           container("proxy", "100m", restartPolicy="Always",
+                                     ports=[{"containerPort": 80, "hostPort": 8080}]),
+                           container("warm", "300m")],
+        "containers": [container("app", "200m")]}}
+    demand = pod_demand(doc)
+    spec = parse_pod(doc).spec
+    # max(900, 300 + 100, 100 + 200) = 900: the first init container alone is the peak
+    assert demand.cpu_millicores == spec.cpu_request_millicores() == 900
+    assert demand.memory_bytes == spec.memory_request_bytes() == 20 << 20  # max(10, 10+10, 10+10)
+    assert demand.host_ports == (("0.0.0.0", 8080, "TCP"),)

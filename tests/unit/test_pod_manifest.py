@@ -281,29 +281,42 @@ def test_manifest_error_types():
         parse_pod({})
 
 
+UNSUPPORTED = "not supported by agentd"
+
+
 @pytest.mark.parametrize(
-    ("path", "expected_error_path"),
+    ("path", "expected_error_path", "message"),
     [
-        (("status",), "status"),
-        (("metadata", "generateName"), "metadata.generateName"),
-        (("spec", "hostNetwork"), "spec.hostNetwork"),
-        (("spec", "containers", 0, "imagee"), "spec.containers[0].imagee"),
-        (("spec", "containers", 0, "ports", 0, "hostIP"), "spec.containers[0].ports[0].hostIP"),
-        (("spec", "containers", 0, "env", 0, "valueFrom"), "spec.containers[0].env[0].valueFrom"),
-        (("spec", "containers", 0, "resources", "claims"), "spec.containers[0].resources.claims"),
-        (("spec", "containers", 0, "resources", "limits", "nvidia.com/gpu"), "spec.containers[0].resources.limits.nvidia.com/gpu"),
-        (("spec", "containers", 0, "volumeMounts", 0, "subPath"), "spec.containers[0].volumeMounts[0].subPath"),
-        (("spec", "containers", 0, "livenessProbe", "grpc"), "spec.containers[0].livenessProbe.grpc"),
-        (("spec", "containers", 0, "readinessProbe", "httpGet", "pathh"), "spec.containers[0].readinessProbe.httpGet.pathh"),
-        (("spec", "containers", 0, "readinessProbe", "httpGet", "httpHeaders", 0, "x"), "spec.containers[0].readinessProbe.httpGet.httpHeaders[0].x"),
-        (("spec", "containers", 0, "startupProbe", "exec", "shell"), "spec.containers[0].startupProbe.exec.shell"),
-        (("spec", "volumes", 0, "emptyDir", "size"), "spec.volumes[0].emptyDir.size"),
-        (("spec", "volumes", 1, "hostPath", "kind"), "spec.volumes[1].hostPath.kind"),
-        (("spec", "volumes", 1, "nfs"), "spec.volumes[1].nfs"),
+        (("status",), "status", UNSUPPORTED),
+        (("metadata", "generateName"), "metadata.generateName", UNSUPPORTED),
+        (("spec", "hostNetwork"), "spec.hostNetwork", UNSUPPORTED),
+        (("spec", "overhead"), "spec.overhead", UNSUPPORTED),
+        (("spec", "hostNetwrk"), "spec.hostNetwrk", 'unknown field, did you mean "hostNetwork"?'),
+        (("spec", "containers", 0, "imagee"), "spec.containers[0].imagee", 'unknown field, did you mean "image"?'),
+        (("spec", "containers", 0, "ports", 0, "hostIP"), "spec.containers[0].ports[0].hostIP", UNSUPPORTED),
+        (("spec", "containers", 0, "env", 0, "valueFromm"), "spec.containers[0].env[0].valueFromm",
+         'unknown field, did you mean "valueFrom"?'),
+        (("spec", "containers", 0, "resources", "claims"), "spec.containers[0].resources.claims", UNSUPPORTED),
+        (("spec", "containers", 0, "resources", "limits", "nvidia.com/gpu"),
+         "spec.containers[0].resources.limits.nvidia.com/gpu", "unknown field"),
+        (("spec", "containers", 0, "volumeMounts", 0, "subPath"), "spec.containers[0].volumeMounts[0].subPath",
+         UNSUPPORTED),
+        (("spec", "containers", 0, "livenessProbe", "grpc"), "spec.containers[0].livenessProbe.grpc", UNSUPPORTED),
+        (("spec", "containers", 0, "readinessProbe", "httpGet", "pathh"),
+         "spec.containers[0].readinessProbe.httpGet.pathh", 'unknown field, did you mean "path"?'),
+        (("spec", "containers", 0, "readinessProbe", "httpGet", "httpHeaders", 0, "x"),
+         "spec.containers[0].readinessProbe.httpGet.httpHeaders[0].x", "unknown field"),
+        (("spec", "containers", 0, "startupProbe", "exec", "shell"), "spec.containers[0].startupProbe.exec.shell",
+         "unknown field"),
+        (("spec", "volumes", 0, "emptyDir", "size"), "spec.volumes[0].emptyDir.size",
+         'unknown field, did you mean "sizeLimit"?'),
+        (("spec", "volumes", 1, "hostPath", "kind"), "spec.volumes[1].hostPath.kind", "unknown field"),
+        (("spec", "volumes", 1, "nfs"), "spec.volumes[1].nfs", UNSUPPORTED),
     ],
 )
-def test_unknown_fields_are_errors_at_every_depth(path, expected_error_path):
-    assert_error(with_change(full_pod(), path, "x"), expected_error_path, "unknown field")
+def test_unknown_and_unsupported_fields_are_errors_at_every_depth(path, expected_error_path, message):
+    errors = errors_of(with_change(full_pod(), path, "x"))
+    assert [str(e) for e in errors if e.path == expected_error_path] == [f"{expected_error_path}: {message}"], errors
 
 
 C0 = ("spec", "containers", 0)
@@ -570,7 +583,7 @@ def test_one_bad_document_rejects_the_whole_text():
     with pytest.raises(ManifestError) as info:
         load_manifests(text, source="pods.yaml")
     messages = [str(e) for e in info.value.errors]
-    assert "pods.yaml:8 (document 3): spec.containers[0].imagee: unknown field" in messages
+    assert 'pods.yaml:8 (document 3): spec.containers[0].imagee: unknown field, did you mean "image"?' in messages
     assert "pods.yaml:8 (document 3): spec.containers[0].image: required field is missing" in messages
 
 

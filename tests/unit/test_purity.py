@@ -49,6 +49,8 @@ PURE_MODULES = [
     "agent/runtime/backoff.py",
     "agent/runtime/probes.py",
     "agent/runtime/containers.py",
+    "agent/runtime/env.py",
+    "agent/runtime/init_order.py",
     # the object model
     "agent/state/quantity.py",
     "agent/state/pod",

@@ -2,6 +2,7 @@
 
   model.py      the frozen Pod dataclasses, FrozenMap, the allowed values of enumerated fields
   syntax.py     syntax rules of names and values (DNS labels, qualified names, ...), quoting in messages
+  kubernetes_fields.py  the fields Kubernetes has in each object (supported or not)
   errors.py     FieldError and ManifestError: every problem of a rejected manifest, by field path
   parser.py     parse_pod: a decoded manifest -> Pod, Kubernetes defaults applied, all errors collected
   serialize.py  pod_to_dict (Pod -> Kubernetes-shaped dict) and pod_spec_hash
@@ -24,21 +25,33 @@ from agent.state.pod.model import (
     RESTART_POLICIES,
     TAINT_EFFECTS,
     TOLERATION_OPERATORS,
+    Capabilities,
     Container,
     ContainerPort,
     EmptyDirVolumeSource,
     EnvVar,
+    EnvVarSource,
     ExecAction,
     FrozenMap,
+    HostAlias,
     HostPathVolumeSource,
     HTTPGetAction,
+    Lifecycle,
+    LifecycleHandler,
+    ObjectFieldSelector,
     ObjectMeta,
     OwnerReference,
     Pod,
+    ResourceFieldSelector,
+    PodDNSConfig,
+    PodDNSConfigOption,
+    PodSecurityContext,
     PodSpec,
+    SecurityContext,
     Toleration,
     Probe,
     ResourceRequirements,
+    SleepAction,
     TCPSocketAction,
     Volume,
     VolumeMount,
@@ -57,8 +70,10 @@ from agent.state.pod.syntax import (
 __all__ = [
     "API_VERSION", "EMPTY_DIR_MEDIA", "HOST_PATH_TYPES", "HTTP_SCHEMES", "KIND", "MAX_ANNOTATIONS_BYTES",
     "PROTOCOLS", "PULL_POLICIES", "RESOURCE_NAMES", "RESTART_POLICIES", "TAINT_EFFECTS", "TOLERATION_OPERATORS",
-    "Container", "ContainerPort", "EmptyDirVolumeSource", "EnvVar", "ExecAction", "FieldError", "FrozenMap",
-    "HostPathVolumeSource", "HTTPGetAction", "ManifestError", "ObjectMeta", "OwnerReference", "Pod", "PodSpec", "Probe",
+    "Capabilities", "Container", "ContainerPort", "EmptyDirVolumeSource", "EnvVar", "EnvVarSource", "ExecAction",
+    "FieldError", "FrozenMap", "HostAlias", "HostPathVolumeSource", "HTTPGetAction", "Lifecycle", "LifecycleHandler",
+    "ManifestError", "ObjectFieldSelector", "ObjectMeta", "OwnerReference", "Pod", "PodDNSConfig", "PodDNSConfigOption",
+    "PodSecurityContext", "PodSpec", "Probe", "ResourceFieldSelector", "SecurityContext", "SleepAction",
     "ResourceRequirements", "TCPSocketAction", "Toleration", "Volume", "VolumeMount",
     "default_pull_policy", "dns_label_problem", "dns_subdomain_problem", "label_value_problem", "parse_pod",
     "owner_reference_to_dict", "pod_spec_hash", "pod_to_dict", "port_name_problem", "qualified_name_problem",

@@ -31,6 +31,7 @@ HTTP_SCHEMES = ("HTTP", "HTTPS")
 EMPTY_DIR_MEDIA = ("", "Memory")
 HOST_PATH_TYPES = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice")
 RESOURCE_NAMES = ("cpu", "memory")
+DNS_POLICIES = ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None")
 MAX_ANNOTATIONS_BYTES = 256 * 1024  # Kubernetes' total size limit for annotations
 
 
@@ -120,10 +121,41 @@ class ObjectMeta:
         _coerce(self, maps=("labels", "annotations"), tuples=("owner_references",))
 
 
+# env[].valueFrom.fieldRef.fieldPath: the Pod fields a container may read (the downward API);
+# "metadata.labels['k']" and "metadata.annotations['k']" name one entry.
+FIELD_PATHS = ("metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
+               "spec.serviceAccountName", "status.podIP", "status.hostIP")
+FIELD_PATH_MAPS = ("metadata.labels", "metadata.annotations")
+# env[].valueFrom.resourceFieldRef.resource
+RESOURCE_FIELDS = ("limits.cpu", "limits.memory", "requests.cpu", "requests.memory")
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectFieldSelector:
+    field_path: str
+    api_version: str = "v1"
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceFieldSelector:
+    resource: str  # one of RESOURCE_FIELDS
+    container_name: str | None = None  # None: the container the variable belongs to
+    divisor: Quantity | None = None  # None: 1
+
+
+@dataclass(frozen=True, slots=True)
+class EnvVarSource:
+    """Exactly one of field_ref / resource_field_ref is set."""
+
+    field_ref: ObjectFieldSelector | None = None
+    resource_field_ref: ResourceFieldSelector | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class EnvVar:
     name: str
     value: str = ""
+    value_from: EnvVarSource | None = None  # set: value is ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +240,67 @@ class Probe:
     success_threshold: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class SleepAction:
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleHandler:
+    """Exactly one of exec / http_get / sleep is set."""
+
+    exec: ExecAction | None = None
+    http_get: HTTPGetAction | None = None
+    sleep: SleepAction | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """post_start runs right after the container starts (a failure kills it); pre_stop runs
+    before it is sent SIGTERM, inside the grace period."""
+
+    post_start: LifecycleHandler | None = None
+    pre_stop: LifecycleHandler | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """Linux capabilities added to and dropped from the engine's default set ("NET_ADMIN", "ALL")."""
+
+    add: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _coerce(self, tuples=("add", "drop"))
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityContext:
+    """A container's securityContext; None fields are not set (the Pod's value, else the image's)."""
+
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    run_as_non_root: bool | None = None
+    read_only_root_filesystem: bool | None = None
+    allow_privilege_escalation: bool | None = None
+    privileged: bool | None = None
+    capabilities: Capabilities | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PodSecurityContext:
+    """The Pod's securityContext: defaults for every container, and the groups of its processes."""
+
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    run_as_non_root: bool | None = None
+    fs_group: int | None = None  # a supplementary group of every process, owner group of emptyDir volumes
+    supplemental_groups: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        _coerce(self, tuples=("supplemental_groups",))
+
+
 def default_pull_policy(image: str) -> str:
     """Kubernetes' default: Always when the tag is "latest" or absent (and no digest), else IfNotPresent."""
     name, _, _digest = image.partition("@")
@@ -232,6 +325,14 @@ class Container:
     liveness_probe: Probe | None = None
     readiness_probe: Probe | None = None
     startup_probe: Probe | None = None
+    # Only on an init container: "Always" makes it a native sidecar (None: a regular one).
+    restart_policy: str | None = None
+    lifecycle: Lifecycle | None = None
+    security_context: SecurityContext | None = None
+    working_dir: str | None = None  # None: the image's
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
 
     def __post_init__(self) -> None:
         _coerce(self, tuples=("command", "args", "env", "ports", "volume_mounts"))
@@ -286,6 +387,35 @@ class Toleration:
 
 
 @dataclass(frozen=True, slots=True)
+class PodDNSConfigOption:
+    name: str
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PodDNSConfig:
+    """spec.dnsConfig: nameservers, search domains and resolver options for the Pod's resolv.conf."""
+
+    nameservers: tuple[str, ...] = ()
+    searches: tuple[str, ...] = ()
+    options: tuple[PodDNSConfigOption, ...] = ()
+
+    def __post_init__(self) -> None:
+        _coerce(self, tuples=("nameservers", "searches", "options"))
+
+
+@dataclass(frozen=True, slots=True)
+class HostAlias:
+    """spec.hostAliases[]: an entry of the Pod's /etc/hosts."""
+
+    ip: str
+    hostnames: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _coerce(self, tuples=("hostnames",))
+
+
+@dataclass(frozen=True, slots=True)
 class PodSpec:
     containers: tuple[Container, ...]
     restart_policy: str = "Always"
@@ -294,17 +424,46 @@ class PodSpec:
     node_selector: Mapping[str, str] = EMPTY_MAP
     node_name: str | None = None  # set by the scheduler
     tolerations: tuple[Toleration, ...] = ()
+    service_account_name: str = "default"  # only read by the downward API: no token is mounted
+    security_context: PodSecurityContext | None = None
+    share_process_namespace: bool = False
+    hostname: str | None = None  # None: the Pod's name
+    subdomain: str | None = None
+    # No cluster DNS runs here: ClusterFirst resolves as Default does (the node's resolver).
+    dns_policy: str = "ClusterFirst"
+    dns_config: PodDNSConfig | None = None
+    host_aliases: tuple[HostAlias, ...] = ()
+    # Seconds the Pod may be active on its node, from its start; then it is stopped and Failed.
+    active_deadline_seconds: int | None = None
+    # Run in order before the containers; those with restart_policy "Always" are sidecars.
+    init_containers: tuple[Container, ...] = ()
 
     def __post_init__(self) -> None:
-        _coerce(self, maps=("node_selector",), tuples=("containers", "volumes", "tolerations"))
+        _coerce(self, maps=("node_selector",),
+                tuples=("containers", "volumes", "tolerations", "init_containers", "host_aliases"))
+
+    def sidecars(self) -> tuple[Container, ...]:
+        return tuple(c for c in self.init_containers if c.restart_policy == "Always")
 
     def cpu_request_millicores(self) -> int:
-        """Sum of the containers' CPU requests (a container without one counts 0)."""
-        return sum(c.resources.cpu_request_millicores() or 0 for c in self.containers)
+        """The Pod's effective CPU request, as Kubernetes computes it: the larger of (the
+        containers' and sidecars' sum) and (each regular init container's request plus the
+        sidecars started before it); a container without one counts 0."""
+        return self._effective(lambda c: c.resources.cpu_request_millicores() or 0)
 
     def memory_request_bytes(self) -> int:
-        """Sum of the containers' memory requests (a container without one counts 0)."""
-        return sum(c.resources.memory_request_bytes() or 0 for c in self.containers)
+        """The Pod's effective memory request (see cpu_request_millicores)."""
+        return self._effective(lambda c: c.resources.memory_request_bytes() or 0)
+
+    def _effective(self, amount: Any) -> int:
+        sidecars_before = 0
+        peak = 0
+        for c in self.init_containers:
+            if c.restart_policy == "Always":
+                sidecars_before += amount(c)
+            else:
+                peak = max(peak, sidecars_before + amount(c))
+        return max(peak, sidecars_before + sum(amount(c) for c in self.containers))
 
 
 @dataclass(frozen=True, slots=True)

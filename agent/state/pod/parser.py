@@ -6,7 +6,10 @@ Rules:
 - A manifest is accepted whole or rejected whole. parse_pod checks everything it can
   and raises one ManifestError listing every FieldError (path + what is wrong), e.g.
   `spec.containers[1].resources.limits.memory: "12Q" is not a quantity`.
-- An unknown field anywhere is an error, never silently dropped.
+- An unknown field anywhere is an error, never silently dropped. A field Kubernetes has
+  but agentd does not read says so ("spec.overhead: not supported by agentd"); a name
+  Kubernetes does not have is a typo, told with the nearest known name. A handler or
+  source that is not supported is one error, not a second about a missing handler.
 - A null value means "not set", as in Kubernetes; a required field that is null or
   absent is an error.
 - Integers must be real ints: not bools, not strings, not floats.
@@ -14,20 +17,29 @@ Rules:
   0/10/1/3/1, grace period 30 s, imagePullPolicy from the image tag, resource requests
   copied from limits when only limits are given), so a parsed Pod is fully explicit
   and pod_to_dict writes every defaulted field: parse_pod(pod_to_dict(p)) == p.
+  The fields added after the first release (dnsPolicy ClusterFirst, serviceAccountName
+  "default", the booleans shareProcessNamespace, stdin, stdinOnce, tty) are written only
+  when they differ from their default, so the spec hash of a Pod that does not use them
+  is what it was, and a restarted agent adopts its containers instead of replacing them.
 - Stricter than Kubernetes on purpose (each would only fail later at run time):
   a probe's named port must name a port of the same container; a mountPath and a
   hostPath path must be absolute; resources are limited to cpu and memory.
 - metadata.ownerReferences (apiVersion, kind, name, uid, controller, blockOwnerDeletion)
   is read here for every namespaced kind that uses this reader: at most one controller.
+- initContainers are containers that may also carry restartPolicy "Always" (a native
+  sidecar); a regular init container may not carry probes; names are unique across
+  containers and initContainers.
 - Pure: no I/O, no clock. YAML text is manifest.py's business.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any, Callable
 
 from agent.state.pod.errors import FieldError, ManifestError
+from agent.state.pod.kubernetes_fields import KUBERNETES_FIELDS
 from agent.state.pod.model import (
     API_VERSION,
     EMPTY_DIR_MEDIA,
@@ -45,14 +57,28 @@ from agent.state.pod.model import (
     Container,
     ContainerPort,
     EmptyDirVolumeSource,
+    Capabilities,
     EnvVar,
+    EnvVarSource,
     ExecAction,
     FrozenMap,
+    Lifecycle,
+    LifecycleHandler,
+    SleepAction,
     HostPathVolumeSource,
     HTTPGetAction,
+    DNS_POLICIES,
+    RESOURCE_FIELDS,
+    HostAlias,
+    PodDNSConfig,
+    PodDNSConfigOption,
+    ObjectFieldSelector,
     ObjectMeta,
     OwnerReference,
     Pod,
+    PodSecurityContext,
+    ResourceFieldSelector,
+    SecurityContext,
     PodSpec,
     Toleration,
     Probe,
@@ -66,7 +92,11 @@ from agent.state.pod.syntax import (
     absolute_path_problem,
     dns_label_problem,
     dns_subdomain_problem,
+    capability_problem,
+    divisor_problem,
     env_name_problem,
+    field_path_problem,
+    ip_problem,
     header_name_problem,
     image_problem,
     label_value_problem,
@@ -78,6 +108,8 @@ from agent.state.pod.syntax import (
 from agent.state.quantity import Quantity, QuantityError, parse_quantity
 
 _MISSING = object()
+_PROBE_FIELDS = ("exec", "httpGet", "tcpSocket", "initialDelaySeconds", "periodSeconds", "timeoutSeconds",
+                 "failureThreshold", "successThreshold")
 
 
 def _child(path: str, key: str) -> str:
@@ -95,16 +127,28 @@ class _Parser:
 
     # -- generic readers: each returns a usable value even after recording an error
 
-    def obj(self, raw: Any, path: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
-        """An object whose keys must all be in `allowed`; {} (after an error) if it is not an object."""
+    def obj(self, raw: Any, path: str, allowed: tuple[str, ...], *, kind: str = "") -> Mapping[str, Any]:
+        """An object whose keys must all be in `allowed`; {} (after an error) if it is not an object.
+
+        A key Kubernetes has in this `kind` of object but agentd does not read is "not
+        supported by agentd"; any other is an "unknown field", with the nearest known name.
+        """
         if raw is None:
             return {}
         if not isinstance(raw, Mapping):
             self.fail(path, f"must be an object, got {type_name(raw)}")
             return {}
         for key in raw:
-            if key not in allowed:
-                self.fail(_child(path, str(key)), "unknown field")
+            if key in allowed:
+                continue
+            known = KUBERNETES_FIELDS.get(kind, frozenset())
+            if key in known:
+                self.fail(_child(path, str(key)), "not supported by agentd")
+                continue
+            names = sorted({*allowed, *known})
+            near = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6) if isinstance(key, str) else []
+            hint = f", did you mean {quote(near[0])}?" if near else ""
+            self.fail(_child(path, str(key)), "unknown field" + hint)
         return raw
 
     def get(self, m: Mapping[str, Any], key: str, path: str, *, required: bool = False) -> Any:
@@ -254,7 +298,7 @@ class _Parser:
         if not isinstance(doc, Mapping):
             self.fail("", f"must be an object, got {type_name(doc)}")
             return _placeholder_pod()
-        top = self.obj(doc, "", ("apiVersion", "kind", "metadata", "spec"))
+        top = self.obj(doc, "", ("apiVersion", "kind", "metadata", "spec"), kind="Pod")
         api_version = self.string(top, "apiVersion", "", required=True, default=API_VERSION, choices=(API_VERSION,))
         kind = self.string(top, "kind", "", required=True, default=KIND, choices=(KIND,))
         if self.get(top, "metadata", "", required=True) is _MISSING:
@@ -268,7 +312,8 @@ class _Parser:
         return Pod(metadata=metadata, spec=spec, api_version=api_version, kind=kind)
 
     def metadata(self, raw: Any, path: str) -> ObjectMeta:
-        m = self.obj(raw, path, ("name", "namespace", "labels", "annotations", "uid", "ownerReferences"))
+        m = self.obj(raw, path, ("name", "namespace", "labels", "annotations", "uid", "ownerReferences"),
+                     kind="ObjectMeta")
         annotations = self.string_map(m, "annotations", path, key_check=qualified_name_problem)
         size = sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
         if size > MAX_ANNOTATIONS_BYTES:
@@ -319,7 +364,18 @@ class _Parser:
                 "nodeSelector",
                 "nodeName",
                 "tolerations",
+                "initContainers",
+                "serviceAccountName",
+                "securityContext",
+                "shareProcessNamespace",
+                "hostname",
+                "subdomain",
+                "dnsPolicy",
+                "dnsConfig",
+                "hostAliases",
+                "activeDeadlineSeconds",
             ),
+            kind="PodSpec",
         )
         volumes = tuple(self.volume(item, item_path) for item, item_path in self.items(m, "volumes", path))
         self.check_unique([v.name for v in volumes], _child(path, "volumes"), "name")
@@ -329,7 +385,23 @@ class _Parser:
             for item, item_path in self.items(m, "containers", path, required=True)
         )
         self.check_unique([c.name for c in containers], _child(path, "containers"), "name")
+        init_containers = tuple(
+            self.container(item, item_path, volume_names, init=True)
+            for item, item_path in self.items(m, "initContainers", path)
+        )
+        self.check_unique([c.name for c in init_containers], _child(path, "initContainers"), "name")
+        app_names = {c.name for c in containers}
+        for i, c in enumerate(init_containers):
+            if c.name and c.name in app_names:
+                self.fail(f"{path}.initContainers[{i}].name", f"duplicate name {quote(c.name)} (also in containers)")
         self.check_host_ports(containers, _child(path, "containers"))
+        dns_policy = self.string(m, "dnsPolicy", path, default="ClusterFirst", choices=DNS_POLICIES)
+        dns_config = self.dns_config(m.get("dnsConfig"), _child(path, "dnsConfig"))
+        if dns_policy == "None" and (dns_config is None or not dns_config.nameservers):
+            self.fail(_child(path, "dnsConfig.nameservers"), 'must provide at least one nameserver when dnsPolicy is "None"')
+        all_names = {c.name for c in (*containers, *init_containers)}
+        self.check_resource_refs(containers, _child(path, "containers"), all_names)
+        self.check_resource_refs(init_containers, _child(path, "initContainers"), all_names)
         return PodSpec(
             containers=containers,
             restart_policy=self.string(m, "restartPolicy", path, default="Always", choices=RESTART_POLICIES),
@@ -342,10 +414,52 @@ class _Parser:
             ),
             node_name=self.string(m, "nodeName", path, default=None, check=dns_subdomain_problem),
             tolerations=tuple(self.toleration(item, item_path) for item, item_path in self.items(m, "tolerations", path)),
+            init_containers=init_containers,
+            service_account_name=self.string(
+                m, "serviceAccountName", path, default="default", check=dns_subdomain_problem
+            ),
+            security_context=self.pod_security_context(m.get("securityContext"), _child(path, "securityContext")),
+            share_process_namespace=self.boolean(m, "shareProcessNamespace", path, default=False),
+            hostname=self.string(m, "hostname", path, default=None, check=dns_label_problem),
+            subdomain=self.string(m, "subdomain", path, default=None, check=dns_label_problem),
+            dns_policy=dns_policy,
+            dns_config=dns_config,
+            active_deadline_seconds=self.integer(m, "activeDeadlineSeconds", path, default=None, minimum=1),
+            host_aliases=tuple(self.host_alias(item, item_path) for item, item_path in self.items(m, "hostAliases", path)),
         )
 
+    def host_alias(self, raw: Any, path: str) -> HostAlias:
+        m = self.obj(raw, path, ("ip", "hostnames"), kind="HostAlias")
+        ip = self.string(m, "ip", path, required=True, default="", check=ip_problem)
+        hostnames = tuple(
+            self.string_value(v, p, check=dns_subdomain_problem) for v, p in self.items(m, "hostnames", path)
+        )
+        return HostAlias(ip=ip, hostnames=hostnames)
+
+    def dns_config(self, raw: Any, path: str) -> PodDNSConfig | None:
+        if raw is None:
+            return None
+        m = self.obj(raw, path, ("nameservers", "searches", "options"), kind="PodDNSConfig")
+        nameservers = tuple(self.string_value(v, p, check=ip_problem) for v, p in self.items(m, "nameservers", path))
+        if len(nameservers) > 3:
+            self.fail(_child(path, "nameservers"), f"must not have more than 3 nameservers, got {len(nameservers)}")
+        searches = tuple(
+            self.string_value(v, p, check=lambda d: dns_subdomain_problem(d.rstrip(".")))
+            for v, p in self.items(m, "searches", path)
+        )
+        if len(searches) > 32:
+            self.fail(_child(path, "searches"), f"must not have more than 32 search paths, got {len(searches)}")
+        options = []
+        for item, item_path in self.items(m, "options", path):
+            o = self.obj(item, item_path, ("name", "value"), kind="PodDNSConfigOption")
+            options.append(PodDNSConfigOption(
+                name=self.string(o, "name", item_path, required=True, default=""),
+                value=self.string(o, "value", item_path, default=None),
+            ))
+        return PodDNSConfig(nameservers=nameservers, searches=searches, options=tuple(options))
+
     def toleration(self, raw: Any, path: str) -> Toleration:
-        m = self.obj(raw, path, ("key", "operator", "value", "effect", "tolerationSeconds"))
+        m = self.obj(raw, path, ("key", "operator", "value", "effect", "tolerationSeconds"), kind="Toleration")
         key = self.string(m, "key", path, default="", check=lambda v: qualified_name_problem(v) if v else None)
         operator = self.string(m, "operator", path, default="Equal", choices=TOLERATION_OPERATORS)
         value = self.string(m, "value", path, default="", check=lambda v: label_value_problem(v) if v else None)
@@ -380,11 +494,12 @@ class _Parser:
                     )
                 seen.add(key)
 
-    def container(self, raw: Any, path: str, volume_names: set[str]) -> Container:
+    def container(self, raw: Any, path: str, volume_names: set[str], *, init: bool = False) -> Container:
         m = self.obj(
             raw,
             path,
             (
+                *(("restartPolicy",) if init else ()),
                 "name",
                 "image",
                 "imagePullPolicy",
@@ -397,7 +512,14 @@ class _Parser:
                 "livenessProbe",
                 "readinessProbe",
                 "startupProbe",
+                "lifecycle",
+                "securityContext",
+                "workingDir",
+                "stdin",
+                "stdinOnce",
+                "tty",
             ),
+            kind="Container",
         )
         image = self.string(m, "image", path, required=True, default="", check=image_problem)
         ports = tuple(self.port(item, item_path) for item, item_path in self.items(m, "ports", path))
@@ -408,6 +530,14 @@ class _Parser:
             for item, item_path in self.items(m, "volumeMounts", path)
         )
         self.check_unique([v.mount_path for v in mounts], _child(path, "volumeMounts"), "mountPath")
+        restart_policy = None
+        if init:
+            # Kubernetes: "Always" is the one value an init container may carry (a native sidecar).
+            restart_policy = self.string(m, "restartPolicy", path, default=None, choices=("Always",))
+            if restart_policy is None:
+                for key in ("livenessProbe", "readinessProbe", "startupProbe", "lifecycle"):
+                    if m.get(key) is not None:
+                        self.fail(_child(path, key), 'may not be set for init containers without restartPolicy "Always"')
         return Container(
             name=self.string(m, "name", path, required=True, default="", check=dns_label_problem),
             image=image,
@@ -423,17 +553,164 @@ class _Parser:
             liveness_probe=self.probe(m, "livenessProbe", path, port_names, success_must_be_one=True),
             readiness_probe=self.probe(m, "readinessProbe", path, port_names, success_must_be_one=False),
             startup_probe=self.probe(m, "startupProbe", path, port_names, success_must_be_one=True),
+            restart_policy=restart_policy,
+            lifecycle=self.lifecycle(m.get("lifecycle"), _child(path, "lifecycle"), port_names),
+            security_context=self.security_context(m.get("securityContext"), _child(path, "securityContext")),
+            working_dir=self.string(m, "workingDir", path, default=None, check=absolute_path_problem),
+            stdin=self.boolean(m, "stdin", path, default=False),
+            stdin_once=self.boolean(m, "stdinOnce", path, default=False),
+            tty=self.boolean(m, "tty", path, default=False),
         )
 
+    def security_context(self, raw: Any, path: str) -> SecurityContext | None:
+        if raw is None:
+            return None
+        m = self.obj(raw, path, ("runAsUser", "runAsGroup", "runAsNonRoot", "readOnlyRootFilesystem",
+                                 "allowPrivilegeEscalation", "privileged", "capabilities"), kind="SecurityContext")
+        capabilities = None
+        if m.get("capabilities") is not None:
+            c_path = _child(path, "capabilities")
+            c = self.obj(m["capabilities"], c_path, ("add", "drop"), kind="Capabilities")
+            capabilities = Capabilities(
+                add=tuple(self.string_value(v, p, check=capability_problem) for v, p in self.items(c, "add", c_path)),
+                drop=tuple(self.string_value(v, p, check=capability_problem) for v, p in self.items(c, "drop", c_path)),
+            )
+        sc = SecurityContext(
+            run_as_user=self.integer(m, "runAsUser", path, default=None, minimum=0, maximum=2**31 - 1),
+            run_as_group=self.integer(m, "runAsGroup", path, default=None, minimum=0, maximum=2**31 - 1),
+            run_as_non_root=self.optional_boolean(m, "runAsNonRoot", path),
+            read_only_root_filesystem=self.optional_boolean(m, "readOnlyRootFilesystem", path),
+            allow_privilege_escalation=self.optional_boolean(m, "allowPrivilegeEscalation", path),
+            privileged=self.optional_boolean(m, "privileged", path),
+            capabilities=capabilities,
+        )
+        if sc.allow_privilege_escalation is False:
+            # Kubernetes' rule: no-new-privileges cannot hold for a process given every privilege.
+            if sc.privileged:
+                self.fail(_child(path, "allowPrivilegeEscalation"), "cannot be false when privileged is true")
+            elif capabilities is not None and any(a.upper().removeprefix("CAP_") == "SYS_ADMIN"
+                                                  for a in capabilities.add):
+                self.fail(_child(path, "allowPrivilegeEscalation"), "cannot be false when SYS_ADMIN is added")
+        if sc.run_as_non_root and sc.run_as_user == 0:
+            self.fail(_child(path, "runAsNonRoot"), "cannot be true when runAsUser is 0")
+        return sc
+
+    def pod_security_context(self, raw: Any, path: str) -> PodSecurityContext | None:
+        if raw is None:
+            return None
+        m = self.obj(raw, path, ("runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "supplementalGroups"),
+                     kind="PodSecurityContext")
+        sc = PodSecurityContext(
+            run_as_user=self.integer(m, "runAsUser", path, default=None, minimum=0, maximum=2**31 - 1),
+            run_as_group=self.integer(m, "runAsGroup", path, default=None, minimum=0, maximum=2**31 - 1),
+            run_as_non_root=self.optional_boolean(m, "runAsNonRoot", path),
+            fs_group=self.integer(m, "fsGroup", path, default=None, minimum=0, maximum=2**31 - 1),
+            supplemental_groups=tuple(
+                self.integer_value(v, p, default=0, minimum=0, maximum=2**31 - 1)
+                for v, p in self.items(m, "supplementalGroups", path)
+            ),
+        )
+        if sc.run_as_non_root and sc.run_as_user == 0:
+            self.fail(_child(path, "runAsNonRoot"), "cannot be true when runAsUser is 0")
+        return sc
+
+    def optional_boolean(self, m: Mapping[str, Any], key: str, path: str) -> bool | None:
+        value = self.get(m, key, path)
+        if value is _MISSING:
+            return None
+        return self.boolean(m, key, path, default=False)
+
+    def lifecycle(self, raw: Any, path: str, port_names: set[str]) -> Lifecycle | None:
+        if raw is None:
+            return None
+        m = self.obj(raw, path, ("postStart", "preStop"), kind="Lifecycle")
+        return Lifecycle(
+            post_start=self.lifecycle_handler(m.get("postStart"), _child(path, "postStart"), port_names),
+            pre_stop=self.lifecycle_handler(m.get("preStop"), _child(path, "preStop"), port_names),
+        )
+
+    def lifecycle_handler(self, raw: Any, path: str, port_names: set[str]) -> LifecycleHandler | None:
+        if raw is None:
+            return None
+        kinds = ("exec", "httpGet", "sleep")
+        m = self.obj(raw, path, kinds, kind="LifecycleHandler")
+        handlers = [h for h in kinds if m.get(h) is not None]
+        if len(handlers) != 1 and not self.has_extra_keys(raw, kinds):
+            found = ", ".join(handlers) if handlers else "none"
+            self.fail(path, f"must have exactly one handler of exec, httpGet, sleep (found {found})")
+        sleep = None
+        if m.get("sleep") is not None:
+            s_path = _child(path, "sleep")
+            sm = self.obj(m["sleep"], s_path, ("seconds",), kind="SleepAction")
+            sleep = SleepAction(seconds=self.integer(sm, "seconds", s_path, required=True, default=0, minimum=0))
+        return LifecycleHandler(
+            exec=self.exec_action(m["exec"], _child(path, "exec")) if m.get("exec") is not None else None,
+            http_get=self.http_get(m["httpGet"], _child(path, "httpGet"), port_names)
+            if m.get("httpGet") is not None else None,
+            sleep=sleep,
+        )
+
+    @staticmethod
+    def has_extra_keys(raw: Any, allowed: tuple[str, ...]) -> bool:
+        """Does an object carry a key outside `allowed` (reported already, so no second error)?"""
+        return isinstance(raw, Mapping) and any(k not in allowed and raw[k] is not None for k in raw)
+
     def env_var(self, raw: Any, path: str) -> EnvVar:
-        m = self.obj(raw, path, ("name", "value"))
+        m = self.obj(raw, path, ("name", "value", "valueFrom"), kind="EnvVar")
+        value_from = None
+        if m.get("valueFrom") is not None:
+            value_from = self.env_var_source(m["valueFrom"], _child(path, "valueFrom"))
+            if m.get("value") not in (None, ""):
+                self.fail(_child(path, "valueFrom"), "may not be set when value is not empty")
         return EnvVar(
             name=self.string(m, "name", path, required=True, default="", check=env_name_problem),
             value=self.string(m, "value", path, default=""),
+            value_from=value_from,
         )
 
+    def env_var_source(self, raw: Any, path: str) -> EnvVarSource:
+        m = self.obj(raw, path, ("fieldRef", "resourceFieldRef"), kind="EnvVarSource")
+        sources = [k for k in ("fieldRef", "resourceFieldRef") if m.get(k) is not None]
+        if len(sources) != 1 and isinstance(raw, Mapping) and not set(raw) - {"fieldRef", "resourceFieldRef"}:
+            found = ", ".join(sources) if sources else "none"
+            self.fail(path, f"must have exactly one source of fieldRef, resourceFieldRef (found {found})")
+        field_ref = resource_ref = None
+        if m.get("fieldRef") is not None:
+            f_path = _child(path, "fieldRef")
+            f = self.obj(m["fieldRef"], f_path, ("apiVersion", "fieldPath"), kind="ObjectFieldSelector")
+            field_ref = ObjectFieldSelector(
+                field_path=self.string(f, "fieldPath", f_path, required=True, default="", check=field_path_problem),
+                api_version=self.string(f, "apiVersion", f_path, default="v1", choices=("v1",)),
+            )
+        if m.get("resourceFieldRef") is not None:
+            r_path = _child(path, "resourceFieldRef")
+            r = self.obj(m["resourceFieldRef"], r_path, ("containerName", "resource", "divisor"),
+                         kind="ResourceFieldSelector")
+            resource = self.string(r, "resource", r_path, required=True, default="", choices=RESOURCE_FIELDS)
+            divisor = None
+            if r.get("divisor") is not None:
+                divisor = self.quantity(r["divisor"], _child(r_path, "divisor"), non_negative=True)
+                problem = divisor_problem(resource, divisor) if divisor is not None and resource else None
+                if problem:
+                    self.fail(_child(r_path, "divisor"), problem)
+            resource_ref = ResourceFieldSelector(
+                resource=resource,
+                container_name=self.string(r, "containerName", r_path, default=None),
+                divisor=divisor,
+            )
+        return EnvVarSource(field_ref=field_ref, resource_field_ref=resource_ref)
+
+    def check_resource_refs(self, containers: tuple[Container, ...], list_path: str, names: set[str]) -> None:
+        """A resourceFieldRef's containerName must name a container of this Pod."""
+        for ci, c in enumerate(containers):
+            for ei, e in enumerate(c.env):
+                ref = e.value_from.resource_field_ref if e.value_from else None
+                if ref is not None and ref.container_name is not None and ref.container_name not in names:
+                    self.fail(f"{list_path}[{ci}].env[{ei}].valueFrom.resourceFieldRef.containerName",
+                              f"{quote(ref.container_name)} is not a container of this pod")
+
     def port(self, raw: Any, path: str) -> ContainerPort:
-        m = self.obj(raw, path, ("name", "containerPort", "hostPort", "protocol"))
+        m = self.obj(raw, path, ("name", "containerPort", "hostPort", "protocol"), kind="ContainerPort")
         host_port = self.integer(m, "hostPort", path, default=None, minimum=1, maximum=65535)
         container_port = self.integer(m, "containerPort", path, default=0, minimum=1, maximum=65535)
         if m.get("containerPort") is None:
@@ -447,7 +724,7 @@ class _Parser:
         )
 
     def resources(self, raw: Any, path: str) -> ResourceRequirements:
-        m = self.obj(raw, path, ("requests", "limits"))
+        m = self.obj(raw, path, ("requests", "limits"), kind="ResourceRequirements")
         requests = self.resource_list(m, "requests", path)
         limits = self.resource_list(m, "limits", path)
         for name, request in requests.items():
@@ -468,7 +745,7 @@ class _Parser:
         if value is _MISSING:
             return EMPTY_MAP
         list_path = _child(path, key)
-        entries = self.obj(value, list_path, RESOURCE_NAMES)
+        entries = self.obj(value, list_path, RESOURCE_NAMES, kind="ResourceList")
         result = {}
         for name in RESOURCE_NAMES:
             if entries.get(name) is not None:
@@ -478,7 +755,7 @@ class _Parser:
         return FrozenMap(result)
 
     def volume_mount(self, raw: Any, path: str, volume_names: set[str]) -> VolumeMount:
-        m = self.obj(raw, path, ("name", "mountPath", "readOnly"))
+        m = self.obj(raw, path, ("name", "mountPath", "readOnly"), kind="VolumeMount")
         name = self.string(m, "name", path, required=True, default="")
         if name and name not in volume_names:
             self.fail(_child(path, "name"), f"{quote(name)} is not a volume declared in spec.volumes")
@@ -508,9 +785,10 @@ class _Parser:
                 "failureThreshold",
                 "successThreshold",
             ),
+            kind="Probe",
         )
         handlers = [h for h in ("exec", "httpGet", "tcpSocket") if m.get(h) is not None]
-        if len(handlers) != 1:
+        if len(handlers) != 1 and not (not handlers and self.has_extra_keys(raw, _PROBE_FIELDS)):
             found = ", ".join(handlers) if handlers else "none"
             self.fail(path, f"must have exactly one handler of exec, httpGet, tcpSocket (found {found})")
         exec_action = http_get = tcp_socket = None
@@ -535,7 +813,7 @@ class _Parser:
         )
 
     def exec_action(self, raw: Any, path: str) -> ExecAction:
-        m = self.obj(raw, path, ("command",))
+        m = self.obj(raw, path, ("command",), kind="ExecAction")
         command = self.strings(m, "command", path)
         if not command:
             self.fail(_child(path, "command"), "required field is missing (a non-empty list of strings)")
@@ -556,10 +834,10 @@ class _Parser:
         return self.integer_value(value, port_path, default=0, minimum=1, maximum=65535)
 
     def http_get(self, raw: Any, path: str, port_names: set[str]) -> HTTPGetAction:
-        m = self.obj(raw, path, ("path", "port", "host", "scheme", "httpHeaders"))
+        m = self.obj(raw, path, ("path", "port", "host", "scheme", "httpHeaders"), kind="HTTPGetAction")
         headers = []
         for item, item_path in self.items(m, "httpHeaders", path):
-            h = self.obj(item, item_path, ("name", "value"))
+            h = self.obj(item, item_path, ("name", "value"), kind="HTTPHeader")
             headers.append(
                 (
                     self.string(h, "name", item_path, required=True, default="", check=header_name_problem),
@@ -575,22 +853,22 @@ class _Parser:
         )
 
     def tcp_socket(self, raw: Any, path: str, port_names: set[str]) -> TCPSocketAction:
-        m = self.obj(raw, path, ("port", "host"))
+        m = self.obj(raw, path, ("port", "host"), kind="TCPSocketAction")
         return TCPSocketAction(
             port=self.probe_port(m, path, port_names),
             host=self.string(m, "host", path, default=None),
         )
 
     def volume(self, raw: Any, path: str) -> Volume:
-        m = self.obj(raw, path, ("name", "emptyDir", "hostPath"))
+        m = self.obj(raw, path, ("name", "emptyDir", "hostPath"), kind="Volume")
         sources = [s for s in ("emptyDir", "hostPath") if m.get(s) is not None]
-        if len(sources) != 1:
+        if len(sources) != 1 and not (not sources and self.has_extra_keys(raw, ("name", "emptyDir", "hostPath"))):
             found = ", ".join(sources) if sources else "none"
             self.fail(path, f"must have exactly one source of emptyDir, hostPath (found {found})")
         empty_dir = host_path = None
         if m.get("emptyDir") is not None:
             e_path = _child(path, "emptyDir")
-            e = self.obj(m["emptyDir"], e_path, ("medium", "sizeLimit"))
+            e = self.obj(m["emptyDir"], e_path, ("medium", "sizeLimit"), kind="EmptyDirVolumeSource")
             size_limit = None
             if e.get("sizeLimit") is not None:
                 size_limit = self.quantity(e["sizeLimit"], _child(e_path, "sizeLimit"), non_negative=True)
@@ -599,7 +877,7 @@ class _Parser:
             )
         if m.get("hostPath") is not None:
             h_path = _child(path, "hostPath")
-            h = self.obj(m["hostPath"], h_path, ("path", "type"))
+            h = self.obj(m["hostPath"], h_path, ("path", "type"), kind="HostPathVolumeSource")
             host_path = HostPathVolumeSource(
                 path=self.string(h, "path", h_path, required=True, default="", check=absolute_path_problem),
                 type=self.string(h, "type", h_path, default="", choices=HOST_PATH_TYPES),

@@ -1,7 +1,8 @@
 """A Pod back to a Kubernetes-shaped dict, and the hash of what it runs.
 
 Owns: pod_to_dict (Pod -> camelCase dict, JSON/YAML-ready, every defaulted field
-written) and pod_spec_hash. Rules: pure; parse_pod(pod_to_dict(p)) == p; the hash is
+written but those added later, which are written when not at their default: see
+parser.py) and pod_spec_hash. Rules: pure; parse_pod(pod_to_dict(p)) == p; the hash is
 stable across processes and versions of Python (canonical JSON, SHA-256).
 """
 
@@ -11,7 +12,8 @@ import hashlib
 import json
 from typing import Any
 
-from agent.state.pod.model import Container, ContainerPort, OwnerReference, Pod, Probe, Toleration, Volume
+from agent.state.pod.model import (Container, ContainerPort, EnvVar, LifecycleHandler, OwnerReference, Pod, Probe,
+                                   Toleration, Volume)
 
 
 def pod_to_dict(pod: Pod) -> dict[str, Any]:
@@ -36,6 +38,34 @@ def pod_to_dict(pod: Pod) -> dict[str, Any]:
         spec["nodeSelector"] = dict(pod.spec.node_selector)
     if pod.spec.node_name is not None:
         spec["nodeName"] = pod.spec.node_name
+    if pod.spec.service_account_name != "default":
+        spec["serviceAccountName"] = pod.spec.service_account_name
+    if pod.spec.security_context is not None:
+        spec["securityContext"] = _security_context_to_dict(pod.spec.security_context)
+    if pod.spec.share_process_namespace:
+        spec["shareProcessNamespace"] = True
+    for attr, key in (("hostname", "hostname"), ("subdomain", "subdomain")):
+        if getattr(pod.spec, attr) is not None:
+            spec[key] = getattr(pod.spec, attr)
+    if pod.spec.dns_policy != "ClusterFirst":
+        spec["dnsPolicy"] = pod.spec.dns_policy
+    if pod.spec.dns_config is not None:
+        dns = pod.spec.dns_config
+        d: dict[str, Any] = {}
+        if dns.nameservers:
+            d["nameservers"] = list(dns.nameservers)
+        if dns.searches:
+            d["searches"] = list(dns.searches)
+        if dns.options:
+            d["options"] = [{"name": o.name, **({"value": o.value} if o.value is not None else {})}
+                            for o in dns.options]
+        spec["dnsConfig"] = d
+    if pod.spec.active_deadline_seconds is not None:
+        spec["activeDeadlineSeconds"] = pod.spec.active_deadline_seconds
+    if pod.spec.host_aliases:
+        spec["hostAliases"] = [{"ip": a.ip, "hostnames": list(a.hostnames)} for a in pod.spec.host_aliases]
+    if pod.spec.init_containers:
+        spec["initContainers"] = [_container_to_dict(c) for c in pod.spec.init_containers]
     if pod.spec.tolerations:
         spec["tolerations"] = [_toleration_to_dict(t) for t in pod.spec.tolerations]
     return {"apiVersion": pod.api_version, "kind": pod.kind, "metadata": meta, "spec": spec}
@@ -65,12 +95,14 @@ def _toleration_to_dict(t: Toleration) -> dict[str, Any]:
 
 def _container_to_dict(c: Container) -> dict[str, Any]:
     d: dict[str, Any] = {"name": c.name, "image": c.image, "imagePullPolicy": c.image_pull_policy}
+    if c.restart_policy is not None:
+        d["restartPolicy"] = c.restart_policy
     if c.command:
         d["command"] = list(c.command)
     if c.args:
         d["args"] = list(c.args)
     if c.env:
-        d["env"] = [{"name": e.name, "value": e.value} for e in c.env]
+        d["env"] = [_env_to_dict(e) for e in c.env]
     if c.ports:
         d["ports"] = [_port_to_dict(p) for p in c.ports]
     resources: dict[str, Any] = {}
@@ -90,7 +122,67 @@ def _container_to_dict(c: Container) -> dict[str, Any]:
     ):
         if probe is not None:
             d[key] = _probe_to_dict(probe)
+    if c.lifecycle is not None:
+        lifecycle: dict[str, Any] = {}
+        if c.lifecycle.post_start is not None:
+            lifecycle["postStart"] = _handler_to_dict(c.lifecycle.post_start)
+        if c.lifecycle.pre_stop is not None:
+            lifecycle["preStop"] = _handler_to_dict(c.lifecycle.pre_stop)
+        d["lifecycle"] = lifecycle
+    if c.security_context is not None:
+        d["securityContext"] = _security_context_to_dict(c.security_context)
+    if c.working_dir is not None:
+        d["workingDir"] = c.working_dir
+    for attr, key in (("stdin", "stdin"), ("stdin_once", "stdinOnce"), ("tty", "tty")):
+        if getattr(c, attr):
+            d[key] = True
     return d
+
+
+_SECURITY_FIELDS = (
+    ("run_as_user", "runAsUser"), ("run_as_group", "runAsGroup"), ("run_as_non_root", "runAsNonRoot"),
+    ("read_only_root_filesystem", "readOnlyRootFilesystem"), ("allow_privilege_escalation", "allowPrivilegeEscalation"),
+    ("privileged", "privileged"), ("fs_group", "fsGroup"),
+)
+
+
+def _security_context_to_dict(sc: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    for attr, key in _SECURITY_FIELDS:
+        value = getattr(sc, attr, None)
+        if value is not None:
+            d[key] = value
+    if getattr(sc, "supplemental_groups", ()):
+        d["supplementalGroups"] = list(sc.supplemental_groups)
+    caps = getattr(sc, "capabilities", None)
+    if caps is not None:
+        d["capabilities"] = {k: list(v) for k, v in (("add", caps.add), ("drop", caps.drop)) if v}
+    return d
+
+
+def _handler_to_dict(h: LifecycleHandler) -> dict[str, Any]:
+    d = _actions_to_dict(h)
+    if h.sleep is not None:
+        d["sleep"] = {"seconds": h.sleep.seconds}
+    return d
+
+
+def _env_to_dict(e: EnvVar) -> dict[str, Any]:
+    if e.value_from is None:
+        return {"name": e.name, "value": e.value}
+    source: dict[str, Any] = {}
+    if e.value_from.field_ref is not None:
+        f = e.value_from.field_ref
+        source["fieldRef"] = {"apiVersion": f.api_version, "fieldPath": f.field_path}
+    if e.value_from.resource_field_ref is not None:
+        r = e.value_from.resource_field_ref
+        ref: dict[str, Any] = {"resource": r.resource}
+        if r.container_name is not None:
+            ref["containerName"] = r.container_name
+        if r.divisor is not None:
+            ref["divisor"] = r.divisor.text
+        source["resourceFieldRef"] = ref
+    return {"name": e.name, "valueFrom": source}
 
 
 def _port_to_dict(p: ContainerPort) -> dict[str, Any]:
@@ -103,16 +195,7 @@ def _port_to_dict(p: ContainerPort) -> dict[str, Any]:
 
 
 def _probe_to_dict(p: Probe) -> dict[str, Any]:
-    d: dict[str, Any] = {}
-    if p.exec is not None:
-        d["exec"] = {"command": list(p.exec.command)}
-    if p.http_get is not None:
-        h: dict[str, Any] = {"path": p.http_get.path, "port": p.http_get.port, "scheme": p.http_get.scheme}
-        if p.http_get.host is not None:
-            h["host"] = p.http_get.host
-        if p.http_get.http_headers:
-            h["httpHeaders"] = [{"name": n, "value": v} for n, v in p.http_get.http_headers]
-        d["httpGet"] = h
+    d = _actions_to_dict(p)
     if p.tcp_socket is not None:
         t: dict[str, Any] = {"port": p.tcp_socket.port}
         if p.tcp_socket.host is not None:
@@ -125,6 +208,21 @@ def _probe_to_dict(p: Probe) -> dict[str, Any]:
         failureThreshold=p.failure_threshold,
         successThreshold=p.success_threshold,
     )
+    return d
+
+
+def _actions_to_dict(p: Any) -> dict[str, Any]:
+    """The exec and httpGet handlers a probe and a lifecycle hook share."""
+    d: dict[str, Any] = {}
+    if p.exec is not None:
+        d["exec"] = {"command": list(p.exec.command)}
+    if p.http_get is not None:
+        h: dict[str, Any] = {"path": p.http_get.path, "port": p.http_get.port, "scheme": p.http_get.scheme}
+        if p.http_get.host is not None:
+            h["host"] = p.http_get.host
+        if p.http_get.http_headers:
+            h["httpHeaders"] = [{"name": n, "value": v} for n, v in p.http_get.http_headers]
+        d["httpGet"] = h
     return d
 
 

@@ -141,3 +141,56 @@ def image_problem(value: str) -> str | None:
     if not value or value != value.strip() or any(ch.isspace() for ch in value):
         return f"{quote(value)} is not a valid image reference (must be non-empty, without spaces)"
     return None
+
+
+_MAP_FIELD_PATH = re.compile(r"(metadata\.(?:labels|annotations))\['(.*)'\]")
+
+
+def field_path_problem(value: str) -> str | None:
+    """A downward API fieldPath agentd can give a container's environment."""
+    from agent.state.pod.model import FIELD_PATHS, FIELD_PATH_MAPS
+
+    if value in FIELD_PATHS:
+        return None
+    m = _MAP_FIELD_PATH.fullmatch(value)
+    if m:
+        problem = qualified_name_problem(m.group(2))
+        return f"{quote(value)}: key {problem}" if problem else None
+    if value in FIELD_PATH_MAPS:
+        return f"{quote(value)}: name one key, e.g. {value}['app'] (the whole map is only for volumes)"
+    supported = ", ".join([*FIELD_PATHS, *(f"{p}['<key>']" for p in FIELD_PATH_MAPS)])
+    return f"{quote(value)} is not a supported fieldPath (supported: {supported})"
+
+
+_CPU_DIVISORS = ("1m", "1")
+_MEMORY_DIVISORS = ("1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei")
+
+
+def divisor_problem(resource: str, divisor: Any) -> str | None:
+    """Kubernetes' rule: cpu divides by 1m or 1; memory by 1 or a power of 1000 or 1024."""
+    from agent.state.quantity import parse_quantity
+
+    allowed = _CPU_DIVISORS if resource.endswith("cpu") else _MEMORY_DIVISORS
+    if any(divisor.value == parse_quantity(a).value for a in allowed):
+        return None
+    return f"{quote(divisor.text)} is not a valid divisor for {resource} (one of {', '.join(allowed)})"
+
+
+_CAPABILITY = re.compile(r"[A-Za-z_]+")
+
+
+def capability_problem(value: str) -> str | None:
+    """A Linux capability name: NET_ADMIN, CAP_NET_ADMIN, or ALL."""
+    if not _CAPABILITY.fullmatch(value):
+        return f"{quote(value)} is not a capability name (e.g. NET_ADMIN, CHOWN or ALL)"
+    return None
+
+
+def ip_problem(value: str) -> str | None:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return f"{quote(value)} is not an IP address"
+    return None
