@@ -1,7 +1,7 @@
 """One chaos scenario on a running cluster: the workload and the monitor run the whole time,
 faults are injected and healed, and the invariants are checked at the end.
 
-Owns: `Chaos` (the cluster, the workload Pods, the bounds) and `Scenario` (one run:
+Owns: `Chaos` (the cluster, the workload Deployment and its Pods, the bounds) and `Scenario` (one run:
 timeline, history, samples; `fault`, `wait_healthy`, then the checks). The checks:
 (a) every workload Pod Running on a Ready node again (the API says so and its node's engine
     agrees), and no stretch below the count (containers running on nodes the API calls
@@ -55,11 +55,16 @@ DUPLICATE_BOUND_S = DEFAULT_FENCE_AFTER_S + STOP_SLACK_S
 HEALTHY_TIMEOUT_S = 120.0
 
 
-def work_pod(i: int) -> dict[str, Any]:
-    doc = pod_manifest(f"chaos-work-{i}", cpu="50m", memory="16Mi", labels={WORK_LABEL: "true", "app": "chaos-work"},
-                       command="exec sleep 3600")
-    doc["spec"]["restartPolicy"] = "Always"
-    return doc
+def work_deployment() -> dict[str, Any]:
+    """The workload: a Deployment of WORK_PODS replicas (its Pods carry WORK_LABEL)."""
+    template = pod_manifest("unused", cpu="50m", memory="16Mi", labels={WORK_LABEL: "true", "app": "chaos-work"},
+                            command="exec sleep 3600")
+    template["spec"]["restartPolicy"] = "Always"
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "chaos-work"},
+            "spec": {"replicas": WORK_PODS, "selector": {"matchLabels": {"app": "chaos-work"}},
+                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                     "template": {"metadata": {"labels": template["metadata"]["labels"]},
+                                  "spec": template["spec"]}}}
 
 
 @dataclass
@@ -96,7 +101,7 @@ class Chaos:
 
     async def deploy_work(self) -> None:
         async with ClusterClient(self.addresses, timeout_s=5) as client:
-            await client.apply([work_pod(i) for i in range(WORK_PODS)])
+            await client.apply([work_deployment()])
 
     @contextlib.asynccontextmanager
     async def scenario(self, title: str, *, workload: WorkloadConfig = WorkloadConfig(),
