@@ -307,3 +307,19 @@ def test_a_removed_voter_restarted_with_its_old_log_cannot_disturb_the_leader__t
     assert all(cluster.core(n).term == term for n in "abcd")
     assert sum(cluster.core(n).stats["dropped_not_member"] for n in "abcd") > 0
     assert stale.role != Role.LEADER
+
+
+# ------------------------------------------------------------------ the setting
+
+
+def test_the_replacement_time_is_a_flag_with_a_reasoned_default():
+    from agent.agentd.config import DEFAULT_REPLACE_DEAD_SERVER_AFTER_S, AgentConfig
+    from agent.daemon import build_parser
+
+    parse = lambda *a: build_parser().parse_args(["--data-dir", "/tmp/unused", *a])  # noqa: E731
+    assert parse().replace_dead_server_after_s == DEFAULT_REPLACE_DEAD_SERVER_AFTER_S == 30.0
+    assert AgentConfig("n", "/tmp").replace_dead_server_after_s == 30.0
+    assert parse("--replace-dead-server-after", "3").replace_dead_server_after_s == 3.0
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(SystemExit):
+            parse("--replace-dead-server-after", bad)
