@@ -10,30 +10,27 @@ removed this server from its configuration.
 Rules it keeps:
 - A data dir that holds Raft state is always recovered, never bootstrapped again.
 - A removed server does not linger. A server that has heard from no leader for a while,
-  or whose own configuration leaves it out, asks another live server whether it was
-  removed: it was when that server, in touch with a leader, names it neither voter nor
-  standby AND a linearizable read of its Node shows the label `worker` (the leader labels
-  a Node `worker` only once a configuration without it is committed). Then it stops its
-  Raft node, deletes its Raft data (log, snapshot, term and vote: nothing stale is kept,
-  nothing can campaign with it), empties its copy of the state and works on as a worker.
-  Restarted with an old log, a removed server finds this out the same way within seconds
-  (the others ignore its votes meanwhile: it is no member of their committed
-  configuration, and PreVote and CheckQuorum keep its campaigns from raising a term).
+  or whose own configuration leaves it out, asks the leader (found through another live
+  server; the leader's own answer only) what it is. Its Raft data is a removed member's,
+  or stale, when the leader names it nowhere, or a standby while its own log says voter,
+  and a linearizable read of its Node does not say `voter` (the leader labels a Node only
+  from a committed configuration). Then it stops its Raft node, deletes its Raft data
+  (log, snapshot, term and vote: nothing stale is kept, nothing can campaign with it),
+  empties its copy of the state and works on as a worker. Meanwhile the others ignore
+  it: it is no member of their committed configuration, and PreVote and CheckQuorum
+  keep its campaigns from raising a term (tests/unit/test_roles_replacement.py).
 - It becomes a server again only as a new, empty standby, when the leader labels its
   Node `standby` (checked with a linearizable read, not the stale copy it held).
-- A recovered server advertises the role its log gives it (voter, standby) only once it
-  has heard from a leader since it started: until then it may be a removed one.
-- Opening (recovering) storage runs on a worker thread: it may read a large log, and
-  this process's Trio thread also runs gossip, whose probes time out in 80 ms.
-- Peers are addressed by name; their addresses come from gossip metadata, so a member
-  restarted at a new address is found again.
+- A recovered server advertises no role (`joining`) until the leader has named it with
+  the role its own log gives it (or it leads): restarted after it was replaced, it asks
+  at once and never shows itself as a voter.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import json
 import shutil
 from collections import Counter
 from collections.abc import Sequence
@@ -44,6 +41,7 @@ import trio
 from agent.agentd.config import AgentConfig, in_touch_with_leader
 from agent.agentd.gossip_view import GossipView
 from agent.agentd.notify import Changes
+from agent.control.roles import MEMBER, STALE, WAIT, own_raft_data_verdict
 from agent.grpcbridge import unary
 from agent.grpcbridge.errors import RpcError, Unavailable
 from agent.raft.messages import Message
@@ -68,6 +66,8 @@ CONFIG_POLL_S = 0.1
 # long asks whether it was removed, and again as often while it stays so: a few election
 # timeouts, so an election or a restart settles first.
 REMOVAL_CHECK_S = 2.0
+# A recovered server asks this often until the leader has confirmed its role.
+CONFIRM_CHECK_S = 0.5
 # Servers asked, in turn, per check.
 REMOVAL_ASK_SERVERS = 3
 
@@ -88,7 +88,9 @@ class RaftHost:
         self._mode = ""
         self._voters: tuple[str, ...] = ()
         self._peer_addresses: dict[str, str] = {}
-        self._heard_leader = False  # this Raft node has heard from a leader (or led) since it started
+        # The leader named this server with the role its own log gives it (or it leads):
+        # until then a recovered server advertises no role, its log may be a removed one's.
+        self._confirmed = False
         self.removed = False  # this agent was removed from the configuration since the process started
         self.removals = 0
 
@@ -118,14 +120,16 @@ class RaftHost:
         return tuple(conf.voters), tuple(conf.learners)
 
     def role(self) -> str:
+        if self.node is None:
+            return "joining" if self._start.is_set() else "worker"  # starting: not yet known
+        if self._mode == RECOVER and not self._confirmed:
+            return "joining"  # perhaps a removed server's old log: wait for the leader's word
         voters, learners = self.membership()
-        if self.node is not None and self._mode == RECOVER and not self._heard_leader:
-            return "joining"  # perhaps a removed server's old log: wait for a leader's word
         if self.config.name in voters:
             return "voter"
         if self.config.name in learners:
             return "standby"
-        return "worker" if self.node is None else "joining"
+        return "joining"
 
     # ----------------------------------------------------------------- starting
     def start(self, mode: str, voters: Sequence[str] = ()) -> None:
@@ -191,7 +195,7 @@ class RaftHost:
         self.state.restore(ClusterState().snapshot())
         self._start = trio.Event()
         self._mode = ""
-        self._heard_leader = False
+        self._confirmed = False
         self._peer_addresses = {}
         self.removed = True
         self.removals += 1
@@ -202,45 +206,70 @@ class RaftHost:
     async def _watch_removal(self, node: RaftNode, scope: trio.CancelScope) -> None:
         """Stop this server (cancelling `scope`) once the cluster says it was removed."""
         if self.peers is None:
+            self._confirm()
             return
         name = self.config.name
         doubtful_checks = 0
         while True:
-            await trio.sleep(REMOVAL_CHECK_S)
-            conf = node.core.conf_state
-            member = name in conf.voters or name in conf.learners
-            if node.is_leader() or (member and in_touch_with_leader(node)):
+            await trio.sleep(REMOVAL_CHECK_S if self._confirmed else CONFIRM_CHECK_S)
+            if node.is_leader():
+                self._confirm()
                 doubtful_checks = 0
                 continue
-            doubtful_checks += 1
-            if doubtful_checks < 2 and member:
-                continue  # out of touch for a moment only: an election, most likely
-            if await self._cluster_removed_me():
-                log.warning("%s event=raft_removed_by_cluster term=%d in_own_conf=%s", name, node.term, member)
+            conf = node.core.conf_state
+            mine = "voter" if name in conf.voters else "standby" if name in conf.learners else ""
+            if self._confirmed:
+                if mine and in_touch_with_leader(node):
+                    doubtful_checks = 0
+                    continue
+                doubtful_checks += 1
+                if mine and doubtful_checks < 2:
+                    continue  # out of touch for a moment only: an election, most likely
+            verdict = await self._ask_leader(mine)
+            if verdict == MEMBER:
+                self._confirm()
+            elif verdict == STALE:
+                log.warning("%s event=raft_removed_by_cluster term=%d own_conf_role=%s", name, node.term,
+                            mine or "none")
                 scope.cancel()
                 return
+
+    def _confirm(self) -> None:
+        if not self._confirmed:
+            self._confirmed = True
+            self.changes.notify()  # the role it advertises may change now
 
     def _other_servers(self) -> list[str]:
         servers = self.gossip.servers()
         names = sorted((n for n in servers if n != self.config.name), key=lambda n: (servers[n].role != "voter", n))
         return [servers[n].api_address for n in names[:REMOVAL_ASK_SERVERS]]
 
-    async def _cluster_removed_me(self) -> bool:
+    async def _ask_leader(self, mine: str) -> str | None:
+        """What the leader says of this server, against `mine`, the role its own log gives
+        it (roles.own_raft_data_verdict): MEMBER, STALE (this server's Raft data is a
+        removed member's: delete it), or None (no leader answered, or nothing to do yet)."""
         name = self.config.name
         for address in self._other_servers():
-            stub = self.peers.cluster(address)
             try:
+                seen = await unary(self.peers.cluster(address).Status, pb.StatusRequest(),
+                                   timeout=self.config.rpc_timeout_s)
+                leader_address = self.gossip.api_address(seen.leader) if seen.leader else None
+                if not leader_address or seen.leader == name:
+                    continue
+                stub = self.peers.cluster(leader_address)
                 status = await unary(stub.Status, pb.StatusRequest(), timeout=self.config.rpc_timeout_s)
-                if not status.leader or not status.voters:
-                    continue  # that server knows no leader: ask another
-                if name in status.voters or name in status.standbys:
-                    return False
-                label = await self._node_label(stub)
+                if status.answered_by != status.leader:
+                    continue  # no longer the leader: ask again later
+                theirs = "voter" if name in status.voters else "standby" if name in status.standbys else ""
+                label = None
+                if own_raft_data_verdict(mine, theirs, "worker") != own_raft_data_verdict(mine, theirs, "voter"):
+                    label = await self._node_label(stub)  # only when it decides
+                verdict = own_raft_data_verdict(mine, theirs, label)
             except RpcError as exc:
                 log.info("%s event=removal_check_failed server=%s code=%s", name, address, exc.code.name)
                 continue
-            return label == "worker"
-        return False
+            return None if verdict == WAIT else verdict
+        return None
 
     async def _own_label(self) -> str | None:
         """This agent's Node role label, by a linearizable read through another server."""
@@ -266,9 +295,6 @@ class RaftHost:
         while True:
             soft = node.soft_state
             conf = node.core.conf_state
-            if not self._heard_leader and in_touch_with_leader(node):
-                self._heard_leader = True
-                seen = ()  # the role it advertises may change now
             now = (node.role, node.leader_id, node.term, tuple(conf.voters), tuple(conf.learners))
             if now != seen or self.gossip.changes.version != gossip_seen:
                 gossip_seen = self.gossip.changes.version

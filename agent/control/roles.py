@@ -50,6 +50,11 @@ Rules it keeps:
   below makes a new one. Removals come after promotions, voters before learners.
 - Standbys are topped up from healthy server-eligible workers: the target, plus one for
   each voter missing from the target, counting neither overdue voters nor overdue learners.
+- A server's own view against the leader's (`own_raft_data_verdict`): its Raft data is
+  to be deleted when the leader names it nowhere, or a standby while its own log says
+  voter (a removed member's old log), unless its Node is labelled `voter` (labels are
+  written from committed configurations only, so that label means it may still be one).
+  A server whose log is merely behind the leader's configuration keeps it and catches up.
 - Pure: no I/O, no clock.
 """
 
@@ -170,3 +175,25 @@ def plan_roles(raft: RaftMembership, members: Mapping[str, MemberView], node_rol
                 # Announce it now; it is added once the label is committed (a later plan).
                 labels = [(n, r) for n, r in labels if n != fresh[0]] + [(fresh[0], "standby")]
     return RolePlan(tuple(labels))
+
+
+MEMBER, STALE, WAIT = "member", "stale", "wait"
+
+
+def own_raft_data_verdict(own_role: str, leader_role: str, node_label: str | None) -> str:
+    """What a server does with its Raft data, from the role its own log gives it
+    (`voter`, `standby` or ""), the role the leader's configuration gives it, and its
+    Node's role label (a linearizable read; None when not read): MEMBER (the leader
+    agrees), WAIT (its log is behind, or nothing is known yet) or STALE (delete it)."""
+    if own_role == leader_role:
+        if own_role:
+            return MEMBER
+        # Named nowhere, by itself and by the leader: an empty server waiting to be added
+        # (labelled standby) waits; one the cluster let go of (labelled worker) is stale.
+        return STALE if node_label == "worker" else WAIT
+    if leader_role == "voter" or (leader_role == "standby" and not own_role):
+        return WAIT  # behind the leader's configuration: the log catches up
+    # The leader names it nowhere, or a standby while its old log says voter.
+    if node_label is None or node_label == "voter":
+        return WAIT
+    return STALE

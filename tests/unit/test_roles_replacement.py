@@ -9,7 +9,16 @@ from __future__ import annotations
 import pytest
 
 from agent.control.members import MemberView
-from agent.control.roles import RaftMembership, RoleTargets, plan_roles, quorum
+from agent.control.roles import (
+    MEMBER,
+    STALE,
+    WAIT,
+    RaftMembership,
+    RoleTargets,
+    own_raft_data_verdict,
+    plan_roles,
+    quorum,
+)
 from agent.raft.confchange import ConfChange, ConfChangeKind
 from agent.raft.core import Role
 from agent.raft.messages import VoteRequest
@@ -323,3 +332,26 @@ def test_the_replacement_time_is_a_flag_with_a_reasoned_default():
     for bad in ("0", "-1", "soon"):
         with pytest.raises(SystemExit):
             parse("--replace-dead-server-after", bad)
+
+
+# ------------------------------------------------------------------ a server's own Raft data against the leader's
+
+
+@pytest.mark.parametrize("own, leader, label, verdict", [
+    ("voter", "voter", None, MEMBER),
+    ("standby", "standby", None, MEMBER),
+    ("voter", "", "worker", STALE),        # removed; restarted with its old log
+    ("voter", "", "standby", STALE),       # removed, and already announced as a new standby
+    ("standby", "", "worker", STALE),      # a dead standby, removed
+    ("voter", "standby", "standby", STALE),  # re-added as a learner, its old log still says voter
+    ("voter", "", "voter", WAIT),          # the removal is not committed: it may still be a voter
+    ("voter", "standby", "voter", WAIT),
+    ("voter", "", None, WAIT),             # the label could not be read
+    ("standby", "voter", "voter", WAIT),   # promoted: its log is behind
+    ("", "voter", "voter", WAIT),
+    ("", "standby", "standby", WAIT),      # just added: catching up
+    ("", "", "standby", WAIT),             # empty, waiting to be added
+    ("", "", "worker", STALE),             # its log holds its own removal, and nobody wants it
+])
+def test_a_servers_raft_data_is_deleted_only_when_the_cluster_let_it_go(own, leader, label, verdict):
+    assert own_raft_data_verdict(own, leader, label) == verdict
