@@ -355,3 +355,31 @@ def test_the_replacement_time_is_a_flag_with_a_reasoned_default():
 ])
 def test_a_servers_raft_data_is_deleted_only_when_the_cluster_let_it_go(own, leader, label, verdict):
     assert own_raft_data_verdict(own, leader, label) == verdict
+
+
+# ------------------------------------------------------------------ the loop's down-since times
+
+
+def test_the_leader_times_each_server_from_when_it_first_saw_it_down():
+    from types import SimpleNamespace
+
+    from agent.agentd.config import AgentConfig
+    from agent.agentd.controllers import ControlLoop
+
+    gossip = SimpleNamespace(settled=lambda: False)
+    loop = ControlLoop(AgentConfig("a", "/tmp/unused"), SimpleNamespace(), gossip, SimpleNamespace())
+    conf = ("a", "b", "c", "d")
+    members = live("a", "c") | {"b": member("b", "dead")}  # d: absent from gossip
+    loop._note_down(conf, members, 10.0)
+    assert loop.down_since == {"b": 10.0}  # absent counts only once gossip has settled
+    gossip.settled = lambda: True
+    loop._note_down(conf, members, 12.0)
+    assert loop.down_since == {"b": 10.0, "d": 12.0}  # b keeps its first time
+    members["b"] = member("b", "suspect")
+    loop._note_down(conf, members, 13.0)
+    assert loop.down_since == {"d": 12.0}  # seen up again: forgotten
+    members["b"] = member("b", "dead")
+    loop._note_down(conf, members, 14.0)
+    assert loop.down_since == {"b": 14.0, "d": 12.0}  # a flapping member starts over
+    loop._note_down(("a", "b", "c"), members, 15.0)
+    assert loop.down_since == {"b": 14.0}  # d left the configuration
