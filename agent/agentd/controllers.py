@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import trio
 
@@ -40,7 +40,8 @@ from agent.agentd.raft_host import RaftHost
 from agent.control.node_lifecycle import reconcile_nodes
 from agent.control.placement import SchedulerConfig, ScoringStrategy
 from agent.control.scheduling import plan_placements
-from agent.control.roles import RaftMembership, RoleTargets, is_down, plan_roles
+from agent.control.members import MemberView
+from agent.control.roles import RaftMembership, RolePlan, RoleTargets, is_down, plan_roles
 from agent.raft.errors import ConfChangeRejected, NotLeader, RaftError
 from agent.state import commands as cmd
 from agent.state.machine import is_error
@@ -119,7 +120,7 @@ class ControlLoop:
         await self._propose([cmd.set_node_role(name, role, now) for name, role in plan.labels])
         await self._change_membership(plan)
 
-    def _note_down(self, in_conf: tuple[str, ...], members, now: float) -> None:
+    def _note_down(self, in_conf: tuple[str, ...], members: Mapping[str, MemberView], now: float) -> None:
         settled = self.gossip.settled()
         for name in in_conf:
             if name in members and not is_down(name, members):
@@ -130,7 +131,7 @@ class ControlLoop:
         for name in [n for n in self.down_since if n not in in_conf]:
             del self.down_since[name]
 
-    async def _change_membership(self, plan) -> None:
+    async def _change_membership(self, plan: RolePlan) -> None:
         node = self.raft.node
         if node is None:
             raise NotLeader(None)
