@@ -34,7 +34,7 @@ from agent import __version__
 from agent.affinity import parse_cpu, pin_to_cpu
 from agent.agentd import metadata
 from agent.agentd.assignments import ClusterAssignments
-from agent.agentd.config import DEFAULT_FENCE_AFTER_S, AgentConfig
+from agent.agentd.config import DEFAULT_FENCE_AFTER_S, DEFAULT_REPLACE_DEAD_SERVER_AFTER_S, AgentConfig
 from agent.agentd.controllers import ControlLoop
 from agent.agentd.gossip_view import GossipView
 from agent.agentd.lifecycle import AgentLifecycle
@@ -95,6 +95,16 @@ def _host_port(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0 seconds")
+    return value
+
+
 def _cpu_quantity(text: str) -> int:
     try:
         return cpu_millicores(parse_quantity(text))
@@ -123,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="form the first Raft configuration once N server candidates see each other")
     p.add_argument("--voters", type=int, default=3, choices=(1, 3, 5, 7), help="target number of Raft voters")
     p.add_argument("--standbys", type=int, default=2, help="target number of standby servers (Raft learners)")
+    p.add_argument("--replace-dead-server-after", dest="replace_dead_server_after_s", type=_positive_seconds,
+                   default=DEFAULT_REPLACE_DEAD_SERVER_AFTER_S, metavar="SECONDS",
+                   help="the leader replaces a voter or standby that has been dead this long (default 30)")
     p.add_argument("--no-server", action="store_true", help="never make this agent a voter or a standby")
     p.add_argument("--label", action="append", type=_label, default=[], metavar="KEY=VALUE",
                    help="a node label (repeatable)")
@@ -237,8 +250,8 @@ async def serve(config: AgentConfig, args: argparse.Namespace) -> None:
                              seeds=[s for s in config.join if s != (config.bind_address, config.gossip_port)],
                              meta=metadata.encode(own, max_bytes=LAN.max_meta_bytes))
     gossip = GossipView(gossip_node, own, settle_s=config.gossip_settle_s)
-    raft = RaftHost(config, state, gossip)
     peers = Peers()
+    raft = RaftHost(config, state, gossip, peers)
     api = ClusterServicer(config, raft, gossip, peers)
 
     def on_state_change(index: int) -> None:
@@ -308,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         name=name, data_dir=os.path.abspath(args.data_dir), bind_address=args.bind, api_port=args.api_port,
         gossip_port=args.gossip_port, join=tuple(args.join), bootstrap_expect=args.bootstrap_expect,
         server_eligible=not args.no_server, voters=args.voters, standbys=args.standbys, labels=dict(args.label),
+        replace_dead_server_after_s=args.replace_dead_server_after_s,
         capacity_cpu_millicores=args.capacity_cpu, capacity_memory_bytes=args.capacity_memory,
         max_pods=args.max_pods, fence_after_s=args.fence_after_s, scheduler_scoring=args.scheduler_scoring,
     )

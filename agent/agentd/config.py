@@ -40,6 +40,13 @@ def in_touch_with_leader(node: RaftNode | None) -> bool:
 WATCH_SILENCE_S = 3.0
 
 
+# A server (voter or standby) that gossip has declared dead for this long is replaced by
+# the leader (agent/control/roles.py). SWIM's verdict takes ~2 s; 30 s more rides out a
+# reboot or a brief partition (the member comes back with its log, cheaper than making a
+# new one), yet leaves the cluster one failure short for well under a minute.
+DEFAULT_REPLACE_DEAD_SERVER_AFTER_S = 30.0
+
+
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
     name: str
@@ -54,6 +61,7 @@ class AgentConfig:
     server_eligible: bool = True
     voters: int = 3  # the cluster's target number of Raft voters (3 survives 1 failure, 5 survives 2)
     standbys: int = 2  # target number of standby servers (Raft learners)
+    replace_dead_server_after_s: float = DEFAULT_REPLACE_DEAD_SERVER_AFTER_S  # see its definition
     labels: Mapping[str, str] = field(default_factory=dict)
     # Capacity overrides (None: what psutil reads), for hollow nodes and tests.
     capacity_cpu_millicores: int | None = None

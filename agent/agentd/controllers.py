@@ -16,7 +16,13 @@ Rules it keeps:
   (Deployments and ReplicaSets: replacements, rollouts, scaling), then the scheduler (which
   places every pending Pod) in the same pass, then roles: a dead node's Pods are Running
   elsewhere as soon as the survivors can start them.
-- One Raft membership change at a time, awaited before the next pass.
+- One Raft membership change at a time, awaited before the next pass; one the core
+  refuses (a learner not caught up after all, say) is logged and planned again next pass.
+- How long each member of the configuration has been down is kept here, in this leader's
+  memory only: it is measured from when *this* leader first saw it down (dead or left in
+  gossip, or absent once gossip has settled), and forgotten when it is seen up again or
+  when this agent stops leading. A new leader starts counting afresh: replacing a dead
+  server waits a little longer after a leader change, never less.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import trio
 
@@ -36,8 +42,9 @@ from agent.control.node_lifecycle import reconcile_nodes
 from agent.control.placement import SchedulerConfig, ScoringStrategy
 from agent.control.scheduling import plan_placements
 from agent.control.workloads import plan_workloads
-from agent.control.roles import RaftMembership, RoleTargets, plan_roles
-from agent.raft.errors import NotLeader, RaftError
+from agent.control.members import MemberView
+from agent.control.roles import RaftMembership, RolePlan, RoleTargets, is_down, plan_roles
+from agent.raft.errors import ConfChangeRejected, NotLeader, RaftError
 from agent.state import commands as cmd
 from agent.state.machine import is_error
 from agent.state.node import role_of
@@ -51,18 +58,21 @@ CAUGHT_UP_ENTRIES = 64
 
 class ControlLoop:
     def __init__(self, config: AgentConfig, raft: RaftHost, gossip: GossipView, state_changes: Changes, *,
-                 clock: Callable[[], float] = time.time, new_uid: Callable[[], str] = lambda: str(uuid.uuid4())):
+                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
+                 new_uid: Callable[[], str] = lambda: str(uuid.uuid4())):
         self.config = config
         self.raft = raft
         self.gossip = gossip
         self.state_changes = state_changes
         self.clock = clock
+        self.monotonic = monotonic
         self.new_uid = new_uid
-        self.targets = RoleTargets(config.voters, config.standbys)
+        self.targets = RoleTargets(config.voters, config.standbys, config.replace_dead_server_after_s)
         self.scheduler_config = SchedulerConfig(scoring_strategy=ScoringStrategy(config.scheduler_scoring))
         self.passes = 0
         self.commands_proposed = 0
         self._announced_term: int | None = None  # the term whose LeaderElected event this leader wrote
+        self.down_since: dict[str, float] = {}  # member of the configuration -> when first seen down
 
     async def run(self) -> None:
         seen = -1
@@ -72,6 +82,7 @@ class ControlLoop:
                 continue
             log.info("%s event=control_loop_leading term=%d", self.config.name, self.raft.node.term)
             self._announced_term = None
+            self.down_since = {}
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._lead)
                 while self.raft.is_leader():
@@ -114,14 +125,51 @@ class ControlLoop:
         await self._propose(plan_placements(state, now=now, config=self.scheduler_config))
         voters, learners = self.raft.membership()
         roles = {meta_of(doc)["name"]: role_of(doc) for doc in state.list("Node")}
-        plan = plan_roles(RaftMembership(voters, learners, self._caught_up(learners)), members, roles, self.targets)
+        core = node.core
+        membership = RaftMembership(voters, learners, self._caught_up(learners),
+                                    change_pending=core.conf_index > core.commit_index)
+        mono = self.monotonic()
+        self._note_down(voters + learners, members, mono)
+        plan = plan_roles(membership, members, roles, self.targets, now=mono, down_since=self.down_since)
         await self._propose([cmd.set_node_role(name, role, now) for name, role in plan.labels])
-        if plan.add_learner:
-            log.info("%s event=raft_add_learner member=%s", self.config.name, plan.add_learner)
-            await node.add_learner(plan.add_learner)
-        elif plan.promote:
-            log.info("%s event=raft_promote member=%s", self.config.name, plan.promote)
-            await node.promote(plan.promote)
+        await self._change_membership(plan)
+
+    def _note_down(self, in_conf: tuple[str, ...], members: Mapping[str, MemberView], now: float) -> None:
+        settled = self.gossip.settled()
+        for name in in_conf:
+            if name in members and not is_down(name, members):
+                self.down_since.pop(name, None)
+            elif (name in members or settled) and name not in self.down_since:
+                self.down_since[name] = now
+                log.info("%s event=server_down member=%s", self.config.name, name)
+        for name in [n for n in self.down_since if n not in in_conf]:
+            del self.down_since[name]
+
+    async def _change_membership(self, plan: RolePlan) -> None:
+        node = self.raft.node
+        if node is None:
+            raise NotLeader(None)
+        for kind, member, call in (("add_learner", plan.add_learner, node.add_learner),
+                                   ("promote", plan.promote, node.promote),
+                                   ("remove", plan.remove, node.remove)):
+            if member is None:
+                continue
+            log.info("%s event=raft_%s member=%s notes=%r", self.config.name, kind, member, ";".join(plan.notes))
+            try:
+                await call(member)
+            except ConfChangeRejected as exc:  # planned again next pass, from the state then
+                log.warning("%s event=raft_%s_refused member=%s error=%r", self.config.name, kind, member, str(exc))
+                return
+            said = {"add_learner": ("Normal", "ServerAdded", f"{member} joined the Raft configuration as a standby"),
+                    "promote": ("Normal", "ServerPromoted", f"{member} promoted from standby to voter"),
+                    "remove": ("Warning", "ServerRemoved", f"{member} removed from the Raft configuration: down "
+                                                           f"longer than {self.config.replace_dead_server_after_s:g}s"
+                               if member in self.down_since else f"{member} removed from the Raft configuration")}
+            event_type, reason, message = said[kind]
+            if self.raft.state.get("Node", "", member) is not None:
+                await self._propose([cmd.record_events([("Node", "", member, event_type, reason, message, "agentd")],
+                                                       self.clock())])
+            return
 
     def _caught_up(self, learners: tuple[str, ...]) -> frozenset[str]:
         node = self.raft.node

@@ -14,6 +14,7 @@ from agent.raft.errors import NotLeader, RaftError
 
 def loop_with(failures: list[BaseException]) -> tuple[ControlLoop, list[int]]:
     config = SimpleNamespace(voters=3, standbys=2, scheduler_scoring="LeastAllocated", control_interval_s=0.01,
+                             replace_dead_server_after_s=30.0,
                              name="n1")
     raft = SimpleNamespace(changes=Changes())
     gossip = SimpleNamespace(changes=Changes())
