@@ -51,7 +51,9 @@ for _ in $(seq 1 120); do
     printf '.'; sleep 0.5
 done
 echo
-say "agentctl get pods -o wide   (the scheduler spread them; too-big fits nowhere)"
+say "agentctl get deployments,replicasets and pods -o wide   (the scheduler spread them; too-big fits nowhere)"
+"$CTL" get deployments
+"$CTL" get replicasets
 "$CTL" get pods -o wide
 say "agentctl describe pod too-big   (why it is Pending)"
 "$CTL" describe pod too-big | grep -iE 'status|message|reason|Unschedulable' || true
@@ -83,3 +85,10 @@ for _ in $(seq 1 120); do
     sleep 0.5
 done
 "$CTL" get nodes
+
+say "agentctl rollout restart deployment/hello   (a rolling update: one new Pod at a time, six always Ready)"
+"$CTL" rollout restart deployment/hello
+"$CTL" rollout status deployment/hello --timeout 120s
+"$CTL" get pods -o wide
+say "agentctl get events   (what happened, as the cluster recorded it)"
+"$CTL" get events | tail -n 15
