@@ -4,7 +4,9 @@ On a namespace cluster of 5 nodes (3 servers), each with its own dockerd and age
   apply_to_running_p50_s  apply one Pod -> Running on its node, scheduling included
   detect_p50_s            SIGKILL of a whole machine -> its Node NotReady in the state
   heal_p50_s / p99        SIGKILL of a whole non-voter machine running Pods -> every one of its
-                          Pods Running on a survivor, as the agents report (≥ 10 trials)
+                          Pods Running on a survivor, as the agents report (≥ 10 trials; before
+                          each, the 30 workload Pods are applied afresh, so they spread over the
+                          5 nodes and the victim runs its share: pods_moved_per_trial says how many)
   leader_heal_p50_s       the same when the machine that dies is the Raft leader's
   server_rss_mb           the leader's agentd RSS with 300 Pods in the state
 Targets: heal_p50_s <= 3, heal_p99_s <= 5, leader_heal_p50_s <= 4, apply_to_running_p50_s <= 1.0,
@@ -133,15 +135,27 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> dict:
         apply_times = [await apply_to_running(client, view, f"apply-{i}") for i in range(args.apply_trials)]
         figures["apply_to_running_p50_s"] = round(statistics.median(apply_times), 3)
 
-        workload = [pod_manifest(f"heal-{i}") for i in range(args.pods)]
-        await client.apply(workload)
-        await view.wait(lambda v: len(v.running_on()) >= args.pods + args.apply_trials, timeout_s=120)
+        for i in range(args.apply_trials):
+            await client.delete("Pod", f"apply-{i}", namespace="default")
+
+        async def fresh_workload() -> None:
+            """The workload Pods deleted and applied again, so that they spread over every node
+            and each trial's victim runs its share (about pods / nodes), whatever earlier trials
+            moved where."""
+            for pod in [p for p in view.pods() if p["metadata"]["name"].startswith("heal-")]:
+                await client.delete("Pod", pod["metadata"]["name"], namespace="default")
+            await view.wait(lambda v: not any(p["metadata"]["name"].startswith("heal-") for p in v.pods()),
+                            timeout_s=60)
+            await client.apply([pod_manifest(f"heal-{i}") for i in range(args.pods)])
+            await view.wait(lambda v: sum(1 for p in v.pods() if p["metadata"]["name"].startswith("heal-")
+                                          and p["metadata"]["uid"] in v.running_on()) >= args.pods, timeout_s=120)
 
         status = await client.status()
         voters = set(status.voters)
         workers = [n.name for n in cluster.nodes if n.name not in voters]
         detects, heals, moved = [], [], []
         for trial in range(args.trials):
+            await fresh_workload()
             victim = workers[trial % len(workers)]
             detect, heal, count = await kill_and_heal(cluster, view, victim)
             detects.append(detect)
@@ -149,6 +163,7 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> dict:
             moved.append(count)
         leader_heals = []
         for _ in range(args.leader_trials):
+            await fresh_workload()
             leader = (await client.status()).leader
             detect, heal, count = await kill_and_heal(cluster, view, leader)
             detects.append(detect)
@@ -187,13 +202,13 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--leader-trials", type=int, default=5)
     parser.add_argument("--apply-trials", type=int, default=10)
-    parser.add_argument("--pods", type=int, default=15, help="Pods spread over the nodes during the trials")
+    parser.add_argument("--pods", type=int, default=30, help="Pods spread over the nodes afresh before each trial")
     parser.add_argument("--rss-running", action="store_true", help="run all 300 Pods for the RSS figure")
     parser.add_argument("--name", default="heal-bench")
     parser.add_argument("--keep", action="store_true", help="leave the cluster up")
     args = parser.parse_args()
     if args.quick:
-        args.trials, args.leader_trials, args.apply_trials, args.pods = 2, 1, 3, 10
+        args.trials, args.leader_trials, args.apply_trials, args.pods = 2, 1, 3, 15
     if os.geteuid() != 0:
         print("heal_bench: must run as root (it builds a namespace cluster)", file=sys.stderr)
         return 1

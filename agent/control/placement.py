@@ -184,6 +184,7 @@ class AssignedPod:
     key: str
     node: str
     spec: PlacementSpec
+    starting: bool = False  # placed there but not yet running: the node still has to start it
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +267,10 @@ class SchedulerConfig:
     """Plugin weight of PodTopologySpread, whose default constraints spread an app's Pods."""
     inter_pod_affinity_weight: int = 2
     """Plugin weight of InterPodAffinity (preferred terms)."""
+    start_spread_weight: int = 1
+    """Weight of the start spread (ours, with LeastAllocated only): a node that still has k
+    Pods to start scores 100 // (1 + k), so a burst (a dead node's Pods, a big rollout)
+    is started by several engines at once instead of queueing on the emptiest node."""
     hard_pod_affinity_weight: int = 1
     """InterPodAffinity's hardPodAffinityWeight: an existing Pod's required affinity to the
     incoming Pod also draws it, lightly."""

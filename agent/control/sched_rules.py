@@ -252,9 +252,10 @@ def fit_scorer(state: ClusterState, score_cpu: int, score_memory: int) -> Callab
     return fit_score
 
 
-def scorer(config: SchedulerConfig, norms: Norms, has_app: bool) -> Callable[[int, int, int, int, int], int]:
+def scorer(config: SchedulerConfig, norms: Norms, has_app: bool) -> Callable[[int, int, int, int, int, int], int]:
     """The total score of a node from its parts (fit, untolerated PreferNoSchedule taints,
-    preferred node affinity weight, app count, raw pod affinity), under `norms`."""
+    preferred node affinity weight, app count, raw pod affinity, Pods it has yet to
+    start), under `norms`."""
     fit_weight = config.resource_fit_weight
     taint_weight, k = config.taint_toleration_weight, norms.max_prefer_taints
     affinity_weight, w = config.node_affinity_weight, norms.max_preferred_weight
@@ -262,9 +263,12 @@ def scorer(config: SchedulerConfig, norms: Norms, has_app: bool) -> Callable[[in
     pod_weight, low, high = config.inter_pod_affinity_weight, norms.min_pod_affinity, norms.max_pod_affinity
     span = high - low
     full = MAX_NODE_SCORE
+    least = config.scoring_strategy is ScoringStrategy.LEAST_ALLOCATED
+    start_weight = config.start_spread_weight if least else 0
 
-    def score(fit: int, prefer_taints: int, preferred_weight: int, app_count: int, pod_affinity: int) -> int:
-        total = fit_weight * fit
+    def score(fit: int, prefer_taints: int, preferred_weight: int, app_count: int, pod_affinity: int,
+              starting: int = 0) -> int:
+        total = fit_weight * fit + start_weight * (full // (1 + starting))
         total += taint_weight * (full - full * prefer_taints // k if k else full)
         if w:
             total += affinity_weight * (full * preferred_weight // w)

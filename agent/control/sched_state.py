@@ -97,6 +97,8 @@ class ClusterState:
         self.memory_free = [node.allocatable_memory_bytes for node in nodes]
         self.pods_free = [node.allocatable_pods for node in nodes]
         self.pod_count = [0] * n
+        self.starting = [0] * n
+        """Pods placed on each node that it has not started yet (placed in this pass included)."""
         self.cpu_scored = [0] * n
         """Requested cpu with kube-scheduler's non-zero default per Pod: what scoring reads."""
         self.memory_scored = [0] * n
@@ -122,7 +124,7 @@ class ClusterState:
             if i is not None:
                 spec = self.canonical(pod.spec)
                 self._register(self.held_terms(spec))
-                self.add(spec, i)
+                self.add(spec, i, starting=pod.starting)
                 self.assigned[pod.key] = (i, spec)
         self.log.clear()
 
@@ -180,11 +182,15 @@ class ClusterState:
 
     # ------------------------------------------------------------ changing
 
-    def add(self, spec: PlacementSpec, i: int) -> None:
+    def add(self, spec: PlacementSpec, i: int, *, starting: bool = False) -> None:
+        if starting:
+            self.starting[i] += 1
         self._apply(spec, i, 1)
         self.pods_on[i].append(spec)
 
-    def remove(self, spec: PlacementSpec, i: int) -> None:
+    def remove(self, spec: PlacementSpec, i: int, *, starting: bool = False) -> None:
+        if starting:
+            self.starting[i] -= 1
         self.pods_on[i].remove(spec)
         self._apply(spec, i, -1)
 

@@ -15,6 +15,8 @@ Rules it keeps:
   Node object's; every Node carries a unique kubernetes.io/hostname label (its name).
 - Pods are placed oldest first (creationTimestamp, then namespace/name); Pods of one
   controller (ownerReferences) or, failing that, one `app` label are spread over nodes.
+- A bound Pod still Pending is one its node has yet to start: the scheduler's start
+  spread counts it, so a burst is not queued on one node.
 - `unschedulable` is written only when a Pod's message changes: a pass that learns
   nothing new writes nothing, so an unplaceable Pod costs no Raft write per pass.
 - Pure: no I/O, no clock (`now` comes in), no randomness.
@@ -86,7 +88,9 @@ def snapshot_of(state: ClusterState) -> ClusterSnapshot:
         for pod in store.pods_on(name):
             meta = meta_of(pod)
             key = _key(meta)
-            assigned.append(AssignedPod(key, name, _placement_spec(pod, store.demand((meta.get("namespace", "default"), meta["name"])))))
+            demand = store.demand((meta.get("namespace", "default"), meta["name"]))
+            starting = pods.phase_of(pod) == "Pending"  # placed, and its node has not started it yet
+            assigned.append(AssignedPod(key, name, _placement_spec(pod, demand), starting=starting))
     return ClusterSnapshot(tuple(nodes), tuple(assigned))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -417,8 +418,8 @@ def test_pods_of_one_app_spread_across_nodes_even_against_the_resource_score():
     sizes = [node("big", cpu=16000, memory=32 * GIB), node("small", cpu=4000, memory=8 * GIB)]
     out = run(sizes, pods(spec, 2))
     assert sorted(out.values()) == ["big", "small"]
-    # without an app key, both go to the emptier (bigger) node
-    out = run(sizes, pods(PlacementSpec(cpu_millis=100), 2))
+    # without an app key and without the start spread, both go to the emptier (bigger) node
+    out = run(sizes, pods(PlacementSpec(cpu_millis=100), 2), config=SchedulerConfig(start_spread_weight=0))
     assert set(out.values()) == {"big"}
     # binpack still spreads replicas of one app
     out = run(sizes, pods(spec, 2), config=BINPACK)
@@ -552,3 +553,21 @@ def test_the_scheduler_modules_import_no_io_clock_or_randomness():
             else:
                 continue
             assert not mods & FORBIDDEN, f"{name}.py imports {mods & FORBIDDEN}"
+
+
+def test_a_burst_is_spread_over_the_nodes_that_start_it_instead_of_queueing_on_the_emptiest():
+    """A dead node's six Pods: the emptiest survivor would take them all on resources alone;
+    the start spread hands them to several nodes, which start them side by side."""
+    spec = PlacementSpec(cpu_millis=50, memory_bytes=16 * MIB)
+    survivors = [node(f"n{i}", cpu=2000, memory=4 * GIB) for i in range(1, 5)]
+    busy = [AssignedPod(f"old{i}{k}", f"n{i}", spec) for i in (1, 2, 3) for k in range(6)]  # n4 came back empty
+    burst = pods(spec, 6)
+    alone = run(survivors, burst, busy, config=SchedulerConfig(start_spread_weight=0))
+    assert set(alone.values()) == {"n4"}
+    spread = Counter(run(survivors, burst, busy).values())
+    assert spread["n4"] <= 3 and len(spread) >= 3, spread
+    # Pods still starting on a node (bound, not yet running) count as well.
+    starting = [AssignedPod(f"new{k}", "n4", spec, starting=True) for k in range(3)]
+    assert "n4" not in run(survivors, pods(spec, 1, prefix="next"), busy + starting).values()
+    # Binpacking is left alone: a burst packs as any Pods do.
+    assert set(run(survivors, burst, busy, config=BINPACK).values()) == {"n1"}

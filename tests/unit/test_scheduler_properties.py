@@ -163,7 +163,7 @@ def oracle_score_parts(node, spec, placed, config):
     return fit, prefer, preferred, app, raw
 
 
-def oracle_best(feasible: list[NodeInfo], spec, placed, config) -> str:
+def oracle_best(feasible: list[NodeInfo], spec, placed, config, starting=None) -> str:
     parts = {n.name: oracle_score_parts(n, spec, placed, config) for n in feasible}
     k = max(p[1] for p in parts.values())
     w = max(p[2] for p in parts.values())
@@ -178,6 +178,8 @@ def oracle_best(feasible: list[NodeInfo], spec, placed, config) -> str:
         if spec.app_key:
             score += config.app_spread_weight * (100 * (m - app) // m if m else 100)
         score += config.inter_pod_affinity_weight * (100 * (raw - low) // (high - low) if high > low else 0)
+        if config.scoring_strategy is ScoringStrategy.LEAST_ALLOCATED:
+            score += config.start_spread_weight * (100 // (1 + (starting or {}).get(name, 0)))
         return score
 
     return min(parts, key=lambda name: (-total(name), len(placed[name]), name))
@@ -297,7 +299,7 @@ def cluster_strategy(draw):
             and count < node.allocatable_pods
         ):
             used[node.name] = [cpu + spec.cpu_millis, memory + spec.memory_bytes, count + 1]
-            assigned.append(AssignedPod(f"old{k}", node.name, spec))
+            assigned.append(AssignedPod(f"old{k}", node.name, spec, starting=draw(st.booleans())))
     pending = [
         PendingPod(
             f"new{k:02d}", draw(st.sampled_from(specs)), draw(st.sampled_from([0, 0, 5])), draw(st.integers(0, 3))
@@ -333,15 +335,18 @@ def test_every_decision_of_a_pass_is_the_oracles(case):
     assert len(chosen) + len(unplaced) == len(pending)
     nodes = list(snapshot.nodes)
     placed = {n.name: [] for n in nodes}
+    starting = Counter()
     for pod in snapshot.assigned:
         placed[pod.node].append(pod.spec)
+        starting[pod.node] += pod.starting
     for pod in pass_order(pending):
         verdicts = {n.name: oracle_reasons(n, pod.spec, placed, nodes) for n in nodes}
         feasible = [n for n in nodes if verdicts[n.name] is None]
         if pod.key in chosen:
             assert verdicts[chosen[pod.key]] is None, (pod.key, verdicts[chosen[pod.key]])
-            assert chosen[pod.key] == oracle_best(feasible, pod.spec, placed, config)
+            assert chosen[pod.key] == oracle_best(feasible, pod.spec, placed, config, starting)
             placed[chosen[pod.key]].append(pod.spec)
+            starting[chosen[pod.key]] += 1
         else:
             assert not feasible, (pod.key, [n.name for n in feasible])
             histogram = Counter(reason for reasons in verdicts.values() for reason in reasons)
@@ -366,7 +371,7 @@ def test_a_pass_decides_as_one_what_if_per_pod_in_turn(case):
         [alone] = what_if(ClusterSnapshot(snapshot.nodes, tuple(assigned)), [pod], config)
         assert alone == decisions[pod.key]
         if isinstance(alone, Placed):
-            assigned.append(AssignedPod(pod.key, alone.node, pod.spec))
+            assigned.append(AssignedPod(pod.key, alone.node, pod.spec, starting=True))
 
 
 @settings(max_examples=200, deadline=None)
@@ -434,7 +439,7 @@ def test_long_interleaved_passes_decide_as_fresh_judgements(sizes, templates, pi
         [alone] = what_if(ClusterSnapshot(nodes, tuple(assigned)), [pod], config)
         assert alone == decisions[pod.key]
         if isinstance(alone, Placed):
-            assigned.append(AssignedPod(pod.key, alone.node, pod.spec))
+            assigned.append(AssignedPod(pod.key, alone.node, pod.spec, starting=True))
 
 
 @PROPERTY
