@@ -10,7 +10,8 @@ starts it again before it ends. What is proven here:
 - the dead machine returns: Ready again, and the Pods it still had are stopped there;
 - killing the leader's machine: a new leader, nothing acknowledged lost;
 - every agent restarted at once: the same objects, the containers adopted, not restarted;
-- idle watch streams never lock out the API.
+- idle watch streams never lock out the API;
+- a server cut off by a partition hears the leader again within seconds of the heal.
 """
 
 from __future__ import annotations
@@ -169,3 +170,29 @@ async def test_idle_watches_never_lock_out_the_api(cluster, client):
                 await stream.aclose()
     assert refused is not None and "too many open streams" in refused.details
     assert len(watches) >= 64
+
+
+async def test_a_server_cut_off_for_a_while_hears_the_leader_again_at_once_after_the_heal(cluster, client):
+    """TCP alone resumes a connection whose packets were dropped only at its next
+    retransmission, whose backoff grew all through the cut (10 s and more after a 20 s
+    partition); keepalive pings close such connections, so a fresh one carries Raft's
+    messages as soon as the path is back."""
+    status = await client.status()
+    cut = sorted(v for v in status.voters if v != status.leader)[0]
+    rest = [n.name for n in cluster.nodes if n.name != cut]
+    await trio.to_thread.run_sync(lambda: cluster.partition([rest, [cut]]))
+    try:
+        await trio.sleep(20)
+    finally:
+        await trio.to_thread.run_sync(cluster.heal)
+    healed = trio.current_time()
+    async with ClusterClient([cluster.node(cut).api_address], timeout_s=2) as alone:
+        while True:
+            try:
+                own = await alone.status()
+                if own.answered_by == cut and own.leader and own.leader != cut:
+                    break
+            except Exception:  # noqa: BLE001 - still settling
+                pass
+            assert trio.current_time() - healed < 5, f"{cut} has not heard from a leader 5 s after the heal"
+            await trio.sleep(0.1)
