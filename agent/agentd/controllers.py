@@ -15,7 +15,9 @@ Rules it keeps:
 - Lifecycle first (a dead node's Pods become pending), then the workload controllers
   (Deployments and ReplicaSets: replacements, rollouts, scaling), then the scheduler (which
   places every pending Pod) in the same pass, then roles: a dead node's Pods are Running
-  elsewhere as soon as the survivors can start them.
+  elsewhere as soon as the survivors can start them. Last, a leader whose own Node is
+  cordoned hands leadership to another voter (control/handoff.py). With `rebalance` on,
+  after the scheduler, one Pod per uneven Deployment is evicted (control/rebalance.py).
 - One Raft membership change at a time, awaited before the next pass.
 """
 
@@ -25,6 +27,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import trio
 
@@ -32,7 +35,9 @@ from agent.agentd.config import AgentConfig
 from agent.agentd.gossip_view import GossipView
 from agent.agentd.notify import Changes, wait_any
 from agent.agentd.raft_host import RaftHost
+from agent.control.handoff import handoff_target
 from agent.control.node_lifecycle import reconcile_nodes
+from agent.control.rebalance import plan_rebalance
 from agent.control.placement import SchedulerConfig, ScoringStrategy
 from agent.control.scheduling import plan_placements
 from agent.control.workloads import plan_workloads
@@ -112,6 +117,8 @@ class ControlLoop:
         await self._propose(lifecycle)
         await self._propose(plan_workloads(state, now=now, new_uid=self.new_uid))
         await self._propose(plan_placements(state, now=now, config=self.scheduler_config))
+        if self.config.rebalance:
+            await self._propose(plan_rebalance(state, now=now))
         voters, learners = self.raft.membership()
         roles = {meta_of(doc)["name"]: role_of(doc) for doc in state.list("Node")}
         plan = plan_roles(RaftMembership(voters, learners, self._caught_up(learners)), members, roles, self.targets)
@@ -122,6 +129,17 @@ class ControlLoop:
         elif plan.promote:
             log.info("%s event=raft_promote member=%s", self.config.name, plan.promote)
             await node.promote(plan.promote)
+        await self._hand_off(state, voters)
+
+    async def _hand_off(self, state: Any, voters: tuple[str, ...]) -> None:
+        """A leader whose own Node is cordoned hands leadership to another voter (handoff.py)."""
+        nodes = {meta_of(doc)["name"]: doc for doc in state.list("Node")}
+        target = handoff_target(self.config.name, nodes, voters, self._caught_up(voters))
+        node = self.raft.node
+        if target is None or node is None:
+            return
+        log.info("%s event=leadership_handoff target=%s reason=cordoned", self.config.name, target)
+        await node.transfer_leadership(target)
 
     def _caught_up(self, learners: tuple[str, ...]) -> frozenset[str]:
         node = self.raft.node
