@@ -74,6 +74,7 @@ async def _leader(client: ClusterClient) -> str:
 async def cmd_drain(client: ClusterClient, args: argparse.Namespace) -> int:
     node = args.node
     await client.get("Node", node)  # NotFound: nothing is changed
+    leading = await _leader(client) == node  # asked before the cordon, which makes it hand off
     await client.patch("Node", node, {"spec": {"unschedulable": True}})
     print(f"node/{node} cordoned", flush=True)
     deadline = trio.current_time() + args.drain_timeout
@@ -87,7 +88,7 @@ async def cmd_drain(client: ClusterClient, args: argparse.Namespace) -> int:
         print(f"Warning: ignoring mirror Pods (static Pods of the node): {', '.join(plan.mirrors)}", flush=True)
     if plan.bare:
         print(f"Warning: deleting Pods that declare no controller: {', '.join(plan.bare)}", flush=True)
-    if await _leader(client) == node:
+    if leading or await _leader(client) == node:
         print(f"node/{node} runs the Raft leader; waiting for leadership to move to another server", flush=True)
         while await _leader(client) in (node, ""):
             if trio.current_time() > deadline:

@@ -1,0 +1,149 @@
+"""`agentctl drain` on real processes: namespace nodes, each with its own dockerd and agentd.
+
+One 4-node cluster (3 servers, the fourth a standby that holds no vote) is made for this
+module and always taken down. What is proven here:
+- draining a worker moves its Deployment Pods away while the Deployment (6 replicas,
+  maxUnavailable 1) never has fewer than 5 available Pods, sampled all along, and prints
+  kubectl's lines;
+- draining the node of the Raft leader moves leadership to another server first (the
+  cordoned leader hands off), then its two Pods, the second eviction refused for the
+  budget and retried until the first one's replacement is available;
+- uncordon makes both nodes schedulable again.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import trio
+
+from agent.client import ClusterClient, ClusterView
+from cluster import Cluster
+from tests.integration.cluster_fixtures import unique_name
+
+pytestmark = [pytest.mark.cluster]
+
+REPLICAS = 6  # 2 per node once the worker is drained: the leader's drain must wait for a replacement
+BUDGET = REPLICAS - 1  # maxUnavailable 1
+
+
+def _deployment() -> dict:
+    labels = {"app": "drained"}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "drained"},
+        "spec": {
+            "replicas": REPLICAS, "selector": {"matchLabels": labels},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}},
+            "template": {"metadata": {"labels": labels}, "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "app", "image": "busybox:local", "command": ["sh", "-c", "sleep 100000"],
+                                "resources": {"requests": {"cpu": "20m", "memory": "16Mi"}}}]}},
+        },
+    }
+
+
+def _available(view: ClusterView) -> list[dict]:
+    """The Deployment's live Pods whose Ready condition is True."""
+    return [p for p in view.pods() if p["metadata"]["name"].startswith("drained-")
+            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+            and any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in (p.get("status") or {}).get("conditions") or ())]
+
+
+def _on(view: ClusterView, node: str) -> list[dict]:
+    return [p for p in _available(view) if p["spec"].get("nodeName") == node]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster.up(unique_name("dr"), nodes=4, servers=3)
+    try:
+        yield c
+    finally:
+        c.down()
+
+
+@pytest.fixture
+async def client(cluster):
+    async with ClusterClient([n.api_address for n in cluster.nodes], timeout_s=5) as c:
+        yield c
+
+
+@pytest.fixture
+async def view(client, nursery):
+    v = ClusterView(client)
+    await nursery.start(v.run)
+    return v
+
+
+async def _agentctl(cluster: Cluster, *args: str) -> tuple[int, str, str]:
+    servers = ",".join(n.api_address for n in cluster.nodes)
+    done = await trio.run_process([sys.executable, "-m", "agent.cli.main", "--server", servers, *args],
+                                  capture_stdout=True, capture_stderr=True, check=False)
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+async def _drain_sampled(cluster: Cluster, view: ClusterView, node: str) -> tuple[str, str, int]:
+    """Drain `node` while sampling the Deployment's available Pods; (stdout, stderr, fewest seen)."""
+    fewest = [len(_available(view))]
+
+    async def sample(cancel: trio.CancelScope) -> None:
+        with cancel:
+            while True:
+                fewest[0] = min(fewest[0], len(_available(view)))
+                await trio.sleep(0.02)
+
+    cancel = trio.CancelScope()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sample, cancel)
+        code, out, err = await _agentctl(cluster, "drain", node, "--timeout", "90s")
+        cancel.cancel()
+    assert code == 0, f"drain {node} failed:\n{out}\n{err}"
+    return out, err, fewest[0]
+
+
+async def test_drain_a_worker_then_the_leaders_node_within_the_budget(cluster, client, view):
+    await view.wait(lambda v: len(v.ready_nodes()) == 4, timeout_s=60)
+    await client.apply([_deployment()])
+    await view.wait(lambda v: len(_available(v)) == REPLICAS, timeout_s=60)
+    status = await client.status()
+    worker = next(n for n in ("n4", "n3", "n2", "n1") if n not in status.voters)
+    if not _on(view, worker):  # the scheduler spreads the 6 replicas over the 4 nodes; make sure
+        pytest.fail(f"no Pod of the Deployment on {worker}: {[p['spec'].get('nodeName') for p in _available(view)]}")
+
+    # 1. A worker.
+    out, _, fewest = await _drain_sampled(cluster, view, worker)
+    lines = out.splitlines()
+    assert lines[0] == f"node/{worker} cordoned" and lines[-1] == f"node/{worker} drained", out
+    assert any(line.startswith("evicting pod default/drained-") for line in lines), out
+    assert any(line.startswith("pod/drained-") and line.endswith(" evicted") for line in lines), out
+    assert fewest >= BUDGET, f"the Deployment dropped to {fewest} available Pods during the drain"
+    await view.wait(lambda v: len(_available(v)) == REPLICAS and not _on(v, worker), timeout_s=60)
+    assert view.nodes()[worker]["spec"].get("unschedulable") is True
+
+    # 2. The node of the Raft leader: leadership moves first, then its Pods.
+    leader = (await client.status()).leader
+    if len(_on(view, leader)) < 2:  # 6 replicas spread over 3 schedulable nodes
+        pytest.fail(f"fewer than 2 Pods of the Deployment on the leader {leader}")
+    out, err, fewest = await _drain_sampled(cluster, view, leader)
+    assert "(will retry after 1s): Cannot evict pods" in err and "below its budget" in err, err
+    lines = out.splitlines()
+    assert f"node/{leader} runs the Raft leader; waiting for leadership to move to another server" in lines, out
+    moved = next(i for i, line in enumerate(lines) if line.startswith("leadership moved to "))
+    first_eviction = next(i for i, line in enumerate(lines) if line.startswith("evicting pod "))
+    assert moved < first_eviction, out
+    assert lines[-1] == f"node/{leader} drained", out
+    assert fewest >= BUDGET, f"the Deployment dropped to {fewest} available Pods during the leader's drain"
+    new_leader = (await client.status()).leader
+    assert new_leader not in (leader, worker, ""), new_leader
+    await view.wait(lambda v: len(_available(v)) == REPLICAS and not _on(v, leader), timeout_s=60)
+    on_nodes = {p["spec"].get("nodeName") for p in _available(view)}
+    assert on_nodes.isdisjoint({leader, worker}), on_nodes
+
+    # 3. Uncordon both: schedulable again.
+    for node in (worker, leader):
+        code, out, err = await _agentctl(cluster, "uncordon", node)
+        assert code == 0 and out.strip() == f"node/{node} uncordoned", err
+    await view.wait(lambda v: not any(v.nodes()[n]["spec"].get("unschedulable") for n in (worker, leader)),
+                    timeout_s=30)
