@@ -8,7 +8,9 @@ module and always taken down. What is proven here:
 - draining the node of the Raft leader moves leadership to another server first (the
   cordoned leader hands off), then its two Pods, the second eviction refused for the
   budget and retried until the first one's replacement is available;
-- uncordon makes both nodes schedulable again.
+- uncordon makes both nodes schedulable again, and the leader (its servers run with
+  `--rebalance`) moves Pods onto them one at a time until the spread is even, the
+  Deployment again never below its budget.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ import trio
 
 from agent.client import ClusterClient, ClusterView
 from cluster import Cluster
+from cluster import agents as cluster_agents
+from cluster import cgroups
+from cluster.cluster import REPO
+from cluster.system import spawn_detached
 from tests.integration.cluster_fixtures import unique_name
 
 pytestmark = [pytest.mark.cluster]
@@ -55,10 +61,27 @@ def _on(view: ClusterView, node: str) -> list[dict]:
     return [p for p in _available(view) if p["spec"].get("nodeName") == node]
 
 
+SERVERS = 3
+
+
+def _restart_servers_rebalancing(cluster: Cluster) -> None:
+    """Restart the servers' agentd (SIGTERM: nothing runs yet) with --rebalance, a cluster setting."""
+    st = cluster.state()
+    servers = cluster.nodes[:SERVERS]
+    for node in servers:
+        assert cluster_agents.stop(node), f"agentd of {node.name} did not stop"
+    for node in servers:
+        argv = cluster_agents.agentd_argv(cluster_agents.agentd_binary(REPO), st.layout, node, st.servers)
+        spawn_detached([*argv, "--rebalance"], cgroup_dirs=cgroups.placed_dirs(node.cgroup),
+                       pidfile=node.dir / "agentd.pid", log=node.dir / "agentd.log")
+    cluster_agents.wait_ready(servers)
+
+
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster.up(unique_name("dr"), nodes=4, servers=3)
+    c = Cluster.up(unique_name("dr"), nodes=4, servers=SERVERS)
     try:
+        _restart_servers_rebalancing(c)
         yield c
     finally:
         c.down()
@@ -84,8 +107,8 @@ async def _agentctl(cluster: Cluster, *args: str) -> tuple[int, str, str]:
     return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 
-async def _drain_sampled(cluster: Cluster, view: ClusterView, node: str) -> tuple[str, str, int]:
-    """Drain `node` while sampling the Deployment's available Pods; (stdout, stderr, fewest seen)."""
+async def _sampled(view: ClusterView, work) -> tuple[object, int]:
+    """Run `work()` while sampling the Deployment's available Pods: (its result, the fewest seen)."""
     fewest = [len(_available(view))]
 
     async def sample(cancel: trio.CancelScope) -> None:
@@ -97,10 +120,16 @@ async def _drain_sampled(cluster: Cluster, view: ClusterView, node: str) -> tupl
     cancel = trio.CancelScope()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(sample, cancel)
-        code, out, err = await _agentctl(cluster, "drain", node, "--timeout", "90s")
+        result = await work()
         cancel.cancel()
+    return result, fewest[0]
+
+
+async def _drain_sampled(cluster: Cluster, view: ClusterView, node: str) -> tuple[str, str, int]:
+    """Drain `node` while sampling the Deployment's available Pods; (stdout, stderr, fewest seen)."""
+    (code, out, err), fewest = await _sampled(view, lambda: _agentctl(cluster, "drain", node, "--timeout", "90s"))
     assert code == 0, f"drain {node} failed:\n{out}\n{err}"
-    return out, err, fewest[0]
+    return out, err, fewest
 
 
 async def test_drain_a_worker_then_the_leaders_node_within_the_budget(cluster, client, view):
@@ -141,9 +170,18 @@ async def test_drain_a_worker_then_the_leaders_node_within_the_budget(cluster, c
     on_nodes = {p["spec"].get("nodeName") for p in _available(view)}
     assert on_nodes.isdisjoint({leader, worker}), on_nodes
 
-    # 3. Uncordon both: schedulable again.
+    # 3. Uncordon both: schedulable again, and the rebalancer evens the spread out.
     for node in (worker, leader):
         code, out, err = await _agentctl(cluster, "uncordon", node)
         assert code == 0 and out.strip() == f"node/{node} uncordoned", err
-    await view.wait(lambda v: not any(v.nodes()[n]["spec"].get("unschedulable") for n in (worker, leader)),
-                    timeout_s=30)
+
+    def even(v: ClusterView) -> bool:
+        counts = {n: len(_on(v, n)) for n in v.nodes()}
+        return len(_available(v)) == REPLICAS and max(counts.values()) - min(counts.values()) <= 1
+
+    async def rebalanced() -> None:
+        await view.wait(even, timeout_s=60)
+
+    _, fewest = await _sampled(view, rebalanced)
+    assert fewest >= BUDGET, f"the Deployment dropped to {fewest} available Pods while rebalancing"
+    assert _on(view, worker) and _on(view, leader)
