@@ -8,6 +8,8 @@ module and always taken down. What is proven here:
 - draining the node of the Raft leader moves leadership to another server first (the
   cordoned leader hands off), then its two Pods, the second eviction refused for the
   budget and retried until the first one's replacement is available;
+- a bare Pod stops a drain without --force (the node stays cordoned) and goes with it;
+  an eviction asked of anything but a Pod is refused;
 - uncordon makes both nodes schedulable again, and the leader (its servers run with
   `--rebalance`) moves Pods onto them one at a time until the spread is even, the
   Deployment again never below its budget.
@@ -21,6 +23,8 @@ import pytest
 import trio
 
 from agent.client import ClusterClient, ClusterView
+from agent.grpcbridge.errors import InvalidArgument
+from agent.rpc import cluster_pb2 as pb
 from cluster import Cluster
 from cluster import agents as cluster_agents
 from cluster import cgroups
@@ -125,9 +129,10 @@ async def _sampled(view: ClusterView, work) -> tuple[object, int]:
     return result, fewest[0]
 
 
-async def _drain_sampled(cluster: Cluster, view: ClusterView, node: str) -> tuple[str, str, int]:
+async def _drain_sampled(cluster: Cluster, view: ClusterView, node: str, *flags: str) -> tuple[str, str, int]:
     """Drain `node` while sampling the Deployment's available Pods; (stdout, stderr, fewest seen)."""
-    (code, out, err), fewest = await _sampled(view, lambda: _agentctl(cluster, "drain", node, "--timeout", "90s"))
+    (code, out, err), fewest = await _sampled(
+        view, lambda: _agentctl(cluster, "drain", node, "--timeout", "90s", *flags))
     assert code == 0, f"drain {node} failed:\n{out}\n{err}"
     return out, err, fewest
 
@@ -141,8 +146,19 @@ async def test_drain_a_worker_then_the_leaders_node_within_the_budget(cluster, c
     if not _on(view, worker):  # the scheduler spreads the 6 replicas over the 4 nodes; make sure
         pytest.fail(f"no Pod of the Deployment on {worker}: {[p['spec'].get('nodeName') for p in _available(view)]}")
 
-    # 1. A worker.
-    out, _, fewest = await _drain_sampled(cluster, view, worker)
+    # 1. A worker, which also runs a bare Pod: refused without --force, deleted with it.
+    bare = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bare"}, "spec": {
+        "nodeName": worker, "terminationGracePeriodSeconds": 1,
+        "containers": [{"name": "app", "image": "busybox:local", "command": ["sh", "-c", "sleep 100000"]}]}}
+    await client.apply([bare])
+    code, out, err = await _agentctl(cluster, "drain", worker, "--timeout", "30s")
+    assert code == 1 and "cannot delete Pods that declare no controller (use --force to override): default/bare" \
+        in err, (out, err)
+    assert (await client.get("Pod", "bare"))["spec"]["nodeName"] == worker
+    with pytest.raises(InvalidArgument, match="only Pods are evicted"):
+        await client._call("Delete", pb.DeleteRequest(kind="Node", name=worker, evict=True))
+    out, _, fewest = await _drain_sampled(cluster, view, worker, "--force")
+    assert "pod/bare evicted" in out.splitlines(), out
     lines = out.splitlines()
     assert lines[0] == f"node/{worker} cordoned" and lines[-1] == f"node/{worker} drained", out
     assert any(line.startswith("evicting pod default/drained-") for line in lines), out
