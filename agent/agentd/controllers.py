@@ -15,9 +15,11 @@ Rules it keeps:
 - Lifecycle first (a dead node's Pods become pending), then the workload controllers
   (Deployments and ReplicaSets: replacements, rollouts, scaling), then the scheduler (which
   places every pending Pod) in the same pass, then roles: a dead node's Pods are Running
-  elsewhere as soon as the survivors can start them. Last, a leader whose own Node is
-  cordoned hands leadership to another voter (control/handoff.py). With `rebalance` on,
-  after the scheduler, one Pod per uneven Deployment is evicted (control/rebalance.py).
+  elsewhere as soon as the survivors can start them. Before all of it, a leader whose own
+  Node is cordoned hands leadership to another voter (control/handoff.py), so that a
+  failing step later in the pass (a refused membership change) never holds it back.
+  With `rebalance` on, after the scheduler, one Pod per uneven Deployment is evicted
+  (control/rebalance.py).
 - One Raft membership change at a time, awaited before the next pass.
 """
 
@@ -113,6 +115,7 @@ class ControlLoop:
                 "Node", "", self.config.name, "Normal", "LeaderElected",
                 f"{self.config.name} became the leader in term {node.term}", "agentd")], now)])
             self._announced_term = node.term
+        await self._hand_off(state, self.raft.membership()[0])
         lifecycle = reconcile_nodes(state, members, now=now, settled=self.gossip.settled(), new_uid=self.new_uid)
         await self._propose(lifecycle)
         await self._propose(plan_workloads(state, now=now, new_uid=self.new_uid))
@@ -129,7 +132,6 @@ class ControlLoop:
         elif plan.promote:
             log.info("%s event=raft_promote member=%s", self.config.name, plan.promote)
             await node.promote(plan.promote)
-        await self._hand_off(state, voters)
 
     async def _hand_off(self, state: Any, voters: tuple[str, ...]) -> None:
         """A leader whose own Node is cordoned hands leadership to another voter (handoff.py)."""
