@@ -122,8 +122,12 @@ def eviction_problem(store: ObjectStore, pod: Mapping[str, Any], *, force: bool,
     keep = budget_of(deployment)
     if available - 1 < keep:
         name = meta_of(deployment).get("name", "")
+        replicas = replicas_of(deployment)
+        hint = ("its maxUnavailable comes to 0, so no Pod may ever be unavailable: raise "
+                "spec.strategy.rollingUpdate.maxUnavailable or scale it up" if keep >= replicas
+                else "try again once a replacement is available")
         return (TOO_MANY_REQUESTS,
                 f"Cannot evict {label}: it would take deployment.apps/{name} below its budget "
-                f"({available} available, {keep} must stay: replicas {replicas_of(deployment)} - maxUnavailable "
-                f"{replicas_of(deployment) - keep}); try again once a replacement is available")
+                f"({available} available, {keep} must stay: replicas {replicas} - maxUnavailable "
+                f"{replicas - keep}); {hint}")
     return None

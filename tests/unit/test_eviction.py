@@ -35,6 +35,7 @@ def test_deployment_above_its_budget_gives_up_one_pod_then_refuses_the_next() ->
     second = _evict(cluster, live[1])
     assert second["error"] == "too_many_requests"
     assert "deployment.apps/web" in second["message"] and "2 available, 2 must stay" in second["message"]
+    assert "once a replacement is available" in second["message"]
     assert cluster.machine.get("Pod", "default", meta_of(live[1])["name"]) is not None
     assert cluster.log.changes[-1] < version + 1  # the refusal changed nothing
     # The ReplicaSet replaces the evicted Pod; once it is available, the next may go.
@@ -46,7 +47,7 @@ def test_deployment_at_its_budget_refuses_and_an_unavailable_pod_may_always_go()
     cluster = Cluster()
     live = _web(cluster, 2, rolling(1, 0))  # maxUnavailable 0: every available Pod must stay
     refused = _evict(cluster, live[0])
-    assert refused["error"] == "too_many_requests"
+    assert refused["error"] == "too_many_requests" and "maxUnavailable comes to 0" in refused["message"]
     cluster.report(live[1], ready=False)
     assert not is_error(_evict(cluster, live[1]))  # not available: its going costs nothing
 
