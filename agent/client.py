@@ -141,6 +141,15 @@ class ClusterClient:
             request.session.client_id, request.session.seq = session
         return json.loads((await self._call("Delete", request)).object_json)
 
+    async def evict(self, name: str, *, namespace: str = "", uid: str = "", force: bool = False,
+                    session: tuple[str, int] | None = None) -> Doc:
+        """Evict a Pod: deleted if its Deployment keeps replicas - maxUnavailable available
+        without it (else RpcError RESOURCE_EXHAUSTED), a Pod with no controller only with force."""
+        request = pb.DeleteRequest(kind="Pod", namespace=namespace, name=name, uid=uid, evict=True, force=force)
+        if session is not None:
+            request.session.client_id, request.session.seq = session
+        return json.loads((await self._call("Delete", request)).object_json)
+
     async def register_session(self) -> str:
         return (await self._call("RegisterSession", pb.RegisterSessionRequest())).client_id
 

@@ -155,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler-scoring", default="LeastAllocated", choices=("LeastAllocated", "MostAllocated"),
                    help="how the leader ranks nodes that fit: spread load (default) or pack nodes full; "
                         "a cluster setting: give every server the same value")
+    p.add_argument("--rebalance", action="store_true",
+                   help="the leader moves Deployment Pods, one at a time within maxUnavailable, onto nodes that "
+                        "hold fewer (a node that joined or came back); a cluster setting: give every server the "
+                        "same value")
     p.add_argument("--container-log-max-size", type=_memory_quantity, default=None,
                    help="rotate a container's log at this size (kubelet's containerLogMaxSize, default 10Mi)")
     p.add_argument("--container-log-max-files", type=int, default=None,
@@ -324,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         replace_dead_server_after_s=args.replace_dead_server_after_s,
         capacity_cpu_millicores=args.capacity_cpu, capacity_memory_bytes=args.capacity_memory,
         max_pods=args.max_pods, fence_after_s=args.fence_after_s, scheduler_scoring=args.scheduler_scoring,
+        rebalance=args.rebalance,
     )
     try:
         runtime_config(args)

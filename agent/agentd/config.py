@@ -86,6 +86,10 @@ class AgentConfig:
     # How the scheduler ranks the nodes a Pod fits on: "LeastAllocated" spreads load
     # (kube-scheduler's default), "MostAllocated" packs nodes full. A cluster setting.
     scheduler_scoring: str = "LeastAllocated"
+    # Whether the leader moves Deployment Pods, one at a time within maxUnavailable, onto
+    # nodes that hold fewer (a node that joined or came back). Off: moving running Pods is
+    # a disruption a cluster opts into. A cluster setting, like scheduler_scoring.
+    rebalance: bool = False
 
     @property
     def api_address(self) -> str:

@@ -15,7 +15,11 @@ Rules it keeps:
 - Lifecycle first (a dead node's Pods become pending), then the workload controllers
   (Deployments and ReplicaSets: replacements, rollouts, scaling), then the scheduler (which
   places every pending Pod) in the same pass, then roles: a dead node's Pods are Running
-  elsewhere as soon as the survivors can start them.
+  elsewhere as soon as the survivors can start them. Before all of it, a leader whose own
+  Node is cordoned hands leadership to another voter (control/handoff.py), so that a
+  failing step later in the pass (a refused membership change) never holds it back.
+  With `rebalance` on, after the scheduler, one Pod per uneven Deployment is evicted
+  (control/rebalance.py).
 - One Raft membership change at a time, awaited before the next pass; one the core
   refuses (a learner not caught up after all, say) is logged and planned again next pass.
 - How long each member of the configuration has been down is kept here, in this leader's
@@ -31,6 +35,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import trio
 
@@ -38,7 +43,9 @@ from agent.agentd.config import AgentConfig
 from agent.agentd.gossip_view import GossipView
 from agent.agentd.notify import Changes, wait_any
 from agent.agentd.raft_host import RaftHost
+from agent.control.handoff import handoff_target
 from agent.control.node_lifecycle import reconcile_nodes
+from agent.control.rebalance import plan_rebalance
 from agent.control.placement import SchedulerConfig, ScoringStrategy
 from agent.control.scheduling import plan_placements
 from agent.control.workloads import plan_workloads
@@ -119,10 +126,13 @@ class ControlLoop:
                 "Node", "", self.config.name, "Normal", "LeaderElected",
                 f"{self.config.name} became the leader in term {node.term}", "agentd")], now)])
             self._announced_term = node.term
+        await self._hand_off(state, self.raft.membership()[0])
         lifecycle = reconcile_nodes(state, members, now=now, settled=self.gossip.settled(), new_uid=self.new_uid)
         await self._propose(lifecycle)
         await self._propose(plan_workloads(state, now=now, new_uid=self.new_uid))
         await self._propose(plan_placements(state, now=now, config=self.scheduler_config))
+        if self.config.rebalance:
+            await self._propose(plan_rebalance(state, now=now))
         voters, learners = self.raft.membership()
         roles = {meta_of(doc)["name"]: role_of(doc) for doc in state.list("Node")}
         core = node.core
@@ -170,6 +180,16 @@ class ControlLoop:
                 await self._propose([cmd.record_events([("Node", "", member, event_type, reason, message, "agentd")],
                                                        self.clock())])
             return
+
+    async def _hand_off(self, state: Any, voters: tuple[str, ...]) -> None:
+        """A leader whose own Node is cordoned hands leadership to another voter (handoff.py)."""
+        nodes = {meta_of(doc)["name"]: doc for doc in state.list("Node")}
+        target = handoff_target(self.config.name, nodes, voters, self._caught_up(voters))
+        node = self.raft.node
+        if target is None or node is None:
+            return
+        log.info("%s event=leadership_handoff target=%s reason=cordoned", self.config.name, target)
+        await node.transfer_leadership(target)
 
     def _caught_up(self, learners: tuple[str, ...]) -> frozenset[str]:
         node = self.raft.node

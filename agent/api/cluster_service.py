@@ -96,6 +96,7 @@ _ERRORS: dict[str, Callable[[str], RpcError]] = {
     "session_expired": FailedPrecondition,
     "stale_sequence": FailedPrecondition,
     "forbidden": lambda message: RpcError(grpc.StatusCode.PERMISSION_DENIED, message),
+    "too_many_requests": lambda message: RpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, message),
 }
 
 
@@ -274,9 +275,16 @@ class ClusterServicer:
         if not request.name:
             raise InvalidArgument("name: required")
         session = _session(request.session)
+        if (request.evict or request.force) and (kind.name != "Pod" or not request.evict):
+            raise InvalidArgument("evict: only Pods are evicted, and force goes with evict")
         if self._must_forward_write():
             return await self._forward_unary("Delete", request, context, to_leader=True)
         namespace = request.namespace or ("default" if kind.namespaced else "")
+        if request.evict:
+            result = await self._propose(cmd.evict_pod(namespace, request.name, request.uid, self.clock(),
+                                                       force=request.force, session=session))
+            raise_for(result)
+            return pb.ObjectResponse(object_json=_json(result["object"]))
         result = await self._propose(cmd.delete_object(kind.name, namespace, request.name, self.clock(),
                                                        resource_version=request.resource_version, uid=request.uid,
                                                        session=session))

@@ -22,7 +22,7 @@ import sys
 import grpc
 import trio
 
-from agent.cli import commands, workloads
+from agent.cli import commands, drain, workloads
 from agent.client import ClusterClient
 from agent.grpcbridge.errors import RpcError
 from agent.state.pod import ManifestError
@@ -96,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=text)
         c.add_argument("node")
         c.set_defaults(func=func)
+
+    dr = sub.add_parser("drain", help="cordon a node, then evict its Pods within their Deployments' budgets")
+    dr.add_argument("node")
+    dr.add_argument("--force", action="store_true", help="evict Pods that declare no controller too")
+    dr.add_argument("--timeout", dest="drain_timeout", type=_seconds, default=300.0,
+                    help="give up after this long (default 5m), e.g. 90s, 5m")
+    dr.set_defaults(func=drain.cmd_drain)
 
     sc = sub.add_parser("scale", help="set a deployment's (or replicaset's) number of replicas")
     sc.add_argument("target", metavar="deployment/NAME")

@@ -144,6 +144,13 @@ def delete_objects(rows: Sequence[tuple[str, str, str, str]], ts: float) -> byte
     return _pack("delete_many", rows=[list(r) for r in rows], ts=ts)
 
 
+def evict_pod(namespace: str, name: str, uid: str, ts: float, *, force: bool = False,
+              session: tuple[str, int] | None = None) -> bytes:
+    """Evict one Pod (delete it) if its workload's budget allows it now (state/eviction.py);
+    `uid` (optional) must be the Pod's; `force` lets a Pod with no controller go."""
+    return _pack("evict_pod", session, namespace=namespace, name=name, uid=uid, force=force, ts=ts)
+
+
 def register_session(ts: float) -> bytes:
     return _pack("register_session", ts=ts)
 
@@ -170,6 +177,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
     "workload_status": {"kind": _STR, "namespace": _STR, "name": _STR, "uid": _STR, "status": _MAP, "ts": _NUM},
     "owner_refs": {"rows": _LIST, "ts": _NUM},
     "delete_many": {"rows": _LIST, "ts": _NUM},
+    "evict_pod": {"namespace": _STR, "name": _STR, "uid": _STR, "force": _BOOL, "ts": _NUM},
 }
 # Fields holding lists of fixed-shape rows: op -> (field, row types).
 _ROWS: dict[str, tuple[str, tuple[Any, ...]]] = {

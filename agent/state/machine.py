@@ -43,6 +43,7 @@ import msgpack
 from agent.raft.types import Entry, EntryKind
 from agent.state import commands as cmd
 from agent.state import events as ev
+from agent.state import eviction
 from agent.state import node as node_kind
 from agent.state import pod_lifecycle as pods
 from agent.state.history import ADDED, DELETED, MODIFIED, Change, WatchWindow
@@ -102,7 +103,7 @@ class StateConfig:
 
 def error_result(code: str, message: str, fields: Iterable[FieldError] = ()) -> dict[str, Any]:
     """A refused command's result. `code`: invalid | not_found | already_exists | conflict |
-    forbidden | session_expired | stale_sequence | malformed. Without a message, the
+    forbidden | session_expired | stale_sequence | malformed | too_many_requests. Without a message, the
     fields' problems are the message."""
     fields = list(fields)
     if not message:
@@ -513,6 +514,27 @@ class ClusterState:
             deleted += 1
         return {"deleted": deleted, "skipped": skipped, "dependents": dependents}
 
+    def _op_evict_pod(self, command: cmd.Command, slot: int) -> dict[str, Any]:
+        """Delete a Pod if its workload's budget allows it now (state/eviction.py), checked
+        against the state as it is when the command applies."""
+        namespace, name = command["namespace"] or "default", command["name"]
+        key = (namespace, name)
+        current = self.store.get("Pod", key)
+        if current is None:
+            raise _refuse("not_found", f'pods "{name}" not found')
+        if command["uid"] and command["uid"] != meta_of(current).get("uid"):
+            raise _refuse("conflict", f"pods {_show(key)}: uid precondition failed")
+        problem = eviction.eviction_problem(self.store, current, force=command["force"], now=command["ts"])
+        if problem is not None:
+            raise _refuse(*problem)
+        gone = self._stamp(current)
+        node = pods.node_name_of(current)
+        self._say(current, [(ev.NORMAL, "Evicted", f"Evicted from {node or 'no node'}"
+                             + (" (forced)" if command["force"] else " within its Deployment's budget"),
+                             "eviction")], command["ts"])
+        self._delete_cascading(KINDS["Pod"], key, current, command["ts"])
+        return {"object": gone}
+
     # ================================================================== workloads
     def _op_workload_status(self, command: cmd.Command, slot: int) -> dict[str, Any]:
         kind_name, name, uid, status = command["kind"], command["name"], command["uid"], command["status"]
@@ -825,6 +847,7 @@ class ClusterState:
         "workload_status": _op_workload_status,
         "owner_refs": _op_owner_refs,
         "delete_many": _op_delete_many,
+        "evict_pod": _op_evict_pod,
     }
 
     # ================================================================== reads

@@ -66,6 +66,7 @@ PURE_MODULES = [
     "agent/state/store.py",
     "agent/state/machine.py",
     "agent/state/workloads.py",
+    "agent/state/eviction.py",
     # controllers and the scheduler: the whole package is pure by design
     "agent/control",
 ]
