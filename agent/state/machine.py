@@ -42,6 +42,7 @@ import msgpack
 
 from agent.raft.types import Entry, EntryKind
 from agent.state import commands as cmd
+from agent.state import config_kinds
 from agent.state import events as ev
 from agent.state import node as node_kind
 from agent.state import pod_lifecycle as pods
@@ -364,6 +365,8 @@ class ClusterState:
             meta["ownerReferences"] = new_meta["ownerReferences"]
         else:
             meta.pop("ownerReferences", None)
+        if kind.name in config_kinds.BODY_FIELDS:
+            return self._merge_config_body(kind, current, meta, new, where)
         spec = dict(new.get("spec") or {})
         if kind.name in WORKLOAD_KINDS and spec.get("selector") != (current.get("spec") or {}).get("selector"):
             raise _refuse("invalid", "", [FieldError("spec.selector", "field is immutable", where)])
@@ -381,6 +384,20 @@ class ClusterState:
         out = dict(current)
         out["metadata"] = meta
         out["spec"] = spec
+        return canonical_order(out)
+
+    def _merge_config_body(self, kind: Kind, current: Mapping[str, Any], meta: dict[str, Any],
+                           new: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+        """A ConfigMap's or Secret's new body (data, binaryData, type, immutable) under the
+        merged metadata, refused as Kubernetes refuses changing an immutable one."""
+        problems = config_kinds.update_problems(kind.name, current, new)
+        if problems:
+            raise _refuse("invalid", "", [FieldError(p.path, p.message, where) for p in problems])
+        out = {k: v for k, v in current.items() if k not in config_kinds.BODY_FIELDS[kind.name]}
+        out["metadata"] = meta
+        for field in config_kinds.BODY_FIELDS[kind.name]:
+            if field in new:
+                out[field] = new[field]
         return canonical_order(out)
 
     def _created(self, kind: Kind, doc: Mapping[str, Any], uid: str, ts: float) -> dict[str, Any]:
@@ -922,6 +939,9 @@ def person_part(doc: Mapping[str, Any]) -> dict[str, Any]:
     out = {"apiVersion": doc.get("apiVersion"), "kind": doc.get("kind"), "metadata": meta}
     if "spec" in doc:
         out["spec"] = doc["spec"]
+    for field in config_kinds.BODY_FIELDS.get(doc.get("kind"), ()):  # type: ignore[arg-type]
+        if field in doc:
+            out[field] = doc[field]
     return out
 
 
