@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from agent.state.pod import FieldError, ManifestError
 from agent.state.pod.parser import ManifestReader
 from agent.state.pod.serialize import owner_reference_to_dict
-from agent.state.pod.syntax import quote, type_name
+from agent.state.pod.syntax import config_key_problem, quote, type_name
 
 __all__ = [
     "CONFIG_MAP",
@@ -51,8 +50,6 @@ API_VERSION = "v1"
 CONFIG_MAP = "ConfigMap"
 SECRET = "Secret"
 MAX_DATA_BYTES = 1024 * 1024
-MAX_KEY_LENGTH = 253
-_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 OPAQUE = "Opaque"
 # The well-known Secret types and the keys each must carry (one of, for basic-auth).
 SECRET_TYPE_KEYS: dict[str, tuple[tuple[str, ...], bool]] = {
@@ -65,21 +62,6 @@ SECRET_TYPE_KEYS: dict[str, tuple[tuple[str, ...], bool]] = {
 }
 # Types this cluster has no controller for: refused rather than stored and never acted on.
 UNSUPPORTED_SECRET_TYPES = ("kubernetes.io/service-account-token", "bootstrap.kubernetes.io/token")
-
-
-def config_key_problem(key: str) -> str | None:
-    """Kubernetes' IsConfigMapKey, as text; None when the key is valid."""
-    if not key:
-        return "must not be empty"
-    if len(key) > MAX_KEY_LENGTH:
-        return f"must be no more than {MAX_KEY_LENGTH} characters"
-    if not _CONFIG_KEY.fullmatch(key):
-        return "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
-    if key in (".", ".."):
-        return f"must not be {quote(key)}"
-    if key.startswith(".."):
-        return "must not start with '..'"
-    return None
 
 
 def _b64decode(text: str) -> bytes | None:
