@@ -28,6 +28,7 @@ import trio
 from . import containers as plans
 from .backoff import BackoffPolicy, delay_for_streak
 from .config import RuntimeConfig
+from .config_objects import ConfigObjects
 from .docker_api import DockerApi, gather
 from .errors import DockerApiError, DockerUnavailable, NotFound
 from .images import ImageCache
@@ -73,6 +74,7 @@ class PodRuntime:
         self._statuses: dict[str, PodStatus] = {}
         self._feed = StatusFeed()
         self.images = ImageCache(self.docker)
+        self.objects = ConfigObjects()  # the ConfigMaps and Secrets the feed hands this node
         self._desired_seen = False
         self._orphans_in_progress: set[str] = set()
         self._nursery: trio.Nursery | None = None
