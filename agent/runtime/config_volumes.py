@@ -18,7 +18,6 @@ Rules:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -83,8 +82,8 @@ def volume_files(volume: Any, namespace: str, lookup: Lookup) -> tuple[FileSpec,
 def config_volume_dir(base_dir: str, node_name: str, pod_uid: str, volume: str) -> str:
     """Where a Pod's config volume lives on the host (under the runtime's tmpfs directory)."""
     safe: Callable[[str], str] = lambda part: "".join(c if c.isalnum() or c in "-_." else "-" for c in part) or "x"
-    return os.path.join(base_dir, safe(node_name), safe(pod_uid), safe(volume))
+    return "/".join((base_dir.rstrip("/"), safe(node_name), safe(pod_uid), safe(volume)))
 
 
 def pod_volumes_dir(base_dir: str, node_name: str, pod_uid: str) -> str:
-    return os.path.dirname(config_volume_dir(base_dir, node_name, pod_uid, "x"))
+    return config_volume_dir(base_dir, node_name, pod_uid, "x").rsplit("/", 1)[0]
