@@ -89,4 +89,9 @@ def write_files(target: str, files: Sequence[FileSpec]) -> bool:
 
 
 def remove_tree(path: str) -> None:
+    """Remove a Pod's config volumes, and the node's directory above them once it is empty."""
     shutil.rmtree(path, ignore_errors=True)
+    try:
+        os.rmdir(os.path.dirname(path.rstrip("/")))
+    except OSError:
+        pass  # other Pods' volumes are there
