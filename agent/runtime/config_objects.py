@@ -27,6 +27,11 @@ def key_of(doc: Mapping[str, Any]) -> Key:
     return str(doc.get("kind")), meta.get("namespace") or "default", str(meta.get("name"))
 
 
+def _version(doc: Mapping[str, Any]) -> int:
+    text = (doc.get("metadata") or {}).get("resourceVersion")
+    return int(text) if isinstance(text, str) and text.isdigit() else 0
+
+
 class ConfigObjects:
     def __init__(self, docs: Iterable[Mapping[str, Any]] = ()) -> None:
         self._docs: dict[Key, Mapping[str, Any]] = {}
@@ -55,8 +60,10 @@ class ConfigObjects:
         self._changed = trio.Event()
 
     def put(self, doc: Mapping[str, Any]) -> None:
+        """Take a document, unless the one held is newer (a watch may repeat an older version)."""
         key = key_of(doc)
-        if self._docs.get(key) == doc:
+        held = self._docs.get(key)
+        if held == doc or (held is not None and _version(held) > _version(doc)):
             return
         self._docs[key] = doc
         self._entries.pop(key, None)

@@ -60,6 +60,7 @@ PURE_MODULES = [
     "agent/state/selectors.py",
     "agent/state/node.py",
     "agent/state/config_kinds.py",
+    "agent/state/node_interest.py",
     "agent/state/objects.py",
     "agent/state/history.py",
     "agent/state/sessions.py",
