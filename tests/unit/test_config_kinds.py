@@ -171,3 +171,21 @@ def test_pod_references():
                     {"name": "v3", "emptyDir": {}}]}}
     assert pod_references(pod) == {("ConfigMap", "ns", n) for n in ("cm1", "cm2", "cm3", "cm4")} | {
         ("Secret", "ns", n) for n in ("s1", "s2", "s3")}
+
+
+def test_agentctl_printing_hides_secret_values():
+    import datetime as dt
+
+    from agent.cli import config_render
+
+    log = Log()
+    log.create(secret(), GAME_DEMO)
+    stored = log.machine.get("Secret", "default", "mysecret")
+    now = dt.datetime.fromtimestamp(T0 + 90, tz=dt.timezone.utc)
+    assert config_render.secret_row(stored, now) == ["mysecret", "Opaque", "2", "90s"]
+    text = config_render.describe_secret(stored)
+    assert f"password:  {len(SECRET_VALUE)} bytes" in text and "username:  5 bytes" in text
+    assert SECRET_VALUE not in text and stored["data"]["password"] not in text
+    cm = log.machine.get("ConfigMap", "default", "game-demo")
+    assert config_render.configmap_row(cm, now) == ["game-demo", "4", "90s"]
+    assert "player_initial_lives:\n----\n3" in config_render.describe_configmap(cm)

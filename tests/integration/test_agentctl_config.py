@@ -1,0 +1,151 @@
+"""ConfigMaps and Secrets through agentctl on a one-node cluster: apply them with a Pod
+that uses them, see the Pod read them (and a changed ConfigMap reach its volume while it
+runs), and check that a Secret's values show only with -o yaml|json: never in tables,
+describe, events, errors or the agent's log."""
+
+from __future__ import annotations
+
+import base64
+import json
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import cleanup_node
+from tests.integration.test_agentctl import Agent, ok, wait_until
+
+pytestmark = pytest.mark.docker
+
+SECRET_PASSWORD = "39528$vdg7Jb-never-printed"
+
+CONFIGMAP = textwrap.dedent("""\
+    apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: game-demo
+    data:
+      player_initial_lives: "LIVES"
+      ui_properties_file_name: "user-interface.properties"
+      game.properties: |
+        enemy.types=aliens,monsters
+        player.maximum-lives=MAX
+      user-interface.properties: |
+        color.good=purple
+        color.bad=yellow
+        allow.textmode=true
+    """)
+
+SECRET = textwrap.dedent(f"""\
+    apiVersion: v1
+    kind: Secret
+    metadata:
+      name: test-secret
+    data:
+      username: bXktYXBw
+    stringData:
+      password: "{SECRET_PASSWORD}"
+    """)
+
+POD = textwrap.dedent("""\
+    apiVersion: v1
+    kind: Pod
+    metadata:
+      name: configmap-demo-pod
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: demo
+          image: busybox:local
+          command: ["sh", "-c", "echo lives=$PLAYER_INITIAL_LIVES user=$SECRET_USERNAME; while :; do grep maximum /config/game.properties; sleep 0.3; done"]
+          env:
+            - name: PLAYER_INITIAL_LIVES
+              valueFrom:
+                configMapKeyRef:
+                  name: game-demo
+                  key: player_initial_lives
+            - name: SECRET_USERNAME
+              valueFrom:
+                secretKeyRef:
+                  name: test-secret
+                  key: username
+          volumeMounts:
+          - name: config
+            mountPath: "/config"
+            readOnly: true
+      volumes:
+      - name: config
+        configMap:
+          name: game-demo
+          items:
+          - key: "game.properties"
+            path: "game.properties"
+    """)
+
+
+@pytest.fixture(scope="module")
+def config_agent(tmp_path_factory, docker_client) -> Agent:
+    a = Agent(tmp_path_factory.mktemp("cfg"), f"test-config-{uuid.uuid4().hex[:8]}")
+    a.start()
+    yield a
+    a.stop()
+    cleanup_node(docker_client, a.node)
+
+
+def _write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def test_configmap_and_secret_end_to_end(config_agent: Agent, tmp_path: Path) -> None:
+    ctl = config_agent.ctl
+    cm = CONFIGMAP.replace("LIVES", "3").replace("MAX", "5")
+    out = ok(ctl("apply", "-f", _write(tmp_path / "cm.yaml", cm), "-f", _write(tmp_path / "secret.yaml", SECRET),
+                 "-f", _write(tmp_path / "pod.yaml", POD)))
+    assert out.splitlines() == ["configmap/game-demo created", "secret/test-secret created",
+                                "pod/configmap-demo-pod created"]
+    ok(ctl("wait", "pod/configmap-demo-pod", "--for", "condition=Ready", "--timeout", "60s"))
+    wait_until(lambda: "player.maximum-lives=5" in ctl("logs", "configmap-demo-pod").stdout, what="the file read")
+    assert "lives=3 user=my-app" in ctl("logs", "configmap-demo-pod").stdout
+
+    # The ConfigMap changes: the running container's file follows within seconds, env does not.
+    ok(ctl("apply", "-f", _write(tmp_path / "cm.yaml", CONFIGMAP.replace("LIVES", "9").replace("MAX", "7"))))
+    started = time.monotonic()
+    wait_until(lambda: "player.maximum-lives=7" in ctl("logs", "configmap-demo-pod").stdout, timeout_s=15,
+               what="the updated file")
+    assert time.monotonic() - started < 15
+    pod = json.loads(ok(ctl("get", "pod", "configmap-demo-pod", "-o", "json")))
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
+
+    cms = ok(ctl("get", "configmaps")).splitlines()
+    assert cms[0].split() == ["NAME", "DATA", "AGE"] and cms[1].split()[:2] == ["game-demo", "4"]
+    assert ok(ctl("get", "cm", "game-demo", "-o", "name")).strip() == "configmap/game-demo"
+
+    secrets = ok(ctl("get", "secrets"))
+    assert secrets.splitlines()[0].split() == ["NAME", "TYPE", "DATA", "AGE"]
+    assert secrets.splitlines()[1].split()[:3] == ["test-secret", "Opaque", "2"]
+    described = ok(ctl("describe", "secret", "test-secret"))
+    assert f"password:  {len(SECRET_PASSWORD)} bytes" in described and "username:  6 bytes" in described
+    encoded = base64.b64encode(SECRET_PASSWORD.encode()).decode()
+    for text in (secrets, described):
+        assert SECRET_PASSWORD not in text and encoded not in text
+    shown = json.loads(ok(ctl("get", "secret", "test-secret", "-o", "json")))
+    assert base64.b64decode(shown["data"]["password"]).decode() == SECRET_PASSWORD
+    assert encoded in ok(ctl("get", "secret", "test-secret", "-o", "yaml"))
+
+    # A refused Secret says what is wrong without the value.
+    bad = SECRET.replace("username: bXktYXBw", f"token: {SECRET_PASSWORD}")
+    refused = ctl("apply", "-f", _write(tmp_path / "bad.yaml", bad))
+    assert refused.returncode != 0 and 'data["token"]: must be base64-encoded' in refused.stderr
+    assert SECRET_PASSWORD not in refused.stderr + refused.stdout
+
+    events = ok(ctl("get", "events", "-A", "-o", "json"))
+    assert SECRET_PASSWORD not in events and encoded not in events
+    ok(ctl("delete", "pod", "configmap-demo-pod"))
+    ok(ctl("delete", "secret", "test-secret"))
+    ok(ctl("delete", "configmap", "game-demo"))
+    assert "No resources found" in ctl("get", "secrets").stderr
+    log = config_agent.log_path.read_text()
+    assert SECRET_PASSWORD not in log and encoded not in log
