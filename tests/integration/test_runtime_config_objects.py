@@ -4,6 +4,7 @@ The manifests are the Kubernetes documentation's examples (images: busybox:local
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 
@@ -257,3 +258,13 @@ spec:
     cid = await _running(harness, pod, "test-container")
     assert "SPECIAL_LEVEL_KEY=very" in (await _exec(docker_client, cid, "env")).splitlines()
     await _removed(harness, pod)
+
+
+async def test_config_volumes_of_a_pod_gone_while_the_agent_was_away_are_swept(harness: Harness) -> None:
+    harness.config = dataclasses.replace(harness.config, resync_interval_s=0.5)
+    await harness.start()
+    left = pod_volumes_dir(harness.config.config_volume_dir, harness.node_name, "gone-uid")
+    os.makedirs(os.path.join(left, "config"))
+    with trio.fail_after(10):
+        while os.path.exists(left):
+            await trio.sleep(0.1)
