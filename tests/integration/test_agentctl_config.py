@@ -149,3 +149,61 @@ def test_configmap_and_secret_end_to_end(config_agent: Agent, tmp_path: Path) ->
     assert "No resources found" in ctl("get", "secrets").stderr
     log = config_agent.log_path.read_text()
     assert SECRET_PASSWORD not in log and encoded not in log
+
+
+class _Agent(Agent):
+    """An agentd process with extra flags (a server, or a worker joining it)."""
+
+    def __init__(self, tmp: Path, node: str, extra: list[str]) -> None:
+        super().__init__(tmp, node)
+        self.extra = extra
+
+    def start(self) -> None:
+        import subprocess
+
+        from tests.integration.test_agentctl import PYTHON
+
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [PYTHON, "-m", "agent.daemon", "--name", self.node, "--data-dir", str(self.data_dir),
+             "--bind", "127.0.0.1", "--api-port", str(self.port), "--gossip-port", str(self.gossip_port),
+             "--backoff-base-s", "0.2", *self.extra],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        wait_until(lambda: self.proc.poll() is not None or (
+            f"{self.node}   Ready" in self.ctl("get", "nodes").stdout), timeout_s=60, what=f"{self.node} Ready")
+        assert self.proc.poll() is None, self.log_path.read_text()
+
+
+def test_a_worker_gets_the_objects_its_pods_use_through_its_watch(tmp_path: Path, docker_client) -> None:
+    """A worker (no Raft log) learns ConfigMaps and Secrets through its watch from the server,
+    and a change reaches its Pod's volume in place."""
+    suffix = uuid.uuid4().hex[:6]
+    (tmp_path / "s").mkdir()
+    (tmp_path / "w").mkdir()
+    server = _Agent(tmp_path / "s", f"test-cfgsrv-{suffix}", ["--bootstrap-expect", "1", "--voters", "1",
+                                                            "--standbys", "0"])
+    server.start()
+    worker = _Agent(tmp_path / "w", f"test-cfgwrk-{suffix}", ["--no-server", "--join",
+                                                             f"127.0.0.1:{server.gossip_port}"])
+    try:
+        worker.start()
+        ctl = server.ctl
+        pod = POD.replace("spec:\n", f"spec:\n  nodeName: {worker.node}\n", 1)
+        ok(ctl("apply", "-f", _write(tmp_path / "cm.yaml", CONFIGMAP.replace("LIVES", "3").replace("MAX", "5")),
+               "-f", _write(tmp_path / "secret.yaml", SECRET), "-f", _write(tmp_path / "pod.yaml", pod)))
+        ok(ctl("wait", "pod/configmap-demo-pod", "--for", "condition=Ready", "--timeout", "60s"))
+        wait_until(lambda: "player.maximum-lives=5" in ctl("logs", "configmap-demo-pod").stdout, what="the file")
+        assert "lives=3 user=my-app" in ctl("logs", "configmap-demo-pod").stdout
+        ok(ctl("apply", "-f", _write(tmp_path / "cm.yaml", CONFIGMAP.replace("LIVES", "9").replace("MAX", "7"))))
+        wait_until(lambda: "player.maximum-lives=7" in ctl("logs", "configmap-demo-pod").stdout, timeout_s=15,
+                   what="the updated file on the worker")
+        ok(ctl("delete", "pod", "configmap-demo-pod"))
+        for agent in (server, worker):
+            log = agent.log_path.read_text()
+            assert SECRET_PASSWORD not in log
+    finally:
+        worker.stop()
+        server.stop()
+        cleanup_node(docker_client, worker.node)
+        cleanup_node(docker_client, server.node)
