@@ -44,6 +44,9 @@ class ConfigObjects:
     def __len__(self) -> int:
         return len(self._docs)
 
+    def doc(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self._docs.get((kind, namespace or "default", name))
+
     def lookup(self, kind: str, namespace: str, name: str) -> Mapping[str, bytes] | None:
         key = (kind, namespace or "default", name)
         doc = self._docs.get(key)

@@ -36,6 +36,9 @@ from typing import Any
 import trio
 
 from . import containers as plans
+from agent.state.config_kinds import pod_references
+from agent.state.pod import pod_to_dict
+
 from . import projected_dir
 from .config_volumes import VolumeFilesError, config_volume_dir, config_volumes, pod_volumes_dir, volume_files
 from . import probes as probe_core
@@ -224,10 +227,19 @@ class PodWorker:
     async def _follow_config(self) -> None:
         """Tell the run task whenever the node's ConfigMaps or Secrets change."""
         objects = self.host.objects
+        refs = sorted(pod_references(pod_to_dict(self.pod)))
         seen = objects.version
+
+        def used() -> list[Any]:
+            return [objects.doc(*ref) for ref in refs]
+
+        before = used()
         while True:
             seen = await objects.wait(seen)
-            self.send(ConfigChanged())
+            now = used()
+            if any(a is not b for a, b in zip(before, now)):  # only the objects this Pod reads
+                before = now
+                self.send(ConfigChanged())
 
     def _volume_dir(self, name: str) -> str:
         return config_volume_dir(self.host.config.config_volume_dir, self.node, self.uid, name)
@@ -257,9 +269,11 @@ class PodWorker:
                 self._log("config_volume_stale", problems=repr("; ".join(problems)))
         now = trio.current_time()
         for app in self.apps.values():
-            if app.container_id is None and app.waiting is not None and app.waiting.reason in (
-                    CREATE_CONTAINER_CONFIG_ERROR, CONTAINER_CREATING):
-                app.start_at = min(app.start_at, now)
+            waiting = app.waiting
+            if app.container_id is None and waiting is not None and (
+                    waiting.reason == CREATE_CONTAINER_CONFIG_ERROR
+                    or (waiting.reason == CONTAINER_CREATING and (waiting.message or "").startswith("MountVolume"))):
+                app.start_at = min(app.start_at, now)  # what it waited for may be there now
 
     # -- converge: make Docker match the spec -------------------------------------------
 

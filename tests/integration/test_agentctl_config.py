@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import textwrap
 import time
 import uuid
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.runtime.config import RuntimeConfig
 from tests.integration.conftest import cleanup_node
 from tests.integration.test_agentctl import Agent, ok, wait_until
 
@@ -92,6 +94,7 @@ def config_agent(tmp_path_factory, docker_client) -> Agent:
     yield a
     a.stop()
     cleanup_node(docker_client, a.node)
+    shutil.rmtree(Path(RuntimeConfig().config_volume_dir) / a.node, ignore_errors=True)
 
 
 def _write(path: Path, text: str) -> str:
@@ -199,6 +202,9 @@ def test_a_worker_gets_the_objects_its_pods_use_through_its_watch(tmp_path: Path
         wait_until(lambda: "player.maximum-lives=7" in ctl("logs", "configmap-demo-pod").stdout, timeout_s=15,
                    what="the updated file on the worker")
         ok(ctl("delete", "pod", "configmap-demo-pod"))
+        volumes = Path(RuntimeConfig().config_volume_dir) / worker.node
+        wait_until(lambda: not volumes.exists() or not any(volumes.iterdir()), timeout_s=30,
+                   what="the Pod's config volumes removed with it")
         for agent in (server, worker):
             log = agent.log_path.read_text()
             assert SECRET_PASSWORD not in log
@@ -207,3 +213,5 @@ def test_a_worker_gets_the_objects_its_pods_use_through_its_watch(tmp_path: Path
         server.stop()
         cleanup_node(docker_client, worker.node)
         cleanup_node(docker_client, server.node)
+        for agent in (server, worker):
+            shutil.rmtree(Path(RuntimeConfig().config_volume_dir) / agent.node, ignore_errors=True)

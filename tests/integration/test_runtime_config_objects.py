@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import uuid
 
 import pytest
 import trio
 
+from agent.runtime.config import RuntimeConfig
 from agent.runtime.config_volumes import pod_volumes_dir
 from agent.runtime.status import Running, Waiting
 from agent.state.config_kinds import admit_config_map, admit_secret
@@ -18,6 +20,13 @@ from agent.state.manifest import load_manifests
 from tests.integration.conftest import Harness, container_state, in_thread
 
 pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(autouse=True)
+def _no_files_left(node_name: str):
+    """Whatever happens, the test node's config volumes leave with the test."""
+    yield
+    shutil.rmtree(os.path.join(RuntimeConfig().config_volume_dir, node_name), ignore_errors=True)
 
 SECRET_PASSWORD = "39528$vdg7Jb"
 
