@@ -11,6 +11,9 @@ Rules:
   empty); a listed key the object lacks is an error unless the volume is `optional`
   (then that file is left out). Errors name the volume, the object and the key, never
   a value (kubelet's "MountVolume.SetUp failed for volume ..." wording).
+- With the Pod's securityContext.fsGroup, every file belongs to that group and is
+  readable by it (mode | 0440), as kubelet sets a volume's ownership; without one,
+  files are root's.
 - The plan is a value: two plans are equal exactly when the files on disk would be, so
   the driver rewrites a volume only when its plan changed.
 - Pure: the object's entries come in as bytes; writing them is projected_dir.py's.
@@ -31,6 +34,7 @@ class FileSpec:
     path: str  # relative to the volume
     data: bytes
     mode: int
+    gid: int | None = None  # the Pod's fsGroup; None: root's group
 
 
 class VolumeFilesError(ValueError):
@@ -51,7 +55,7 @@ def config_volumes(pod: Any) -> list[Any]:
     return [v for v in pod.spec.volumes if source_of(v) is not None]
 
 
-def volume_files(volume: Any, namespace: str, lookup: Lookup) -> tuple[FileSpec, ...]:
+def volume_files(volume: Any, namespace: str, lookup: Lookup, *, fs_group: int | None = None) -> tuple[FileSpec, ...]:
     """The files of one configMap or secret volume, sorted by path. Raises VolumeFilesError."""
     found = source_of(volume)
     if found is None:
@@ -76,6 +80,8 @@ def volume_files(volume: Any, namespace: str, lookup: Lookup) -> tuple[FileSpec,
                                        f"{kind} {namespace}/{source.name}")
             mode = item.mode if item.mode is not None else source.default_mode
             files.append(FileSpec(item.path, bytes(entries[item.key]), mode))
+    if fs_group is not None:
+        files = [FileSpec(f.path, f.data, f.mode | 0o440, fs_group or None) for f in files]
     return tuple(sorted(files, key=lambda f: f.path))
 
 

@@ -249,7 +249,9 @@ class PodWorker:
         problems = []
         for vol in self._config_volumes:
             try:
-                files = volume_files(vol, self.pod.metadata.namespace, self.host.objects.lookup)
+                psc = self.pod.spec.security_context
+                files = volume_files(vol, self.pod.metadata.namespace, self.host.objects.lookup,
+                                     fs_group=psc.fs_group if psc is not None else None)
             except VolumeFilesError as exc:
                 problems.append(str(exc))
                 continue

@@ -42,7 +42,8 @@ def current_files(target: str) -> tuple[FileSpec, ...] | None:
             path = os.path.join(root, name)
             st = os.lstat(path)
             with open(path, "rb") as f:
-                out.append(FileSpec(os.path.relpath(path, base), f.read(), stat.S_IMODE(st.st_mode)))
+                out.append(FileSpec(os.path.relpath(path, base), f.read(), stat.S_IMODE(st.st_mode),
+                                    st.st_gid if st.st_gid != 0 else None))
     return tuple(sorted(out, key=lambda f: f.path))
 
 
@@ -61,6 +62,8 @@ def write_files(target: str, files: Sequence[FileSpec]) -> bool:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(spec.data)
+        if spec.gid is not None:
+            os.chown(path, -1, spec.gid)
         os.chmod(path, spec.mode)
     data_link = os.path.join(target, DATA_LINK)
     old_version = os.readlink(data_link) if os.path.islink(data_link) else None

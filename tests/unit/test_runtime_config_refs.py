@@ -145,3 +145,13 @@ def test_config_objects_notify_on_change():
     assert objects.version == 1  # the same document: no change
     objects.remove("ConfigMap", "default", "x")
     assert objects.version == 2 and objects.lookup("ConfigMap", "default", "x") is None
+
+
+def test_fs_group_owns_and_reads_the_files(tmp_path):
+    pod = pod_with({}, [{"name": "s", "secret": {"secretName": "mysecret", "defaultMode": 0o400}}])
+    files = volume_files(pod.spec.volumes[0], "default", OBJECTS.lookup, fs_group=2000)
+    assert {(f.path, f.mode, f.gid) for f in files} == {("password", 0o440, 2000), ("username", 0o440, 2000)}
+    target = str(tmp_path / "vol")
+    assert projected_dir.write_files(target, files) is True
+    assert os.stat(os.path.join(target, "password")).st_gid == 2000
+    assert projected_dir.write_files(target, files) is False
