@@ -24,6 +24,9 @@ Rules it keeps:
   owners that are gone, recursively) in the same command, as Kubernetes' background
   garbage collection ends up doing: a deleted Deployment takes its ReplicaSets and their
   Pods with it, and a Pod deleted so leaves its node's desired set at once.
+- A ConfigMap's or Secret's body is at the top level (data, binaryData, type,
+  immutable) and an apply replaces it whole; an immutable one's body and a Secret's
+  type never change (config_kinds.py).
 - A workload's status is its controller's (`workload_status`, guarded by uid, written only
   when it differs); a person's apply never touches it, and a selector never changes.
 - A snapshot serializes the objects one by one on a worker thread (so the GIL is not held
