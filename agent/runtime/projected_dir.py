@@ -9,8 +9,10 @@ lays it out:
 
 Rules:
 - An update writes the new version into a fresh directory, then swaps `..data` with
-  one rename (atomic), then fixes the top-level links and removes the old version: a
-  reader sees the old files or the new ones, never a mix, never a partial file.
+  one rename (atomic), then fixes the top-level links: a reader sees the old files or
+  the new ones, never a partial file. The version just replaced is kept until the next
+  update (a reader that resolved `..data` to it just before the swap still finds its
+  files); older ones are removed.
 - Nothing is rewritten when the files already match (same paths, bytes and modes).
 - A subPath mount binds one resolved file of one version: it keeps that version, as in
   Kubernetes (only the directory mount follows updates).
@@ -82,12 +84,12 @@ def write_files(target: str, files: Sequence[FileSpec]) -> bool:
             continue
         if name not in tops and os.path.islink(os.path.join(target, name)):
             os.unlink(os.path.join(target, name))
+    # The version just replaced stays until the next update: a reader that resolved `..data`
+    # to it a moment ago still finds its files. Older ones go.
     for name in os.listdir(target):
         path = os.path.join(target, name)
-        if name.startswith("..") and name not in (DATA_LINK, stamp) and not os.path.islink(path):
+        if name.startswith("..") and name not in (DATA_LINK, stamp, old_version) and not os.path.islink(path):
             shutil.rmtree(path, ignore_errors=True)
-    if old_version and old_version != stamp:
-        shutil.rmtree(os.path.join(target, old_version), ignore_errors=True)
     return True
 
 

@@ -129,8 +129,13 @@ def test_atomic_writer_swaps_versions(tmp_path):
     second = (FileSpec("a", b"one", 0o644), FileSpec("c", b"3", 0o600))
     assert projected_dir.write_files(target, second) is True
     assert projected_dir.current_files(target) == second
-    assert os.readlink(os.path.join(target, "..data")) != version_one
-    assert not os.path.exists(os.path.join(target, version_one))  # the old version is gone
+    version_two = os.readlink(os.path.join(target, "..data"))
+    assert version_two != version_one
+    assert os.path.exists(os.path.join(target, version_one))  # kept for readers until the next update
+    projected_dir.write_files(target, first)
+    assert not os.path.exists(os.path.join(target, version_one))  # then gone
+    assert os.path.exists(os.path.join(target, version_two))
+    projected_dir.write_files(target, second)
     assert sorted(n for n in os.listdir(target) if not n.startswith("..")) == ["a", "c"]  # dir/ left with its key
     with open(os.path.join(target, "a"), "rb") as f:
         assert f.read() == b"one"
@@ -155,3 +160,39 @@ def test_fs_group_owns_and_reads_the_files(tmp_path):
     assert projected_dir.write_files(target, files) is True
     assert os.stat(os.path.join(target, "password")).st_gid == 2000
     assert projected_dir.write_files(target, files) is False
+
+
+def test_a_reader_never_sees_a_partial_or_missing_file(tmp_path):
+    import threading
+    import time
+
+    target = str(tmp_path / "vol")
+    versions = [(FileSpec("a", b"1" * 65536, 0o644),), (FileSpec("a", b"2" * 65536, 0o644),)]
+    projected_dir.write_files(target, versions[0])
+    stop = threading.Event()
+    seen: set[bytes] = set()
+    problems: list[str] = []
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                with open(os.path.join(target, "a"), "rb") as f:
+                    data = f.read()
+            except OSError as exc:
+                problems.append(repr(exc))
+                continue
+            if data not in (versions[0][0].data, versions[1][0].data):
+                problems.append(f"partial: {len(data)} bytes")
+            seen.add(data[:1])
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(100):  # updates come seconds apart in life; 10 ms apart here
+            projected_dir.write_files(target, versions[(i + 1) % 2])
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        reader.join()
+    assert problems == []
+    assert seen == {b"1", b"2"}
