@@ -263,7 +263,7 @@ async def serve(config: AgentConfig, args: argparse.Namespace) -> None:
         state_changes.notify()
 
     state.on_change = on_state_change
-    assignments = ClusterAssignments(config, raft, gossip, peers, state_changes)
+    assignments = ClusterAssignments(config, raft, gossip, peers, state_changes, runtime.objects)
     static = mirrors = None
     if args.manifest_dir:
         static = StaticPods(ManifestDirSource(args.manifest_dir, node_name=config.name,

@@ -20,6 +20,11 @@ Rules it keeps:
   set comes back from the state. Static Pods (a manifest directory) are never fenced.
 - A Pod the control plane marked Failed because its node was lost is not run again
   here, even if this node comes back: it must not run twice.
+- The ConfigMaps and Secrets the runtime reads (env, config volumes) are followed with
+  the Pods into `objects`: a server takes every one from its own copy (it holds them
+  all anyway); a worker's watch carries only those its Pods refer to (the server keeps
+  that interest per watch, agent/state/node_interest.py), so a Secret no Pod here uses
+  never reaches this node. Nothing here logs their contents.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from agent.agentd.raft_host import RaftHost
 from agent.grpcbridge import server_stream
 from agent.grpcbridge.errors import RpcError
 from agent.raft.errors import NotLeader, RaftError
+from agent.runtime.config_objects import ConfigObjects
 from agent.rpc import cluster_pb2 as pb
 from agent.state.history import Expired, events_for
 from agent.state.machine import ClusterState, person_part
@@ -48,14 +54,16 @@ from agent.state.pod_lifecycle import NODE_LOST_REASON, placement_epoch
 
 log = logging.getLogger("agent.agentd.assignments")
 
+CONFIG_KINDS = ("ConfigMap", "Secret")
 WATCH_RETRY_S = (0.05, 0.1, 0.2, 0.5, 1.0)  # backoff between watch attempts, by consecutive failures
 
 
 
 class ClusterAssignments:
     def __init__(self, config: AgentConfig, raft: RaftHost, gossip: GossipView, peers: Peers,
-                 state_changes: Changes) -> None:
+                 state_changes: Changes, objects: ConfigObjects | None = None) -> None:
         self.config = config
+        self.objects = objects if objects is not None else ConfigObjects()  # the runtime's ConfigMaps and Secrets
         self.raft = raft
         self.gossip = gossip
         self.peers = peers
@@ -132,14 +140,22 @@ class ClusterAssignments:
     def _replace(self, docs: list[Mapping[str, Any]]) -> None:
         self.pod_docs = {}
         self.node_doc = None
+        self.objects.replace([d for d in docs if d.get("kind") in CONFIG_KINDS])
         for doc in docs:
-            self._take(doc, deleted=False)
+            if doc.get("kind") not in CONFIG_KINDS:
+                self._take(doc, deleted=False)
         self._parsed = {uid: v for uid, v in self._parsed.items() if uid in self.pod_docs}
 
     def _take(self, doc: Mapping[str, Any], *, deleted: bool) -> None:
         meta = meta_of(doc)
         if doc.get("kind") == "Node":
             self.node_doc = None if deleted else doc
+            return
+        if doc.get("kind") in CONFIG_KINDS:
+            if deleted:
+                self.objects.remove(doc["kind"], meta.get("namespace", ""), meta.get("name", ""))
+            else:
+                self.objects.put(doc)
             return
         uid = meta.get("uid", "")
         if deleted or (doc.get("spec") or {}).get("nodeName") != self.config.name:
@@ -152,6 +168,8 @@ class ClusterAssignments:
         kind = doc.get("kind")
         if kind == "Pod":
             return (doc.get("spec") or {}).get("nodeName") == self.config.name
+        if kind in CONFIG_KINDS:
+            return True  # a server's own copy: every ConfigMap and Secret (lookups read only what Pods name)
         return kind == "Node" and meta_of(doc).get("name") == self.config.name
 
     def _contact(self) -> None:
@@ -177,7 +195,7 @@ class ClusterAssignments:
             if self.raft.node is not node:
                 return
         version = state.applied_index
-        self._replace([d for d in (*state.list("Pod"), *state.list("Node")) if self._concerns_me(d)])
+        self._replace([d for d in (*state.list("Pod"), *state.list("Node"), *_config_docs(state)) if self._concerns_me(d)])
         self._mark_synced("own copy")
         seen = -1
         while self.raft.node is node:
@@ -187,7 +205,7 @@ class ClusterAssignments:
                 changes = state.changes_since(version)
             except Expired:
                 version = state.applied_index
-                self._replace([d for d in (*state.list("Pod"), *state.list("Node")) if self._concerns_me(d)])
+                self._replace([d for d in (*state.list("Pod"), *state.list("Node"), *_config_docs(state)) if self._concerns_me(d)])
                 self.changes.notify()
                 continue
             version = max(version, state.applied_index)
@@ -284,3 +302,7 @@ class ClusterAssignments:
                 log.warning("%s event=fenced silent_s=%.1f pods_stopped=%d", self.config.name, silent,
                             len(self.pod_docs))
                 self.changes.notify()
+
+
+def _config_docs(state: ClusterState) -> list[Mapping[str, Any]]:
+    return [doc for kind in CONFIG_KINDS for doc in state.list(kind)]

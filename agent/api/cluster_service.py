@@ -53,6 +53,7 @@ from agent.rpc import node_pb2
 from agent.state import commands as cmd
 from agent.state.history import Expired, events_for
 from agent.state.machine import ClusterState, is_error
+from agent.state.node_interest import NodeInterest
 from agent.state.objects import KINDS, kind_for, meta_of
 from agent.state.selectors import FieldSelector, LabelSelector, SelectorError, parse_field_selector, \
     parse_label_selector
@@ -425,9 +426,17 @@ class ClusterServicer:
             raise Unavailable("no leader confirmed where the watch starts (an election or a lost quorum); retry")
         state = self.state
         version = request.resource_version
+        # A node's watch also carries the ConfigMaps and Secrets its Pods use (node_interest.py).
+        interest = NodeInterest(request.node) if request.node else None
+        get = state.get
+        if interest is not None and version != 0:
+            interest.initial(state.store.pods_on(request.node), (), get)  # resuming: who uses what now
         if version == 0:
             version = state.applied_index
-            objects = [doc for kind in KINDS for doc in state.list(kind) if matches(doc)]
+            if interest is not None:
+                objects = interest.initial(state.store.pods_on(request.node), state.list("Node"), get)
+            else:
+                objects = [doc for kind in KINDS for doc in state.list(kind) if matches(doc)]
             yield pb.WatchBatch(
                 events=[pb.WatchEvent(type=pb.WatchEvent.ADDED, object_json=_json(doc)) for doc in objects],
                 resource_version=version, initial=True, synced=True, leader_known=self._leader_known(),
@@ -439,7 +448,7 @@ class ClusterServicer:
                 changes = state.changes_since(version)
             except Expired as exc:
                 raise RpcError(grpc.StatusCode.OUT_OF_RANGE, f"{exc}: list again") from None
-            events = events_for(changes, matches)
+            events = interest.events(changes, get) if interest is not None else events_for(changes, matches)
             version = max(version, state.applied_index)
             # A bookmark at least every bookmark_s, even while unrelated changes keep us busy.
             if events or trio.current_time() - last_sent >= self.bookmark_s:

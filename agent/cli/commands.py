@@ -18,7 +18,7 @@ from typing import Any
 import trio
 import yaml
 
-from agent.cli import render, workloads
+from agent.cli import config_render, render, workloads
 from agent.cli.inputs import read_documents
 from agent.client import ClusterClient
 from agent.grpcbridge.errors import NotFound
@@ -169,6 +169,14 @@ def _table(singular: str, docs: list[Doc], args: argparse.Namespace, *, header: 
         if args.all_namespaces:
             head.insert(0, "NAMESPACE")
             rows = [[d["metadata"].get("namespace", "default"), *r] for d, r in zip(docs, rows)]
+    elif singular in ("configmap", "secret"):
+        if singular == "configmap":
+            head, rows = list(config_render.CONFIGMAP_HEADER), [config_render.configmap_row(d, now) for d in docs]
+        else:
+            head, rows = list(config_render.SECRET_HEADER), [config_render.secret_row(d, now) for d in docs]
+        if args.all_namespaces:
+            head.insert(0, "NAMESPACE")
+            rows = [[d["metadata"].get("namespace", "default"), *r] for d, r in zip(docs, rows)]
     else:
         head = list(render.POD_HEADER_WIDE if wide else render.POD_HEADER)
         rows = [render.pod_row(d, d.get("status") or {}, now, wide=wide) for d in docs]
@@ -215,6 +223,10 @@ async def cmd_describe(client: ClusterClient, args: argparse.Namespace) -> int:
     elif singular == "event":
         print(_dump(doc, "yaml"))
         return 0
+    elif singular == "configmap":
+        print(config_render.describe_configmap(doc))
+    elif singular == "secret":
+        print(config_render.describe_secret(doc))  # sizes, never values
     else:
         print(render.describe_pod(doc))
     events, _ = await client.list("Event", fields=f"involvedObject.uid={doc['metadata']['uid']}")

@@ -62,6 +62,10 @@ class RuntimeConfig:
     # Node reserve subtracted from capacity to give allocatable (system daemons, dockerd, agentd).
     reserved_cpu_millicores: int = 100
     reserved_memory_bytes: int = 256 * 1024 * 1024
+    # Where configMap and secret volumes are written (<dir>/<node>/<pod uid>/<volume>):
+    # /dev/shm is a tmpfs on every Linux, so a Secret never touches the node's disk, as
+    # kubelet keeps secret volumes on tmpfs; the Docker engine shares this host's files.
+    config_volume_dir: str = "/dev/shm/agentd-volumes"
 
 
     def __post_init__(self) -> None:

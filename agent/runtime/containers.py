@@ -12,8 +12,12 @@ Layout of a Pod on Docker:
     containers of a Pod reach each other on localhost and share the Pod IP;
   - an emptyDir is a named Docker volume shared by the Pod's containers (tmpfs-backed
     when medium is Memory); a hostPath is a bind mount;
-  - the environment is env.py's (downward API values, $(VAR) expansion), which also
-    expands command and args;
+  - the environment is env.py's (downward API values, ConfigMaps and Secrets through
+    a lookup, $(VAR) expansion), which also expands command and args; a missing
+    ConfigMap, Secret or key is a ConfigError (CreateContainerConfigError);
+  - a configMap or secret volume is a host directory on tmpfs (config_volumes.py,
+    projected_dir.py) bind-mounted read-only; a subPath binds one path inside a
+    configMap, secret or hostPath volume;
   - shareProcessNamespace puts the app containers in the infra container's PID namespace;
     hostname/subdomain, hostAliases and dnsConfig are the infra container's (the app containers share
     its UTS namespace and resolv.conf);
@@ -34,7 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .config import RuntimeConfig
-from .env import container_env, expand_all
+from .config_volumes import config_volume_dir, source_of
+from .env import Lookup, MissingConfig, container_env, expand_all
 
 LABEL_PREFIX = "agentd."
 LABEL_NODE = "agentd.node"
@@ -198,6 +203,7 @@ def app_plan(
     node_cpu_millicores: int = 0,
     node_memory_bytes: int = 0,
     image_user: str = "",
+    lookup: Lookup | None = None,
 ) -> ContainerPlan:
     labels = pod_labels(pod, node_name, spec_hash)
     labels.update({
@@ -207,8 +213,12 @@ def app_plan(
         LABEL_CRASH_STREAK: str(crash_streak),
         LABEL_POD_STARTED: started_label(started_at),
     })
-    env = container_env(pod, container, pod_ip=pod_ip, host_ip=host_ip,
-                        node_cpu_millicores=node_cpu_millicores, node_memory_bytes=node_memory_bytes)
+    try:
+        env = container_env(pod, container, pod_ip=pod_ip, host_ip=host_ip,
+                            node_cpu_millicores=node_cpu_millicores, node_memory_bytes=node_memory_bytes,
+                            **({"lookup": lookup} if lookup is not None else {}))
+    except MissingConfig as exc:
+        raise ConfigError(str(exc)) from None
     create: dict[str, Any] = {
         "image": container.image,
         "labels": labels,
@@ -227,7 +237,7 @@ def app_plan(
     host: dict[str, Any] = {
         "network_mode": f"container:{infra_id}",
         "ipc_mode": f"container:{infra_id}",
-        "binds": _binds(pod, container) or None,
+        "binds": _binds(pod, container, node_name, config.config_volume_dir) or None,
         "log_config": log_config(config),
         "pids_limit": pids_limits(pod, config)[1],
     }
@@ -366,20 +376,28 @@ def pids_limits(pod: Any, config: RuntimeConfig) -> tuple[int | None, int | None
     return INFRA_PIDS_LIMIT, per_app
 
 
-def _binds(pod: Any, container: Any) -> list[str]:
+def _binds(pod: Any, container: Any, node_name: str = "", config_dir: str = "") -> list[str]:
     by_name = {v.name: v for v in pod.spec.volumes}
     binds = []
     for m in container.volume_mounts:
         vol = by_name.get(m.name)
         if vol is None:
             raise SpecError(f"spec.containers[{container.name}].volumeMounts[{m.name}]: no such volume")
+        read_only = m.read_only
         if vol.empty_dir is not None:
             source = volume_name(pod, vol.name)
+            if m.sub_path:
+                raise ConfigError(f"volumeMounts[{m.name}].subPath: not supported by agentd on an emptyDir volume")
         elif vol.host_path is not None:
             source = vol.host_path.path
+        elif source_of(vol) is not None:
+            source = config_volume_dir(config_dir, node_name, str(pod.metadata.uid), vol.name)
+            read_only = True  # as kubelet mounts them
         else:
-            raise SpecError(f"spec.volumes[{vol.name}]: only emptyDir and hostPath are supported")
-        binds.append(f"{source}:{m.mount_path}:{'ro' if m.read_only else 'rw'}")
+            raise SpecError(f"spec.volumes[{vol.name}]: only emptyDir, hostPath, configMap and secret are supported")
+        if m.sub_path:
+            source = f"{source.rstrip('/')}/{m.sub_path}"
+        binds.append(f"{source}:{m.mount_path}:{'ro' if read_only else 'rw'}")
     return binds
 
 

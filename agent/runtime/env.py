@@ -15,14 +15,73 @@ Rules:
   not set as 0.
 - $(VAR) expands to a variable defined earlier in env[] (for env values) or anywhere
   in env[] (for command and args); an undefined one stays as written; $$ is a "$".
+- ConfigMaps and Secrets come in through `lookup` (kind, namespace, name -> the
+  object's entries, or None when there is none): envFrom first, in order (a key that
+  is not a valid variable name is skipped, as kubelet does), then env[], which wins.
+  A missing object or key that is not `optional` raises MissingConfig, whose message
+  names the object and the key, never a value; an optional one leaves the variable
+  unset. Values are read once, when the container is created: a later change of the
+  object reaches the container only when it is created again.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from agent.state.quantity import cpu_millicores, memory_bytes
+
+# (kind, namespace, name) -> the object's entries (key -> bytes), None when it does not exist.
+Lookup = Callable[[str, str, str], "Mapping[str, bytes] | None"]
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+
+
+class MissingConfig(ValueError):
+    """A ConfigMap, Secret or key the container needs is not there (CreateContainerConfigError)."""
+
+
+def _no_objects(kind: str, namespace: str, name: str) -> None:
+    return None
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def _object(lookup: Lookup, kind: str, namespace: str, name: str,
+            optional: bool | None) -> Mapping[str, bytes] | None:
+    entries = lookup(kind, namespace, name)
+    if entries is None and not optional:
+        raise MissingConfig(f'{kind.lower()} "{name}" not found')
+    return entries
+
+
+def key_ref_value(lookup: Lookup, kind: str, namespace: str, ref: Any) -> str | None:
+    """The text of a configMapKeyRef / secretKeyRef; None when optional and absent."""
+    entries = _object(lookup, kind, namespace, ref.name, ref.optional)
+    if entries is None:
+        return None
+    if ref.key not in entries:
+        if ref.optional:
+            return None
+        raise MissingConfig(f"couldn't find key {ref.key} in {kind} {namespace}/{ref.name}")
+    return _text(entries[ref.key])
+
+
+def env_from_values(lookup: Lookup, namespace: str, source: Any) -> dict[str, str]:
+    """One envFrom entry's variables (prefixed), invalid names left out."""
+    kind, ref = ("ConfigMap", source.config_map_ref) if source.config_map_ref is not None else (
+        "Secret", source.secret_ref)
+    if ref is None:
+        return {}
+    entries = _object(lookup, kind, namespace, ref.name, ref.optional) or {}
+    out = {}
+    for key in sorted(entries):
+        name = source.prefix + key
+        if _ENV_NAME.fullmatch(name):
+            out[name] = _text(entries[key])
+    return out
+
 
 _MAP_PATH = re.compile(r"(metadata\.(?:labels|annotations))\['(.*)'\]")
 
@@ -99,13 +158,24 @@ def expand(text: str, variables: Mapping[str, str]) -> str:
 
 
 def container_env(pod: Any, container: Any, *, pod_ip: str | None, host_ip: str | None,
-                  node_cpu_millicores: int, node_memory_bytes: int) -> dict[str, str]:
-    """The container's environment, in env[] order (a later duplicate name wins)."""
+                  node_cpu_millicores: int, node_memory_bytes: int,
+                  lookup: Lookup = _no_objects) -> dict[str, str]:
+    """The container's environment: envFrom, then env[] in order (a later duplicate name wins)."""
     env: dict[str, str] = {}
+    namespace = pod.metadata.namespace
+    for env_source in getattr(container, "env_from", ()):
+        env.update(env_from_values(lookup, namespace, env_source))
     for var in container.env:
         source = var.value_from
         if source is None:
             value = expand(var.value, env)
+        elif source.config_map_key_ref is not None or source.secret_key_ref is not None:
+            kind, ref = (("ConfigMap", source.config_map_key_ref) if source.config_map_key_ref is not None
+                         else ("Secret", source.secret_key_ref))
+            found = key_ref_value(lookup, kind, namespace, ref)
+            if found is None:
+                continue
+            value = found
         elif source.field_ref is not None:
             value = field_value(pod, source.field_ref.field_path, pod_ip=pod_ip, host_ip=host_ip)
         elif source.resource_field_ref is not None:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import trio
 
 from .config import RuntimeConfig
+from .config_objects import ConfigObjects
 from .docker_api import DockerApi
 from .images import ImageCache
 from .node_resources import NodeResources
@@ -33,6 +34,11 @@ class PodHost(Protocol):
 
     @property
     def images(self) -> ImageCache: ...
+
+    @property
+    def objects(self) -> ConfigObjects:
+        """The ConfigMaps and Secrets this node knows (env and config volumes read them)."""
+        ...
 
     @property
     def listing_ready(self) -> trio.Event:

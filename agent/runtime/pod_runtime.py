@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import socket
 from functools import partial
 from dataclasses import replace
@@ -28,6 +29,9 @@ import trio
 from . import containers as plans
 from .backoff import BackoffPolicy, delay_for_streak
 from .config import RuntimeConfig
+from . import projected_dir
+from .config_objects import ConfigObjects
+from .config_volumes import pod_volumes_dir
 from .docker_api import DockerApi, gather
 from .errors import DockerApiError, DockerUnavailable, NotFound
 from .images import ImageCache
@@ -73,6 +77,7 @@ class PodRuntime:
         self._statuses: dict[str, PodStatus] = {}
         self._feed = StatusFeed()
         self.images = ImageCache(self.docker)
+        self.objects = ConfigObjects()  # the ConfigMaps and Secrets the feed hands this node
         self._desired_seen = False
         self._orphans_in_progress: set[str] = set()
         self._nursery: trio.Nursery | None = None
@@ -387,6 +392,22 @@ class PodRuntime:
                     await self.docker.remove_volume(v["Name"])
         except (DockerUnavailable, DockerApiError) as exc:
             log.warning("%s event=volume_sweep_failed error=%r", self.node_name, str(exc))
+        self._sweep_orphan_config_volumes()  # in this thread: no worker can appear meanwhile (tmpfs: quick)
+
+    def _sweep_orphan_config_volumes(self) -> None:
+        """Remove the configMap/secret volume directories of Pods this node no longer runs
+        (left by an agent that stopped before their Pods were deleted)."""
+        node_dir = pod_volumes_dir(self.config.config_volume_dir, self.node_name, "x").rsplit("/", 1)[0]
+        try:
+            names = os.listdir(node_dir)
+        except OSError:
+            return
+        keep = {pod_volumes_dir(self.config.config_volume_dir, self.node_name, uid).rsplit("/", 1)[1]
+                for uid in (*self._workers, *self._terminating, *self._orphans_in_progress)}
+        for name in names:
+            if name not in keep:
+                log.info("%s event=orphan_config_volumes_removed dir=%s", self.node_name, name)
+                projected_dir.remove_tree(os.path.join(node_dir, name))
 
 
 __all__ = ["PodRuntime"]

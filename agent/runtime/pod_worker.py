@@ -17,6 +17,12 @@ emptyDir volumes) and the Pod's status. Rules:
     fails the Pod). A sidecar (an init container with restartPolicy Always) lets the next
     one start once it has started (past its startupProbe), always restarts, and is stopped
     after the app containers: when the Pod stops, or when they have all finished.
+  - configMap and secret volumes are written (projected_dir.py) before any container is
+    created (a missing object keeps the containers in ContainerCreating, said so), and
+    rewritten in place, atomically, whenever the node's ConfigMaps or Secrets change (a
+    follower task only sends ConfigChanged; the run task writes). A container whose env
+    needs a missing ConfigMap, Secret or key waits in CreateContainerConfigError and is
+    retried as soon as the objects change. Messages name objects and keys, never values.
 """
 
 from __future__ import annotations
@@ -30,6 +36,11 @@ from typing import Any
 import trio
 
 from . import containers as plans
+from agent.state.config_kinds import pod_references
+from agent.state.pod import pod_to_dict
+
+from . import projected_dir
+from .config_volumes import VolumeFilesError, config_volume_dir, config_volumes, pod_volumes_dir, volume_files
 from . import probes as probe_core
 from .backoff import BackoffPolicy, CrashHistory, delay_for_streak
 from .docker_api import gather
@@ -46,7 +57,7 @@ from .status import (
     Terminated, Waiting, containers_ready, init_status_word, pod_phase, terminated_reason,
 )
 from .worker_state import (
-    AppState, ContainerDied, InfraState, ProbeVerdict, Resync, Terminate, container_ip, parse_docker_time,
+    AppState, ConfigChanged, ContainerDied, InfraState, ProbeVerdict, Resync, Terminate, container_ip, parse_docker_time,
     pod_started_at,
 )
 
@@ -75,6 +86,12 @@ class PodWorker:
         self.infra = InfraState()
         self.volumes_ready = False
         self.host_paths_ready = False
+        self.config_volumes_ready = False  # written once; rewritten on ConfigChanged
+        self._config_volumes = config_volumes(pod)
+        self._reads_config = bool(self._config_volumes) or any(
+            c.env_from or any(e.value_from is not None and (e.value_from.config_map_key_ref is not None
+                                                          or e.value_from.secret_key_ref is not None) for e in c.env)
+            for c in (*pod.spec.containers, *pod.spec.init_containers))
         self.terminating = False
         self.done = trio.Event()
         self.docker_history = CrashHistory()
@@ -146,6 +163,8 @@ class PodWorker:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                if self._reads_config:
+                    nursery.start_soon(self._follow_config)
                 self.publish()
                 await self._wait_for_listing()
                 if not self.terminating:
@@ -200,6 +219,63 @@ class PodWorker:
             self._on_probe(msg)
         elif isinstance(msg, Resync):
             await self._on_resync(msg)
+        elif isinstance(msg, ConfigChanged):
+            await self._on_config_changed()
+
+    # -- ConfigMaps and Secrets -------------------------------------------------------------
+
+    async def _follow_config(self) -> None:
+        """Tell the run task whenever the node's ConfigMaps or Secrets change."""
+        objects = self.host.objects
+        refs = sorted(pod_references(pod_to_dict(self.pod)))
+        seen = objects.version
+
+        def used() -> list[Any]:
+            return [objects.doc(*ref) for ref in refs]
+
+        before = used()
+        while True:
+            seen = await objects.wait(seen)
+            now = used()
+            if any(a is not b for a, b in zip(before, now)):  # only the objects this Pod reads
+                before = now
+                self.send(ConfigChanged())
+
+    def _volume_dir(self, name: str) -> str:
+        return config_volume_dir(self.host.config.config_volume_dir, self.node, self.uid, name)
+
+    async def _write_config_volumes(self) -> list[str]:
+        """Write every config volume whose object is there; the problems of the others."""
+        problems = []
+        for vol in self._config_volumes:
+            try:
+                psc = self.pod.spec.security_context
+                files = volume_files(vol, self.pod.metadata.namespace, self.host.objects.lookup,
+                                     fs_group=psc.fs_group if psc is not None else None)
+            except VolumeFilesError as exc:
+                problems.append(str(exc))
+                continue
+            try:
+                changed = await trio.to_thread.run_sync(projected_dir.write_files, self._volume_dir(vol.name), files)
+            except OSError as exc:
+                problems.append(f'MountVolume.SetUp failed for volume "{vol.name}": {exc.strerror or exc}')
+                continue
+            if changed and self.config_volumes_ready:
+                self._log("config_volume_updated", volume=vol.name, files=len(files))
+        return problems
+
+    async def _on_config_changed(self) -> None:
+        if self._config_volumes:
+            problems = await self._write_config_volumes()
+            if problems:  # kubelet keeps the last good files when an update cannot be made
+                self._log("config_volume_stale", problems=repr("; ".join(problems)))
+        now = trio.current_time()
+        for app in self.apps.values():
+            waiting = app.waiting
+            if app.container_id is None and waiting is not None and (
+                    waiting.reason == CREATE_CONTAINER_CONFIG_ERROR
+                    or (waiting.reason == CONTAINER_CREATING and (waiting.message or "").startswith("MountVolume"))):
+                app.start_at = min(app.start_at, now)  # what it waited for may be there now
 
     # -- converge: make Docker match the spec -------------------------------------------
 
@@ -269,6 +345,14 @@ class PodWorker:
                         self._error_retry(app, CONTAINER_CREATING, "; ".join(problems))
                     return
                 self.host_paths_ready = True
+            if not self.config_volumes_ready and self._config_volumes:
+                problems = await self._write_config_volumes()
+                if problems:
+                    # Kubernetes: a volume that cannot be set up keeps the containers in ContainerCreating.
+                    for app in due:
+                        self._error_retry(app, CONTAINER_CREATING, "; ".join(problems))
+                    return
+            self.config_volumes_ready = True
             if not self.infra.running and any(needs_pod_ip(a.spec) for a in due):
                 # The environment reads the Pod IP: the sandbox must run before they are created.
                 if now < self.infra_retry_at:
@@ -431,7 +515,8 @@ class PodWorker:
                                   self.host.config, restart_count=restart_count, crash_streak=app.history.streak,
                                   started_at=self.start_time, pod_ip=self.infra.ip, host_ip=self.host.host_ip,
                                   node_cpu_millicores=node.allocatable_cpu_millicores,
-                                  node_memory_bytes=node.allocatable_memory_bytes, image_user=image_user)
+                                  node_memory_bytes=node.allocatable_memory_bytes, image_user=image_user,
+                                  lookup=self.host.objects.lookup)
         except plans.ConfigError as exc:
             self._error_retry(app, CREATE_CONTAINER_CONFIG_ERROR, str(exc))
             return None
@@ -830,6 +915,9 @@ class PodWorker:
                                                      f"{plans.LABEL_POD_UID}={self.uid}"])
                 for v in volumes:
                     await docker.remove_volume(v["Name"])
+                if self._config_volumes:
+                    await trio.to_thread.run_sync(projected_dir.remove_tree, pod_volumes_dir(
+                        self.host.config.config_volume_dir, self.node, self.uid))
                 break
             except (DockerUnavailable, DockerApiError) as exc:
                 delay_streak += 1

@@ -69,6 +69,11 @@ class Wake:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigChanged:
+    """The node's ConfigMaps or Secrets changed: refresh config volumes, retry config errors."""
+
+
 # -- the state of one app container ----------------------------------------------------
 
 

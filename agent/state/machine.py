@@ -24,6 +24,9 @@ Rules it keeps:
   owners that are gone, recursively) in the same command, as Kubernetes' background
   garbage collection ends up doing: a deleted Deployment takes its ReplicaSets and their
   Pods with it, and a Pod deleted so leaves its node's desired set at once.
+- A ConfigMap's or Secret's body is at the top level (data, binaryData, type,
+  immutable) and an apply replaces it whole; an immutable one's body and a Secret's
+  type never change (config_kinds.py).
 - A workload's status is its controller's (`workload_status`, guarded by uid, written only
   when it differs); a person's apply never touches it, and a selector never changes.
 - A snapshot serializes the objects one by one on a worker thread (so the GIL is not held
@@ -42,6 +45,7 @@ import msgpack
 
 from agent.raft.types import Entry, EntryKind
 from agent.state import commands as cmd
+from agent.state import config_kinds
 from agent.state import events as ev
 from agent.state import eviction
 from agent.state import node as node_kind
@@ -365,6 +369,8 @@ class ClusterState:
             meta["ownerReferences"] = new_meta["ownerReferences"]
         else:
             meta.pop("ownerReferences", None)
+        if kind.name in config_kinds.BODY_FIELDS:
+            return self._merge_config_body(kind, current, meta, new, where)
         spec = dict(new.get("spec") or {})
         if kind.name in WORKLOAD_KINDS and spec.get("selector") != (current.get("spec") or {}).get("selector"):
             raise _refuse("invalid", "", [FieldError("spec.selector", "field is immutable", where)])
@@ -382,6 +388,20 @@ class ClusterState:
         out = dict(current)
         out["metadata"] = meta
         out["spec"] = spec
+        return canonical_order(out)
+
+    def _merge_config_body(self, kind: Kind, current: Mapping[str, Any], meta: dict[str, Any],
+                           new: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+        """A ConfigMap's or Secret's new body (data, binaryData, type, immutable) under the
+        merged metadata, refused as Kubernetes refuses changing an immutable one."""
+        problems = config_kinds.update_problems(kind.name, current, new)
+        if problems:
+            raise _refuse("invalid", "", [FieldError(p.path, p.message, where) for p in problems])
+        out = {k: v for k, v in current.items() if k not in config_kinds.BODY_FIELDS[kind.name]}
+        out["metadata"] = meta
+        for field in config_kinds.BODY_FIELDS[kind.name]:
+            if field in new:
+                out[field] = new[field]
         return canonical_order(out)
 
     def _created(self, kind: Kind, doc: Mapping[str, Any], uid: str, ts: float) -> dict[str, Any]:
@@ -945,6 +965,9 @@ def person_part(doc: Mapping[str, Any]) -> dict[str, Any]:
     out = {"apiVersion": doc.get("apiVersion"), "kind": doc.get("kind"), "metadata": meta}
     if "spec" in doc:
         out["spec"] = doc["spec"]
+    for field in config_kinds.BODY_FIELDS.get(doc.get("kind"), ()):  # type: ignore[arg-type]
+        if field in doc:
+            out[field] = doc[field]
     return out
 
 

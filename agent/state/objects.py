@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent.state import config_kinds
 from agent.state import node as node_kind
 from agent.state import workloads
 from agent.state.pod import FieldError, ManifestError, parse_pod, pod_to_dict
@@ -91,6 +92,8 @@ KINDS: dict[str, Kind] = {
                        workloads.admit_deployment),
     "ReplicaSet": Kind("ReplicaSet", workloads.API_VERSION, "replicasets", ("rs",), True,
                        workloads.admit_replica_set),
+    "ConfigMap": Kind("ConfigMap", "v1", "configmaps", ("cm",), True, config_kinds.admit_config_map),
+    "Secret": Kind("Secret", "v1", "secrets", (), True, config_kinds.admit_secret),
 }
 # Kinds whose `status` the workload controllers write (the workload_status command).
 WORKLOAD_KINDS = ("Deployment", "ReplicaSet")

@@ -40,7 +40,7 @@ def test_every_problem_of_every_file_is_reported_and_nothing_returned(tmp_path):
     assert text[0].startswith(f"{tmp_path / 'a.yaml'}:1 (document 1): metadata.name:")
     assert text[1].startswith(f"{tmp_path / 'b.yaml'}:")
     assert text[2] == (f"{tmp_path / 'c.yaml'}:1 (document 1): apiVersion apps/v1, kind StatefulSet is not "
-                       "supported (supported: v1 Pod, v1 Node, apps/v1 Deployment, apps/v1 ReplicaSet)")
+                       "supported (supported: v1 Pod, v1 Node, apps/v1 Deployment, apps/v1 ReplicaSet, v1 ConfigMap, v1 Secret)")
     assert text[3].startswith(f"{tmp_path / 'missing.yaml'}: cannot read")
     assert len(text) == 4
 

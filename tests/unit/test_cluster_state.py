@@ -99,7 +99,7 @@ def test_unsupported_kind_names_the_supported_ones(log):
     result = log.run(c.apply_objects([{"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "x"}}],
                                      ["u"], T0))
     assert result["error"] == "invalid"
-    assert "apiVersion apps/v1, kind StatefulSet is not supported (supported: v1 Pod, v1 Node, apps/v1 Deployment, apps/v1 ReplicaSet)" in result["message"]
+    assert "apiVersion apps/v1, kind StatefulSet is not supported (supported: v1 Pod, v1 Node, apps/v1 Deployment, apps/v1 ReplicaSet, v1 ConfigMap, v1 Secret)" in result["message"]
 
 
 def test_nodes_cannot_be_created_by_people(log):

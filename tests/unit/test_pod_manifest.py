@@ -299,7 +299,7 @@ UNSUPPORTED = "not supported by agentd"
         (("spec", "containers", 0, "resources", "claims"), "spec.containers[0].resources.claims", UNSUPPORTED),
         (("spec", "containers", 0, "resources", "limits", "nvidia.com/gpu"),
          "spec.containers[0].resources.limits.nvidia.com/gpu", "unknown field"),
-        (("spec", "containers", 0, "volumeMounts", 0, "subPath"), "spec.containers[0].volumeMounts[0].subPath",
+        (("spec", "containers", 0, "volumeMounts", 0, "subPathExpr"), "spec.containers[0].volumeMounts[0].subPathExpr",
          UNSUPPORTED),
         (("spec", "containers", 0, "livenessProbe", "grpc"), "spec.containers[0].livenessProbe.grpc", UNSUPPORTED),
         (("spec", "containers", 0, "readinessProbe", "httpGet", "pathh"),

@@ -312,7 +312,7 @@ def test_downward_api_errors_name_the_field() -> None:
     assert any(e.startswith(f'{p}[3].valueFrom.resourceFieldRef.resource: "limits.ephemeral-storage" is not one of')
                for e in errors), errors
     assert f'{p}[4].valueFrom.resourceFieldRef.containerName: "other" is not a container of this pod' in errors
-    assert f"{p}[5].valueFrom: must have exactly one source of fieldRef, resourceFieldRef (found none)" in errors
+    assert f"{p}[5].valueFrom: must have exactly one source of fieldRef, resourceFieldRef, configMapKeyRef, secretKeyRef (found none)" in errors
     assert any(e.startswith(f'{p}[6].valueFrom.fieldRef.fieldPath: "metadata.labels": name one key') for e in errors)
     assert f"{p}[7].valueFrom.fieldRef.fieldPath: required field is missing" in errors
 
@@ -451,16 +451,14 @@ def test_security_context_errors_carry_their_paths() -> None:
 
 
 def test_one_unsupported_handler_or_source_is_one_error() -> None:
-    doc = base(volumes=[{"name": "conf", "configMap": {"name": "settings"}}])
+    doc = base(volumes=[{"name": "conf", "projected": {"sources": []}}])
     c = doc["spec"]["containers"][0]
     c["livenessProbe"] = {"grpc": {"port": 9000}}
     c["lifecycle"] = {"preStop": {"tcpSocket": {"port": 80}}}
-    c["env"] = [{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]
     assert sorted(errors_of(doc)) == sorted([
         "spec.containers[0].livenessProbe.grpc: not supported by agentd",
         "spec.containers[0].lifecycle.preStop.tcpSocket: not supported by agentd",
-        "spec.containers[0].env[0].valueFrom.secretKeyRef: not supported by agentd",
-        "spec.volumes[0].configMap: not supported by agentd",
+        "spec.volumes[0].projected: not supported by agentd",
     ])
 
 

@@ -50,6 +50,7 @@ PURE_MODULES = [
     "agent/runtime/probes.py",
     "agent/runtime/containers.py",
     "agent/runtime/env.py",
+    "agent/runtime/config_volumes.py",
     "agent/runtime/init_order.py",
     # the object model
     "agent/state/quantity.py",
@@ -58,6 +59,8 @@ PURE_MODULES = [
     # the cluster state machine and everything it is built from
     "agent/state/selectors.py",
     "agent/state/node.py",
+    "agent/state/config_kinds.py",
+    "agent/state/node_interest.py",
     "agent/state/objects.py",
     "agent/state/history.py",
     "agent/state/sessions.py",

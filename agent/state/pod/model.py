@@ -144,11 +144,39 @@ class ResourceFieldSelector:
 
 
 @dataclass(frozen=True, slots=True)
+class KeySelector:
+    """configMapKeyRef / secretKeyRef: one key of a ConfigMap or Secret of the Pod's namespace."""
+
+    name: str
+    key: str
+    optional: bool | None = None  # None: not written (false)
+
+
+@dataclass(frozen=True, slots=True)
 class EnvVarSource:
-    """Exactly one of field_ref / resource_field_ref is set."""
+    """Exactly one of field_ref / resource_field_ref / config_map_key_ref / secret_key_ref is set."""
 
     field_ref: ObjectFieldSelector | None = None
     resource_field_ref: ResourceFieldSelector | None = None
+    config_map_key_ref: KeySelector | None = None
+    secret_key_ref: KeySelector | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """envFrom's configMapRef / secretRef."""
+
+    name: str
+    optional: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnvFromSource:
+    """Every key of a ConfigMap or Secret as a variable (exactly one ref is set)."""
+
+    prefix: str = ""
+    config_map_ref: ObjectRef | None = None
+    secret_ref: ObjectRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +226,7 @@ class VolumeMount:
     name: str
     mount_path: str
     read_only: bool = False
+    sub_path: str = ""  # "": the whole volume
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,9 +362,10 @@ class Container:
     stdin: bool = False
     stdin_once: bool = False
     tty: bool = False
+    env_from: tuple[EnvFromSource, ...] = ()
 
     def __post_init__(self) -> None:
-        _coerce(self, tuples=("command", "args", "env", "ports", "volume_mounts"))
+        _coerce(self, tuples=("command", "args", "env", "ports", "volume_mounts", "env_from"))
         if self.image_pull_policy == "" and isinstance(self.image, str):
             object.__setattr__(self, "image_pull_policy", default_pull_policy(self.image))
 
@@ -362,12 +392,37 @@ class HostPathVolumeSource:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyToPath:
+    key: str
+    path: str  # relative to the volume
+    mode: int | None = None  # None: the volume's defaultMode
+
+
+DEFAULT_CONFIG_VOLUME_MODE = 0o644  # Kubernetes' defaultMode: 420
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigVolumeSource:
+    """A configMap (name) or secret (secretName) volume: the object's keys as files."""
+
+    name: str
+    items: tuple[KeyToPath, ...] = ()  # (): every key, as a file named after it
+    default_mode: int = DEFAULT_CONFIG_VOLUME_MODE
+    optional: bool | None = None
+
+    def __post_init__(self) -> None:
+        _coerce(self, tuples=("items",))
+
+
+@dataclass(frozen=True, slots=True)
 class Volume:
-    """Exactly one of empty_dir / host_path is set."""
+    """Exactly one of empty_dir / host_path / config_map / secret is set."""
 
     name: str
     empty_dir: EmptyDirVolumeSource | None = None
     host_path: HostPathVolumeSource | None = None
+    config_map: ConfigVolumeSource | None = None
+    secret: ConfigVolumeSource | None = None
 
 
 TOLERATION_OPERATORS = ("Equal", "Exists")

@@ -42,6 +42,7 @@ from agent.state.pod.errors import FieldError, ManifestError
 from agent.state.pod.kubernetes_fields import KUBERNETES_FIELDS
 from agent.state.pod.model import (
     API_VERSION,
+    DEFAULT_CONFIG_VOLUME_MODE,
     EMPTY_DIR_MEDIA,
     EMPTY_MAP,
     HOST_PATH_TYPES,
@@ -56,7 +57,12 @@ from agent.state.pod.model import (
     TOLERATION_OPERATORS,
     Container,
     ContainerPort,
+    ConfigVolumeSource,
     EmptyDirVolumeSource,
+    EnvFromSource,
+    KeySelector,
+    KeyToPath,
+    ObjectRef,
     Capabilities,
     EnvVar,
     EnvVarSource,
@@ -90,6 +96,8 @@ from agent.state.pod.model import (
 )
 from agent.state.pod.syntax import (
     absolute_path_problem,
+    config_key_problem,
+    relative_path_problem,
     dns_label_problem,
     dns_subdomain_problem,
     capability_problem,
@@ -506,6 +514,7 @@ class _Parser:
                 "command",
                 "args",
                 "env",
+                "envFrom",
                 "ports",
                 "resources",
                 "volumeMounts",
@@ -547,6 +556,7 @@ class _Parser:
             command=self.strings(m, "command", path),
             args=self.strings(m, "args", path),
             env=tuple(self.env_var(item, item_path) for item, item_path in self.items(m, "env", path)),
+            env_from=tuple(self.env_from(item, item_path) for item, item_path in self.items(m, "envFrom", path)),
             ports=ports,
             resources=self.resources(m.get("resources"), _child(path, "resources")),
             volume_mounts=mounts,
@@ -669,11 +679,12 @@ class _Parser:
         )
 
     def env_var_source(self, raw: Any, path: str) -> EnvVarSource:
-        m = self.obj(raw, path, ("fieldRef", "resourceFieldRef"), kind="EnvVarSource")
-        sources = [k for k in ("fieldRef", "resourceFieldRef") if m.get(k) is not None]
-        if len(sources) != 1 and isinstance(raw, Mapping) and not set(raw) - {"fieldRef", "resourceFieldRef"}:
+        all_sources = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef")
+        m = self.obj(raw, path, all_sources, kind="EnvVarSource")
+        sources = [k for k in all_sources if m.get(k) is not None]
+        if len(sources) != 1 and isinstance(raw, Mapping) and not set(raw) - set(all_sources):
             found = ", ".join(sources) if sources else "none"
-            self.fail(path, f"must have exactly one source of fieldRef, resourceFieldRef (found {found})")
+            self.fail(path, f"must have exactly one source of {', '.join(all_sources)} (found {found})")
         field_ref = resource_ref = None
         if m.get("fieldRef") is not None:
             f_path = _child(path, "fieldRef")
@@ -698,7 +709,46 @@ class _Parser:
                 container_name=self.string(r, "containerName", r_path, default=None),
                 divisor=divisor,
             )
-        return EnvVarSource(field_ref=field_ref, resource_field_ref=resource_ref)
+        return EnvVarSource(field_ref=field_ref, resource_field_ref=resource_ref,
+                            config_map_key_ref=self.key_selector(m, "configMapKeyRef", path, "ConfigMapKeySelector"),
+                            secret_key_ref=self.key_selector(m, "secretKeyRef", path, "SecretKeySelector"))
+
+    def key_selector(self, m: Mapping[str, Any], key: str, path: str, kind: str) -> KeySelector | None:
+        if m.get(key) is None:
+            return None
+        k_path = _child(path, key)
+        k = self.obj(m[key], k_path, ("name", "key", "optional"), kind=kind)
+        return KeySelector(
+            name=self.string(k, "name", k_path, required=True, default="", check=dns_subdomain_problem),
+            key=self.string(k, "key", k_path, required=True, default="", check=config_key_problem),
+            optional=self.boolean(k, "optional", k_path, default=None),  # type: ignore[arg-type]
+        )
+
+    def object_ref(self, m: Mapping[str, Any], key: str, path: str, kind: str) -> ObjectRef | None:
+        if m.get(key) is None:
+            return None
+        r_path = _child(path, key)
+        r = self.obj(m[key], r_path, ("name", "optional"), kind=kind)
+        return ObjectRef(
+            name=self.string(r, "name", r_path, required=True, default="", check=dns_subdomain_problem),
+            optional=self.boolean(r, "optional", r_path, default=None),  # type: ignore[arg-type]
+        )
+
+    def env_from(self, raw: Any, path: str) -> EnvFromSource:
+        allowed = ("prefix", "configMapRef", "secretRef")
+        m = self.obj(raw, path, allowed, kind="EnvFromSource")
+        refs = [k for k in ("configMapRef", "secretRef") if m.get(k) is not None]
+        if len(refs) != 1 and isinstance(raw, Mapping) and not set(raw) - set(allowed):
+            found = ", ".join(refs) if refs else "none"
+            self.fail(path, f"must have exactly one source of configMapRef, secretRef (found {found})")
+        prefix = self.string(m, "prefix", path, default="")
+        if prefix and env_name_problem(prefix):
+            self.fail(_child(path, "prefix"), env_name_problem(prefix) or "")
+        return EnvFromSource(
+            prefix=prefix,
+            config_map_ref=self.object_ref(m, "configMapRef", path, "ConfigMapEnvSource"),
+            secret_ref=self.object_ref(m, "secretRef", path, "SecretEnvSource"),
+        )
 
     def check_resource_refs(self, containers: tuple[Container, ...], list_path: str, names: set[str]) -> None:
         """A resourceFieldRef's containerName must name a container of this Pod."""
@@ -755,7 +805,7 @@ class _Parser:
         return FrozenMap(result)
 
     def volume_mount(self, raw: Any, path: str, volume_names: set[str]) -> VolumeMount:
-        m = self.obj(raw, path, ("name", "mountPath", "readOnly"), kind="VolumeMount")
+        m = self.obj(raw, path, ("name", "mountPath", "readOnly", "subPath"), kind="VolumeMount")
         name = self.string(m, "name", path, required=True, default="")
         if name and name not in volume_names:
             self.fail(_child(path, "name"), f"{quote(name)} is not a volume declared in spec.volumes")
@@ -763,6 +813,7 @@ class _Parser:
             name=name,
             mount_path=self.string(m, "mountPath", path, required=True, default="", check=absolute_path_problem),
             read_only=self.boolean(m, "readOnly", path, default=False),
+            sub_path=self.string(m, "subPath", path, default="", check=relative_path_problem),
         )
 
     def probe(
@@ -860,11 +911,12 @@ class _Parser:
         )
 
     def volume(self, raw: Any, path: str) -> Volume:
-        m = self.obj(raw, path, ("name", "emptyDir", "hostPath"), kind="Volume")
-        sources = [s for s in ("emptyDir", "hostPath") if m.get(s) is not None]
-        if len(sources) != 1 and not (not sources and self.has_extra_keys(raw, ("name", "emptyDir", "hostPath"))):
+        kinds = ("emptyDir", "hostPath", "configMap", "secret")
+        m = self.obj(raw, path, ("name", *kinds), kind="Volume")
+        sources = [s for s in kinds if m.get(s) is not None]
+        if len(sources) != 1 and not (not sources and self.has_extra_keys(raw, ("name", *kinds))):
             found = ", ".join(sources) if sources else "none"
-            self.fail(path, f"must have exactly one source of emptyDir, hostPath (found {found})")
+            self.fail(path, f"must have exactly one source of {', '.join(kinds)} (found {found})")
         empty_dir = host_path = None
         if m.get("emptyDir") is not None:
             e_path = _child(path, "emptyDir")
@@ -886,6 +938,31 @@ class _Parser:
             name=self.string(m, "name", path, required=True, default="", check=dns_label_problem),
             empty_dir=empty_dir,
             host_path=host_path,
+            config_map=self.config_volume(m, "configMap", "name", path, "ConfigMapVolumeSource"),
+            secret=self.config_volume(m, "secret", "secretName", path, "SecretVolumeSource"),
+        )
+
+    def config_volume(self, m: Mapping[str, Any], key: str, name_key: str, path: str,
+                      kind: str) -> ConfigVolumeSource | None:
+        if m.get(key) is None:
+            return None
+        v_path = _child(path, key)
+        v = self.obj(m[key], v_path, (name_key, "items", "defaultMode", "optional"), kind=kind)
+        items = []
+        for item, item_path in self.items(v, "items", v_path):
+            i = self.obj(item, item_path, ("key", "path", "mode"), kind="KeyToPath")
+            items.append(KeyToPath(
+                key=self.string(i, "key", item_path, required=True, default="", check=config_key_problem),
+                path=self.string(i, "path", item_path, required=True, default="", check=relative_path_problem),
+                mode=self.integer(i, "mode", item_path, default=None, minimum=0, maximum=0o777),
+            ))
+        self.check_unique([i.path for i in items], _child(v_path, "items"), "path")
+        return ConfigVolumeSource(
+            name=self.string(v, name_key, v_path, required=True, default="", check=dns_subdomain_problem),
+            items=tuple(items),
+            default_mode=self.integer(v, "defaultMode", v_path, default=DEFAULT_CONFIG_VOLUME_MODE, minimum=0,
+                                      maximum=0o777),
+            optional=self.boolean(v, "optional", v_path, default=None),  # type: ignore[arg-type]
         )
 
 

@@ -103,6 +103,8 @@ def _container_to_dict(c: Container) -> dict[str, Any]:
         d["args"] = list(c.args)
     if c.env:
         d["env"] = [_env_to_dict(e) for e in c.env]
+    if c.env_from:
+        d["envFrom"] = [_env_from_to_dict(e) for e in c.env_from]
     if c.ports:
         d["ports"] = [_port_to_dict(p) for p in c.ports]
     resources: dict[str, Any] = {}
@@ -113,7 +115,8 @@ def _container_to_dict(c: Container) -> dict[str, Any]:
     d["resources"] = resources
     if c.volume_mounts:
         d["volumeMounts"] = [
-            {"name": v.name, "mountPath": v.mount_path, "readOnly": v.read_only} for v in c.volume_mounts
+            {"name": v.name, "mountPath": v.mount_path, "readOnly": v.read_only,
+             **({"subPath": v.sub_path} if v.sub_path else {})} for v in c.volume_mounts
         ]
     for key, probe in (
         ("livenessProbe", c.liveness_probe),
@@ -182,7 +185,33 @@ def _env_to_dict(e: EnvVar) -> dict[str, Any]:
         if r.divisor is not None:
             ref["divisor"] = r.divisor.text
         source["resourceFieldRef"] = ref
+    for key, selector in (("configMapKeyRef", e.value_from.config_map_key_ref),
+                          ("secretKeyRef", e.value_from.secret_key_ref)):
+        if selector is not None:
+            source[key] = {"name": selector.name, "key": selector.key,
+                           **({"optional": selector.optional} if selector.optional is not None else {})}
     return {"name": e.name, "valueFrom": source}
+
+
+def _env_from_to_dict(e: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    if e.prefix:
+        d["prefix"] = e.prefix
+    for key, ref in (("configMapRef", e.config_map_ref), ("secretRef", e.secret_ref)):
+        if ref is not None:
+            d[key] = {"name": ref.name, **({"optional": ref.optional} if ref.optional is not None else {})}
+    return d
+
+
+def _config_volume_to_dict(v: Any, name_key: str) -> dict[str, Any]:
+    d: dict[str, Any] = {name_key: v.name}
+    if v.items:
+        d["items"] = [{"key": i.key, "path": i.path, **({"mode": i.mode} if i.mode is not None else {})}
+                      for i in v.items]
+    d["defaultMode"] = v.default_mode
+    if v.optional is not None:
+        d["optional"] = v.optional
+    return d
 
 
 def _port_to_dict(p: ContainerPort) -> dict[str, Any]:
@@ -240,6 +269,10 @@ def _volume_to_dict(v: Volume) -> dict[str, Any]:
         if v.host_path.type:
             hp["type"] = v.host_path.type
         d["hostPath"] = hp
+    if v.config_map is not None:
+        d["configMap"] = _config_volume_to_dict(v.config_map, "name")
+    if v.secret is not None:
+        d["secret"] = _config_volume_to_dict(v.secret, "secretName")
     return d
 
 

@@ -119,6 +119,36 @@ def absolute_path_problem(value: str) -> str | None:
     return None
 
 
+def relative_path_problem(value: str) -> str | None:
+    """A path inside a volume (items[].path, subPath): relative, no '..' element."""
+    if value.startswith("/"):
+        return f"{quote(value)} must be a relative path"
+    if ".." in value.split("/"):
+        return f"{quote(value)} must not contain '..'"
+    if value.startswith(".."):
+        return f"{quote(value)} must not start with '..'"
+    return None
+
+
+_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+MAX_CONFIG_KEY_LENGTH = 253
+
+
+def config_key_problem(key: str) -> str | None:
+    """Kubernetes' IsConfigMapKey (the keys of a ConfigMap or Secret), as text; None when valid."""
+    if not key:
+        return "must not be empty"
+    if len(key) > MAX_CONFIG_KEY_LENGTH:
+        return f"must be no more than {MAX_CONFIG_KEY_LENGTH} characters"
+    if not _CONFIG_KEY.fullmatch(key):
+        return "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
+    if key in (".", ".."):
+        return f"must not be {quote(key)}"
+    if key.startswith(".."):
+        return "must not start with '..'"
+    return None
+
+
 def type_name(value: Any) -> str:
     if value is None:
         return "null"
