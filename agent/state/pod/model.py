@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.state.quantity import Quantity, cpu_millicores, memory_bytes
+
+if TYPE_CHECKING:
+    from agent.state.pod.affinity import Affinity
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -437,6 +440,8 @@ class PodSpec:
     active_deadline_seconds: int | None = None
     # Run in order before the containers; those with restart_policy "Always" are sidecars.
     init_containers: tuple[Container, ...] = ()
+    # spec.affinity (agent.state.pod.affinity): node affinity, pod affinity and anti-affinity.
+    affinity: Affinity | None = None
 
     def __post_init__(self) -> None:
         _coerce(self, maps=("node_selector",),

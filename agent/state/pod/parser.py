@@ -38,6 +38,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any, Callable
 
+from agent.state.pod.affinity import read_affinity
 from agent.state.pod.errors import FieldError, ManifestError
 from agent.state.pod.kubernetes_fields import KUBERNETES_FIELDS
 from agent.state.pod.model import (
@@ -374,6 +375,7 @@ class _Parser:
                 "dnsConfig",
                 "hostAliases",
                 "activeDeadlineSeconds",
+                "affinity",
             ),
             kind="PodSpec",
         )
@@ -426,6 +428,7 @@ class _Parser:
             dns_config=dns_config,
             active_deadline_seconds=self.integer(m, "activeDeadlineSeconds", path, default=None, minimum=1),
             host_aliases=tuple(self.host_alias(item, item_path) for item, item_path in self.items(m, "hostAliases", path)),
+            affinity=read_affinity(self, m.get("affinity"), _child(path, "affinity")),
         )
 
     def host_alias(self, raw: Any, path: str) -> HostAlias:
