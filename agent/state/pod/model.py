@@ -230,8 +230,17 @@ class TCPSocketAction:
 
 
 @dataclass(frozen=True, slots=True)
+class GRPCAction:
+    """probe.grpc: grpc.health.v1.Health/Check on the Pod's IP at `port` (a number);
+    success is the answer SERVING. `service` "" asks about the server as a whole."""
+
+    port: int
+    service: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Probe:
-    """Exactly one of exec / http_get / tcp_socket is set. Timings in seconds, Kubernetes defaults."""
+    """Exactly one of exec / http_get / tcp_socket / grpc is set. Timings in seconds, Kubernetes defaults."""
 
     exec: ExecAction | None = None
     http_get: HTTPGetAction | None = None
@@ -241,6 +250,7 @@ class Probe:
     timeout_seconds: int = 1
     failure_threshold: int = 3
     success_threshold: int = 1
+    grpc: GRPCAction | None = None
 
 
 @dataclass(frozen=True, slots=True)

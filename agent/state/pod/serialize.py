@@ -204,6 +204,8 @@ def _probe_to_dict(p: Probe) -> dict[str, Any]:
         if p.tcp_socket.host is not None:
             t["host"] = p.tcp_socket.host
         d["tcpSocket"] = t
+    if p.grpc is not None:
+        d["grpc"] = {"port": p.grpc.port, **({"service": p.grpc.service} if p.grpc.service else {})}
     d.update(
         initialDelaySeconds=p.initial_delay_seconds,
         periodSeconds=p.period_seconds,
