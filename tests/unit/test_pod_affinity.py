@@ -169,3 +169,17 @@ def test_preferred_anti_affinity_avoids_a_node():
     log.create(*(with_affinity(pod(f"q{i}", cpu="10m"), avoid) for i in range(2)))
     run_pass(log)
     assert "n1" not in {placed(log)[f"q{i}"] for i in range(2)}
+
+
+def test_a_deployment_template_keeps_its_affinity_and_names_its_errors():
+    from agent.state.workloads import admit_deployment
+    from tests.unit.workload_helpers import deployment
+
+    doc = deployment("web")
+    doc["spec"]["template"]["spec"]["affinity"] = anti_hostname("web")
+    admitted = admit_deployment(doc)
+    assert admitted["spec"]["template"]["spec"]["affinity"] == anti_hostname("web")
+    doc["spec"]["template"]["spec"]["affinity"] = {"podAntiAffinity": {REQ: [{"topologyKey": "zone"}]}}
+    with pytest.raises(ManifestError, match=rf"spec\.template\.spec\.affinity\.podAntiAffinity\.{REQ}\[0\]"
+                                            r"\.topologyKey: \"zone\" is not supported"):
+        admit_deployment(doc)

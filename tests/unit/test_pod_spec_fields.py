@@ -453,11 +453,9 @@ def test_security_context_errors_carry_their_paths() -> None:
 def test_one_unsupported_handler_or_source_is_one_error() -> None:
     doc = base(volumes=[{"name": "conf", "configMap": {"name": "settings"}}])
     c = doc["spec"]["containers"][0]
-    c["livenessProbe"] = {"grpc": {"port": 9000}}
     c["lifecycle"] = {"preStop": {"tcpSocket": {"port": 80}}}
     c["env"] = [{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]
     assert sorted(errors_of(doc)) == sorted([
-        "spec.containers[0].livenessProbe.grpc: not supported by agentd",
         "spec.containers[0].lifecycle.preStop.tcpSocket: not supported by agentd",
         "spec.containers[0].env[0].valueFrom.secretKeyRef: not supported by agentd",
         "spec.volumes[0].configMap: not supported by agentd",
