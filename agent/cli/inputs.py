@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from agent.state.manifest import decode_documents, read_manifest_file
+from agent.state.manifest import decode_documents_with_lines, read_manifest_file
 from agent.state.objects import admit
 from agent.state.pod import FieldError, ManifestError
 
@@ -44,17 +44,17 @@ def read_documents(arguments: list[str]) -> list[tuple[dict[str, Any], str]]:
         for path in paths:
             try:
                 text = sys.stdin.read() if path == "-" else read_manifest_file(path)
-                documents = decode_documents(text, source="<stdin>" if path == "-" else path)
+                documents = decode_documents_with_lines(text, source="<stdin>" if path == "-" else path)
             except ManifestError as exc:
                 errors.extend(exc.errors)
                 continue
-            for doc, location in documents:
+            for doc, lines in documents:
                 try:
-                    admit(doc, location=location)
+                    admit(doc, location=lines.location)
                 except ManifestError as exc:
-                    errors.extend(FieldError(e.path, e.message, e.location or location) for e in exc.errors)
+                    errors.extend(lines.relocate(exc.errors))  # each at the line of its field
                     continue
-                out.append((doc, location))
+                out.append((doc, lines.location))
     if errors:
         raise ManifestError(errors)
     return out

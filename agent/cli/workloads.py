@@ -146,6 +146,8 @@ def _probe_text(probe: Mapping) -> str:
         action = f"http-get :{probe['httpGet'].get('port')}{probe['httpGet'].get('path', '/')}"
     elif "tcpSocket" in probe:
         action = f"tcp-socket :{probe['tcpSocket'].get('port')}"
+    elif "grpc" in probe:
+        action = f"grpc <pod>:{probe['grpc'].get('port')} {probe['grpc'].get('service', '')}".rstrip()
     elif "exec" in probe:
         action = "exec " + json.dumps((probe["exec"] or {}).get("command") or [])
     else:

@@ -13,6 +13,10 @@ Rules it keeps:
   each binding again when it applies it: even two racing passes cannot overcommit a node.
 - A Node takes Pods only when Ready and not cordoned; its taints and labels are the
   Node object's; every Node carries a unique kubernetes.io/hostname label (its name).
+- A Pod's spec.affinity maps onto the scheduler's terms: matchFields on metadata.name
+  become a requirement on kubernetes.io/hostname (which is the node's name); pod
+  (anti-)affinity terms are on kubernetes.io/hostname, the only topology key the Pod
+  parser accepts.
 - Pods are placed oldest first (creationTimestamp, then namespace/name); Pods of one
   controller (ownerReferences) or, failing that, one `app` label are spread over nodes.
 - A bound Pod still Pending is one its node has yet to start: the scheduler's start
@@ -29,17 +33,30 @@ from typing import Any
 
 from agent.control.placement import (
     HOSTNAME_LABEL,
+    NO_POD_AFFINITY,
     AssignedPod,
     ClusterSnapshot,
     HostPort,
+    InterPodAffinity,
     NodeInfo,
     PendingPod,
     PlacementSpec,
+    PodAffinityTerm,
     SchedulerConfig,
+    WeightedPodAffinityTerm,
     app_key_of,
 )
 from agent.control.scheduler import schedule
-from agent.control.selectors import Taint, Toleration
+from agent.control.selectors import (
+    LabelSelector,
+    LabelSelectorRequirement,
+    NodeAffinity,
+    NodeSelectorRequirement,
+    NodeSelectorTerm,
+    PreferredSchedulingTerm,
+    Taint,
+    Toleration,
+)
 from agent.state import commands as cmd
 from agent.state import node as node_kind
 from agent.state import pod_lifecycle as pods
@@ -147,7 +164,61 @@ def _placement_spec(doc: Mapping[str, Any], demand: pods.PodDemand) -> Placement
                          for ip, port, protocol in demand.host_ports),
         node_selector=spec.get("nodeSelector") or {},
         tolerations=tuple(_tolerations(spec.get("tolerations") or ())),
+        node_affinity=_node_affinity((spec.get("affinity") or {}).get("nodeAffinity")),
+        pod_affinity=_pod_affinity(spec.get("affinity") or {}),
     )
+
+
+_REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
+_PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
+
+
+def _node_affinity(raw: Mapping[str, Any] | None) -> NodeAffinity | None:
+    if not raw:
+        return None
+    required = None
+    if raw.get(_REQUIRED) is not None:
+        required = tuple(_node_term(t) for t in raw[_REQUIRED].get("nodeSelectorTerms") or ())
+    preferred = tuple(PreferredSchedulingTerm(p["weight"], _node_term(p.get("preference") or {}))
+                      for p in raw.get(_PREFERRED) or ())
+    if required is None and not preferred:
+        return None
+    return NodeAffinity(required=required, preferred=preferred)
+
+
+def _node_term(raw: Mapping[str, Any]) -> NodeSelectorTerm:
+    exprs = [NodeSelectorRequirement(e["key"], e["operator"], tuple(e.get("values") or ()))
+             for e in raw.get("matchExpressions") or ()]
+    # matchFields name metadata.name only, and every node's hostname label is its name.
+    exprs += [NodeSelectorRequirement(HOSTNAME_LABEL, f["operator"], tuple(f.get("values") or ()))
+              for f in raw.get("matchFields") or ()]
+    return NodeSelectorTerm(tuple(exprs))
+
+
+def _pod_affinity(affinity: Mapping[str, Any]) -> InterPodAffinity:
+    pos = affinity.get("podAffinity") or {}
+    neg = affinity.get("podAntiAffinity") or {}
+    if not pos and not neg:
+        return NO_POD_AFFINITY
+    return InterPodAffinity(
+        required_affinity=tuple(_pod_term(t) for t in pos.get(_REQUIRED) or ()),
+        preferred_affinity=tuple(_weighted(w) for w in pos.get(_PREFERRED) or ()),
+        required_anti_affinity=tuple(_pod_term(t) for t in neg.get(_REQUIRED) or ()),
+        preferred_anti_affinity=tuple(_weighted(w) for w in neg.get(_PREFERRED) or ()),
+    )
+
+
+def _weighted(raw: Mapping[str, Any]) -> WeightedPodAffinityTerm:
+    return WeightedPodAffinityTerm(raw["weight"], _pod_term(raw.get("podAffinityTerm") or {}))
+
+
+def _pod_term(raw: Mapping[str, Any]) -> PodAffinityTerm:
+    selector = raw.get("labelSelector")
+    if selector is None:
+        return PodAffinityTerm(None, tuple(raw.get("namespaces") or ()))
+    exprs = tuple(LabelSelectorRequirement(e["key"], e["operator"], tuple(e.get("values") or ()))
+                  for e in selector.get("matchExpressions") or ())
+    return PodAffinityTerm(LabelSelector(selector.get("matchLabels") or {}, exprs), tuple(raw.get("namespaces") or ()))
 
 
 def _tolerations(raw: Iterable[Mapping[str, Any]]) -> Iterable[Toleration]:

@@ -1,4 +1,4 @@
-"""Running one probe against a container: exec, httpGet, tcpSocket.
+"""Running one probe against a container: exec, httpGet, tcpSocket, grpc.
 
 Owns: the I/O of a single probe attempt; returns True (success) or False. Rules: every
 attempt is bounded by the probe's timeout; any error (refused, reset, timeout, Docker
@@ -6,7 +6,8 @@ failure) is a failed attempt, never an exception to the caller.
   exec       docker exec; success is exit code 0;
   httpGet    HTTP/1.0 GET to <host or pod IP>:<port><path>; success is a 2xx or 3xx status;
              scheme HTTPS speaks TLS without verifying the certificate, as kubelet does;
-  tcpSocket  a TCP connection that opens.
+  tcpSocket  a TCP connection that opens;
+  grpc       grpc.health.v1.Health/Check on <pod IP>:<port> (grpc_health.py); success is SERVING.
 Lifecycle hooks (postStart, preStop) run the same exec and httpGet handlers, plus sleep,
 bounded by the caller's timeout; run_hook returns None on success, else what failed.
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 import trio
 
+from . import grpc_health
 from .docker_api import DockerApi
 from .errors import PodRuntimeError
 
@@ -88,6 +90,14 @@ async def run_probe(docker: DockerApi, probe: Any, container: Any, *, container_
                 stream = await trio.open_tcp_stream(host, port)
                 await stream.aclose()
                 return True
+            if getattr(probe, "grpc", None) is not None:
+                action = probe.grpc
+                if pod_ip is None:
+                    return False
+                # grpcio blocks: a thread, bounded by the call's own deadline (a cancelled
+                # wait could not stop the thread, the deadline does).
+                return await trio.to_thread.run_sync(grpc_health.check, pod_ip, action.port, action.service,
+                                                     timeout_s)
     except (trio.TooSlowError, OSError, PodRuntimeError, trio.BrokenResourceError, ssl.SSLError):
         return False
     return False  # a probe with no handler never succeeds

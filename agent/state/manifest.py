@@ -5,7 +5,11 @@ problem is. Rules:
 - All documents are checked before anything is returned; one bad document rejects
   the whole text, and the ManifestError lists the problems of every document.
 - Each FieldError carries a location "<source>:<line> (document N)" so the reader can
-  find it; YAML syntax errors carry "<source>:<line>:<column>".
+  find it: <line> is the line of the field itself (its key, or its item in a list),
+  found by walking the composed YAML nodes along the error's field path; a field that
+  is absent is told at the line of the deepest part of its path that is there (the
+  object it is missing from), the whole document at its first line. YAML syntax errors
+  carry "<source>:<line>:<column>".
 - A mapping with the same key twice is an error (PyYAML would silently keep the last).
 - Empty documents (a bare `---`) are skipped.
 - Which parser handles a document is chosen by (apiVersion, kind) in MANIFEST_PARSERS;
@@ -21,7 +25,9 @@ problem is. Rules:
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import stat
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -51,20 +57,87 @@ def load_manifests(text: str, *, source: str = "<string>") -> list[Pod]:
     """Every object in a multi-document YAML text, in order. Raises ManifestError."""
     errors: list[FieldError] = []
     objects: list[Any] = []
-    for doc, location in decode_documents(text, source=source):
+    for doc, lines in decode_documents_with_lines(text, source=source):
         try:
             objects.append(_parse_document(doc))
         except ManifestError as exc:
-            errors.extend(FieldError(e.path, e.message, location) for e in exc.errors)
+            errors.extend(lines.relocate(exc.errors))
     if errors:
         raise ManifestError(errors)
     return objects
+
+
+# One step of a field path: `.name` or `name`, `[3]`, or `["a.b/c"]` (a map key, JSON-quoted).
+_PATH_STEP = re.compile(r'\.?([^.\[\]]+)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]')
+
+
+def _path_steps(path: str) -> list[str | int] | None:
+    """The steps of a field path ("spec.containers[0].env[\"A\"]"), None if it does not read as one."""
+    steps: list[str | int] = []
+    pos = 0
+    while pos < len(path):
+        m = _PATH_STEP.match(path, pos)
+        if m is None:
+            return steps or None
+        name, index, quoted = m.groups()
+        if name is not None:
+            steps.append(name)
+        elif index is not None:
+            steps.append(int(index))
+        else:
+            try:
+                steps.append(json.loads(quoted))
+            except ValueError:
+                return steps
+        pos = m.end()
+    return steps
+
+
+def field_line(node: yaml.Node, path: str) -> int:
+    """The 1-based line of the field at `path` in the composed document `node`: the line
+    of its key (or its list item); when part of the path is absent, the line of the
+    deepest part that is there; the document's first line for "" or an unreadable path."""
+    line = node.start_mark.line
+    for step in _path_steps(path) or ():
+        if isinstance(node, yaml.MappingNode) and isinstance(step, str):
+            found = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == step), None)
+            if found is None:
+                break
+            line, node = found[0].start_mark.line, found[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+            node = node.value[step]
+            line = node.start_mark.line
+        else:
+            break
+    return line + 1
+
+
+class DocumentLines:
+    """Where one decoded document came from: tells the location of any field in it."""
+
+    def __init__(self, source: str, number: int, node: yaml.Node) -> None:
+        self.source, self.number, self.node = source, number, node
+        self.location = f"{source}:{node.start_mark.line + 1} (document {number})"
+        """The document's own location (its first line)."""
+
+    def of(self, path: str) -> str:
+        """"<source>:<line of the field> (document N)"."""
+        return f"{self.source}:{field_line(self.node, path)} (document {self.number})"
+
+    def relocate(self, errors: Any) -> list[FieldError]:
+        """The errors with their location set to the line of their field."""
+        return [FieldError(e.path, e.message, self.of(e.path)) for e in errors]
 
 
 def decode_documents(text: str, *, source: str = "<string>") -> list[tuple[Any, str]]:
     """The decoded documents of a multi-document YAML text, each with its location
     "<source>:<line> (document N)", empty ones skipped. Raises ManifestError on YAML
     errors and duplicate keys (every document is looked at before raising)."""
+    return [(doc, lines.location) for doc, lines in decode_documents_with_lines(text, source=source)]
+
+
+def decode_documents_with_lines(text: str, *, source: str = "<string>") -> list[tuple[Any, DocumentLines]]:
+    """decode_documents, each document with its DocumentLines (the line of any of its fields)."""
     if len(text) > MAX_MANIFEST_CHARS:
         raise ManifestError([FieldError("", f"manifest is larger than {MAX_MANIFEST_CHARS} characters", source)])
     try:
@@ -74,12 +147,13 @@ def decode_documents(text: str, *, source: str = "<string>") -> list[tuple[Any, 
     except RecursionError:
         raise ManifestError([FieldError("", "YAML nested too deeply", source)]) from None
     errors: list[FieldError] = []
-    docs: list[tuple[Any, str]] = []
+    docs: list[tuple[Any, DocumentLines]] = []
     constructor = _Loader("")
     for number, node in enumerate(nodes, start=1):
         if node is None:
             continue
-        location = f"{source}:{node.start_mark.line + 1} (document {number})"
+        lines = DocumentLines(source, number, node)
+        location = lines.location
         try:
             duplicates = list(_duplicate_keys(node, ""))
             doc = None if duplicates else constructor.construct_document(node)
@@ -90,10 +164,11 @@ def decode_documents(text: str, *, source: str = "<string>") -> list[tuple[Any, 
             errors.append(FieldError("", "YAML nested too deeply", location))
             continue
         if duplicates:
-            errors.extend(FieldError(path, message, location) for path, message in duplicates)
+            errors.extend(FieldError(path, message, f"{source}:{line} (document {number})")
+                          for path, message, line in duplicates)
             continue
         if doc is not None:
-            docs.append((doc, location))
+            docs.append((doc, lines))
     if errors:
         raise ManifestError(errors)
     return docs
@@ -160,7 +235,7 @@ def _parse_document(doc: Any) -> Any:
 
 
 def _duplicate_keys(node: yaml.Node, path: str, visited: set[int] | None = None):
-    """(path, message) for every mapping key written twice, anywhere under node.
+    """(path, message, line of the second key) for every mapping key written twice, anywhere under node.
 
     Each node is visited once: YAML aliases make the tree a graph, and walking it
     naively would take exponential time on a "billion laughs" document.
@@ -176,7 +251,7 @@ def _duplicate_keys(node: yaml.Node, path: str, visited: set[int] | None = None)
             child = f"{path}.{key}" if path and key is not None else (key or path)
             if key is not None and key != "<<":
                 if key in seen:
-                    yield child, f"duplicate key (line {key_node.start_mark.line + 1})"
+                    yield child, f"duplicate key (line {key_node.start_mark.line + 1})", key_node.start_mark.line + 1
                 seen.add(key)
             yield from _duplicate_keys(value_node, child, visited)
     elif isinstance(node, yaml.SequenceNode):

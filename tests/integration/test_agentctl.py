@@ -441,7 +441,7 @@ def test_apply_is_all_or_nothing_and_says_what_it_did(cluster_agent: Agent, tmp_
     (tmp_path / "bad.yaml").write_text(BAD)
     bad = cluster_agent.ctl("apply", "-f", str(tmp_path / "bad.yaml"))
     assert bad.returncode == 1
-    assert bad.stderr.strip() == (f"error: {tmp_path / 'bad.yaml'}:7 (document 2): "
+    assert bad.stderr.strip() == (f"error: {tmp_path / 'bad.yaml'}:11 (document 2): "
                                   'spec.containers[0].resources.requests.cpu: "lots" is not a quantity')
     assert "NotFound" in cluster_agent.ctl("get", "pod", "fine").stderr  # its good neighbour was not sent either
 

@@ -37,7 +37,7 @@ def test_every_problem_of_every_file_is_reported_and_nothing_returned(tmp_path):
     with pytest.raises(ManifestError) as caught:
         read_documents([str(tmp_path), str(tmp_path / "missing.yaml")])
     text = [str(e) for e in caught.value.errors]
-    assert text[0].startswith(f"{tmp_path / 'a.yaml'}:1 (document 1): metadata.name:")
+    assert text[0].startswith(f"{tmp_path / 'a.yaml'}:3 (document 1): metadata.name:")  # the line of the field
     assert text[1].startswith(f"{tmp_path / 'b.yaml'}:")
     assert text[2] == (f"{tmp_path / 'c.yaml'}:1 (document 1): apiVersion apps/v1, kind StatefulSet is not "
                        "supported (supported: v1 Pod, v1 Node, apps/v1 Deployment, apps/v1 ReplicaSet, v1 ConfigMap, v1 Secret)")

@@ -301,7 +301,8 @@ UNSUPPORTED = "not supported by agentd"
          "spec.containers[0].resources.limits.nvidia.com/gpu", "unknown field"),
         (("spec", "containers", 0, "volumeMounts", 0, "subPathExpr"), "spec.containers[0].volumeMounts[0].subPathExpr",
          UNSUPPORTED),
-        (("spec", "containers", 0, "livenessProbe", "grpc"), "spec.containers[0].livenessProbe.grpc", UNSUPPORTED),
+        (("spec", "containers", 0, "livenessProbe", "terminationGracePeriodSeconds"),
+         "spec.containers[0].livenessProbe.terminationGracePeriodSeconds", UNSUPPORTED),
         (("spec", "containers", 0, "readinessProbe", "httpGet", "pathh"),
          "spec.containers[0].readinessProbe.httpGet.pathh", 'unknown field, did you mean "path"?'),
         (("spec", "containers", 0, "readinessProbe", "httpGet", "httpHeaders", 0, "x"),
@@ -583,8 +584,9 @@ def test_one_bad_document_rejects_the_whole_text():
     with pytest.raises(ManifestError) as info:
         load_manifests(text, source="pods.yaml")
     messages = [str(e) for e in info.value.errors]
-    assert 'pods.yaml:8 (document 3): spec.containers[0].imagee: unknown field, did you mean "image"?' in messages
-    assert "pods.yaml:8 (document 3): spec.containers[0].image: required field is missing" in messages
+    # each at the line of its field: the key itself, or the object it is missing from
+    assert 'pods.yaml:14 (document 3): spec.containers[0].imagee: unknown field, did you mean "image"?' in messages
+    assert "pods.yaml:13 (document 3): spec.containers[0].image: required field is missing" in messages
 
 
 def test_yaml_syntax_error_names_source_and_line():
@@ -609,7 +611,7 @@ def test_duplicate_yaml_keys_are_errors():
     text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  name: b\nspec: {containers: [{name: c, image: x}]}\n"
     with pytest.raises(ManifestError) as info:
         load_manifests(text, source="dup.yaml")
-    assert str(info.value) == "dup.yaml:1 (document 1): metadata.name: duplicate key (line 5)"
+    assert str(info.value) == "dup.yaml:5 (document 1): metadata.name: duplicate key (line 5)"
 
 
 def test_yaml_typing_surprises_are_caught():
@@ -647,3 +649,56 @@ def test_load_manifest_file(tmp_path):
 def test_oversized_text_is_rejected():
     with pytest.raises(ManifestError, match="larger than"):
         load_manifests("#" * (4 * 1024 * 1024))
+
+
+FIELD_LINES = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  labels:
+    app.kubernetes.io/name: "bad value!"
+spec:
+  containers:
+  - name: c
+    image: busybox:local
+    resources:
+      requests:
+        memory: 12Q
+  - name: d
+    image: busybox:local
+    ports:
+    - containerPort: 99999
+  affinity:
+    podAntiAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+      - labelSelector: {matchLabels: {app: web}}
+        topologyKey: topology.kubernetes.io/zone
+"""
+
+
+def test_every_field_error_names_the_line_of_its_field():
+    with pytest.raises(ManifestError) as info:
+        load_manifests("---\n" + FIELD_LINES, source="f.yaml")
+    where = {e.path: e.location for e in info.value.errors}
+    assert where == {
+        'metadata.labels["app.kubernetes.io/name"]': "f.yaml:7 (document 1)",
+        "spec.containers[0].resources.requests.memory": "f.yaml:14 (document 1)",
+        "spec.containers[1].ports[0].containerPort": "f.yaml:18 (document 1)",
+        "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey":
+            "f.yaml:23 (document 1)",
+    }
+    assert str(info.value).startswith('f.yaml:7 (document 1): metadata.labels["app.kubernetes.io/name"]: ')
+
+
+def test_field_line_falls_back_to_what_is_there():
+    import yaml
+
+    from agent.state.manifest import field_line
+    node = yaml.compose(FIELD_LINES)
+    assert field_line(node, "") == 1
+    assert field_line(node, "spec.containers[1].image") == 15
+    assert field_line(node, "spec.containers[1].command") == 14  # absent: the item it is missing from
+    assert field_line(node, "spec.containers[7].name") == 8  # no such item: the list's key
+    assert field_line(node, "spec.dnsConfig.nameservers") == 7
+    assert field_line(node, 'metadata.labels["nope"]') == 5

@@ -453,10 +453,8 @@ def test_security_context_errors_carry_their_paths() -> None:
 def test_one_unsupported_handler_or_source_is_one_error() -> None:
     doc = base(volumes=[{"name": "conf", "projected": {"sources": []}}])
     c = doc["spec"]["containers"][0]
-    c["livenessProbe"] = {"grpc": {"port": 9000}}
     c["lifecycle"] = {"preStop": {"tcpSocket": {"port": 80}}}
     assert sorted(errors_of(doc)) == sorted([
-        "spec.containers[0].livenessProbe.grpc: not supported by agentd",
         "spec.containers[0].lifecycle.preStop.tcpSocket: not supported by agentd",
         "spec.volumes[0].projected: not supported by agentd",
     ])

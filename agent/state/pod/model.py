@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.state.quantity import Quantity, cpu_millicores, memory_bytes
+
+if TYPE_CHECKING:
+    from agent.state.pod.affinity import Affinity
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -256,8 +259,17 @@ class TCPSocketAction:
 
 
 @dataclass(frozen=True, slots=True)
+class GRPCAction:
+    """probe.grpc: grpc.health.v1.Health/Check on the Pod's IP at `port` (a number);
+    success is the answer SERVING. `service` "" asks about the server as a whole."""
+
+    port: int
+    service: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Probe:
-    """Exactly one of exec / http_get / tcp_socket is set. Timings in seconds, Kubernetes defaults."""
+    """Exactly one of exec / http_get / tcp_socket / grpc is set. Timings in seconds, Kubernetes defaults."""
 
     exec: ExecAction | None = None
     http_get: HTTPGetAction | None = None
@@ -267,6 +279,7 @@ class Probe:
     timeout_seconds: int = 1
     failure_threshold: int = 3
     success_threshold: int = 1
+    grpc: GRPCAction | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -492,6 +505,8 @@ class PodSpec:
     active_deadline_seconds: int | None = None
     # Run in order before the containers; those with restart_policy "Always" are sidecars.
     init_containers: tuple[Container, ...] = ()
+    # spec.affinity (agent.state.pod.affinity): node affinity, pod affinity and anti-affinity.
+    affinity: Affinity | None = None
 
     def __post_init__(self) -> None:
         _coerce(self, maps=("node_selector",),

@@ -38,6 +38,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any, Callable
 
+from agent.state.pod.affinity import read_affinity
 from agent.state.pod.errors import FieldError, ManifestError
 from agent.state.pod.kubernetes_fields import KUBERNETES_FIELDS
 from agent.state.pod.model import (
@@ -68,6 +69,7 @@ from agent.state.pod.model import (
     EnvVarSource,
     ExecAction,
     FrozenMap,
+    GRPCAction,
     Lifecycle,
     LifecycleHandler,
     SleepAction,
@@ -116,7 +118,7 @@ from agent.state.pod.syntax import (
 from agent.state.quantity import Quantity, QuantityError, parse_quantity
 
 _MISSING = object()
-_PROBE_FIELDS = ("exec", "httpGet", "tcpSocket", "initialDelaySeconds", "periodSeconds", "timeoutSeconds",
+_PROBE_FIELDS = ("exec", "httpGet", "tcpSocket", "grpc", "initialDelaySeconds", "periodSeconds", "timeoutSeconds",
                  "failureThreshold", "successThreshold")
 
 
@@ -382,6 +384,7 @@ class _Parser:
                 "dnsConfig",
                 "hostAliases",
                 "activeDeadlineSeconds",
+                "affinity",
             ),
             kind="PodSpec",
         )
@@ -434,6 +437,7 @@ class _Parser:
             dns_config=dns_config,
             active_deadline_seconds=self.integer(m, "activeDeadlineSeconds", path, default=None, minimum=1),
             host_aliases=tuple(self.host_alias(item, item_path) for item, item_path in self.items(m, "hostAliases", path)),
+            affinity=read_affinity(self, m.get("affinity"), _child(path, "affinity")),
         )
 
     def host_alias(self, raw: Any, path: str) -> HostAlias:
@@ -830,6 +834,7 @@ class _Parser:
                 "exec",
                 "httpGet",
                 "tcpSocket",
+                "grpc",
                 "initialDelaySeconds",
                 "periodSeconds",
                 "timeoutSeconds",
@@ -838,11 +843,17 @@ class _Parser:
             ),
             kind="Probe",
         )
-        handlers = [h for h in ("exec", "httpGet", "tcpSocket") if m.get(h) is not None]
+        handlers = [h for h in ("exec", "httpGet", "tcpSocket", "grpc") if m.get(h) is not None]
         if len(handlers) != 1 and not (not handlers and self.has_extra_keys(raw, _PROBE_FIELDS)):
             found = ", ".join(handlers) if handlers else "none"
-            self.fail(path, f"must have exactly one handler of exec, httpGet, tcpSocket (found {found})")
-        exec_action = http_get = tcp_socket = None
+            self.fail(path, f"must have exactly one handler of exec, httpGet, tcpSocket, grpc (found {found})")
+        exec_action = http_get = tcp_socket = grpc = None
+        if m.get("grpc") is not None:
+            g = self.obj(m["grpc"], _child(path, "grpc"), ("port", "service"), kind="GRPCAction")
+            grpc = GRPCAction(
+                port=self.integer(g, "port", _child(path, "grpc"), default=0, required=True, minimum=1, maximum=65535),
+                service=self.string(g, "service", _child(path, "grpc"), default=""),
+            )
         if m.get("exec") is not None:
             exec_action = self.exec_action(m["exec"], _child(path, "exec"))
         if m.get("httpGet") is not None:
@@ -856,6 +867,7 @@ class _Parser:
             exec=exec_action,
             http_get=http_get,
             tcp_socket=tcp_socket,
+            grpc=grpc,
             initial_delay_seconds=self.integer(m, "initialDelaySeconds", path, default=0, minimum=0),
             period_seconds=self.integer(m, "periodSeconds", path, default=10, minimum=1),
             timeout_seconds=self.integer(m, "timeoutSeconds", path, default=1, minimum=1),

@@ -12,6 +12,7 @@ import hashlib
 import json
 from typing import Any
 
+from agent.state.pod.affinity import affinity_to_dict
 from agent.state.pod.model import (Container, ContainerPort, EnvVar, LifecycleHandler, OwnerReference, Pod, Probe,
                                    Toleration, Volume)
 
@@ -68,6 +69,8 @@ def pod_to_dict(pod: Pod) -> dict[str, Any]:
         spec["initContainers"] = [_container_to_dict(c) for c in pod.spec.init_containers]
     if pod.spec.tolerations:
         spec["tolerations"] = [_toleration_to_dict(t) for t in pod.spec.tolerations]
+    if pod.spec.affinity is not None:
+        spec["affinity"] = affinity_to_dict(pod.spec.affinity)
     return {"apiVersion": pod.api_version, "kind": pod.kind, "metadata": meta, "spec": spec}
 
 
@@ -230,6 +233,8 @@ def _probe_to_dict(p: Probe) -> dict[str, Any]:
         if p.tcp_socket.host is not None:
             t["host"] = p.tcp_socket.host
         d["tcpSocket"] = t
+    if p.grpc is not None:
+        d["grpc"] = {"port": p.grpc.port, **({"service": p.grpc.service} if p.grpc.service else {})}
     d.update(
         initialDelaySeconds=p.initial_delay_seconds,
         periodSeconds=p.period_seconds,
