@@ -69,16 +69,17 @@ class WatchWindow:
             raise ValueError(f"change at {change.version} after {changes[-1].version}")
         changes.append(change)
         self._bytes += change.size
-        while len(changes) > self.max_changes or (self._bytes > self.max_bytes and len(changes) > 1):
+        # A version goes whole or not at all, and the newest one always stays (rather than
+        # hold nothing of the present): one entry that changes more than the bounds allow
+        # (a pass that creates a thousand Pods) is kept whole until the next version comes.
+        while ((len(changes) > self.max_changes or self._bytes > self.max_bytes)
+               and changes[0].version != changes[-1].version):
             self._drop_oldest_version()
 
     def _drop_oldest_version(self) -> None:
-        """Drop every change of the oldest version held (a version goes whole or not at all)."""
+        """Drop every change of the oldest version held."""
         changes = self._changes
         version = changes[0].version
-        if version == changes[-1].version:
-            # One version holds everything: keep it rather than hold nothing of the present.
-            return
         while changes and changes[0].version == version:
             self._bytes -= changes.popleft().size
         self.floor = version

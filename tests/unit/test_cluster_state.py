@@ -282,6 +282,23 @@ def test_watch_older_than_the_window_is_expired_and_says_so():
         log.machine.changes_since(2)
 
 
+def test_one_entry_with_more_changes_than_the_window_holds_is_kept_whole_and_applies():
+    """A leader pass that makes more changes than the window's bound in one entry (a
+    Deployment of a thousand replicas) must apply, not spin: the newest version stays whole
+    until a newer one comes, then goes whole."""
+    log = Log(ClusterState(StateConfig(max_watch_changes=3, max_watch_bytes=10_000)))
+    log.ready_node("n1", pods=500)
+    docs = [pod(f"p{i}", cpu="1m", memory="1Mi") for i in range(20)]
+    result = log.batch([c.apply_objects([d], [f"u{i}"], T0) for i, d in enumerate(docs)])
+    assert all(r["results"][0][3] == "created" for r in result)
+    entry = log.index
+    assert [ch.version for ch in log.machine.changes_since(entry - 1)] == [entry] * 20
+    log.run(c.bind_pods([("default", f"p{i}", f"u{i}", "n1") for i in range(20)], T0))  # one command, 20 changes
+    assert len(log.machine.changes_since(entry)) >= 20
+    with pytest.raises(Expired):
+        log.machine.changes_since(entry - 1)  # the big entry went whole when the next came
+
+
 def test_changes_of_one_batch_entry_share_its_version_and_are_served_whole(log):
     results = log.batch([c.apply_objects([pod("a")], ["ua"], T0), c.apply_objects([pod("b")], ["ub"], T0)])
     assert [r["results"][0][3] for r in results] == ["created", "created"]
