@@ -135,8 +135,7 @@ async def wait_listening(address: str, timeout_s: float) -> None:
                 await trio.sleep(0.2)
 
 
-async def bench(fleet: HollowFleet, args: argparse.Namespace) -> dict:
-    figures: dict = {"bench": "scale", "nodes": fleet.nodes, "servers": SERVERS}
+async def bench(fleet: HollowFleet, args: argparse.Namespace, figures: dict) -> None:
     started = time.monotonic()
     fleet.start_all()
     await wait_listening(fleet.api(0), 60)
@@ -150,6 +149,7 @@ async def bench(fleet: HollowFleet, args: argparse.Namespace) -> dict:
                     break
                 except Exception:  # noqa: BLE001 - no leader yet
                     await trio.sleep(0.5)
+        figures["timed_out"] = "join"
         await view.wait(lambda v: len(v.ready_nodes()) >= fleet.nodes, timeout_s=args.timeout_s)
         figures["join_all_s"] = round(time.monotonic() - started, 2)
         progress(f"{fleet.nodes} nodes Ready after {figures['join_all_s']}s")
@@ -166,7 +166,13 @@ async def bench(fleet: HollowFleet, args: argparse.Namespace) -> dict:
                        and not (p.get("metadata") or {}).get("deletionTimestamp")
                        and p["spec"].get("nodeName") not in exclude)
 
-        await view.wait(lambda v: running_count(v) >= total, timeout_s=args.timeout_s)
+        figures["timed_out"] = "pods_running"
+        try:
+            await view.wait(lambda v: running_count(v) >= total, timeout_s=args.timeout_s)
+        except trio.TooSlowError:
+            figures["pods_running_at_timeout"] = running_count(view)
+            figures["pods_bound_at_timeout"] = sum(1 for p in view.pods() if p["spec"].get("nodeName"))
+            raise
         figures["pods"] = total
         figures["pods_running_s"] = round(time.monotonic() - started, 2)
         progress(f"{total} Pods Running after {figures['pods_running_s']}s")
@@ -186,14 +192,15 @@ async def bench(fleet: HollowFleet, args: argparse.Namespace) -> dict:
         started = time.monotonic()
         for victim in sorted(victims):
             fleet.kill(victim)
+        figures["timed_out"] = "heal"
         await view.wait(lambda v: running_count(v, victims) >= total, timeout_s=args.timeout_s)
+        del figures["timed_out"]
         figures["killed"] = len(victims)
         figures["pods_on_killed"] = moved
         figures["heal_s"] = round(time.monotonic() - started, 2)
         progress(f"{len(victims)} nodes killed with {moved} Pods: all Running elsewhere after {figures['heal_s']}s")
         nursery.cancel_scope.cancel()
     client.close()
-    return figures
 
 
 def main() -> int:
@@ -215,8 +222,13 @@ def main() -> int:
     fleet = HollowFleet(args.nodes, workdir)
     started = time.monotonic()
     load_before = os.getloadavg()[0]
+    figures: dict = {"bench": "scale", "nodes": args.nodes, "servers": SERVERS}
+    code = 0
     try:
-        figures = trio.run(bench, fleet, args)
+        trio.run(bench, fleet, args, figures)
+    except* trio.TooSlowError:
+        progress(f"timed out after {args.timeout_s:.0f}s in phase {figures.get('timed_out')}")
+        code = 1  # the figures reached so far are still printed
     finally:
         fleet.stop_all()
         if args.keep_logs:
@@ -227,7 +239,7 @@ def main() -> int:
     figures["quick"] = args.quick
     figures["elapsed_s"] = round(time.monotonic() - started, 1)
     print(json.dumps(figures))
-    return 0
+    return code
 
 
 if __name__ == "__main__":
