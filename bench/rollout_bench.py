@@ -153,7 +153,14 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> dict:
                 pods = web_pods(v)
                 return (len(pods) == args.replicas and all(version_of(p) == "v2" and is_ready(p) for p in pods))
 
-            await view.wait(rolled, timeout_s=args.timeout_s)
+            try:
+                await view.wait(rolled, timeout_s=args.timeout_s)
+            except trio.TooSlowError:
+                for p in web_pods(view):
+                    progress(f"not rolled out: {p['metadata']['name']} version={version_of(p)} ready={is_ready(p)} "
+                             f"phase={(p.get('status') or {}).get('phase')} node={p['spec'].get('nodeName')} "
+                             f"deleting={bool(p['metadata'].get('deletionTimestamp'))}")
+                raise
             figures["rollout_s"] = round(time.monotonic() - started, 2)
             progress(f"rolled out in {figures['rollout_s']}s")
             await trio.sleep(args.after_s)
