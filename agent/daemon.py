@@ -165,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="log files kept per container (kubelet's containerLogMaxFiles, default 5)")
     p.add_argument("--pod-pids-limit", type=int, default=None,
                    help="processes a Pod may run (kubelet's podPidsLimit, default 1024; 0 for no limit)")
+    p.add_argument("--hollow", action="store_true",
+                   help="benchmarks and tests only: pretend to run Pods (agent/runtime/hollow.py), no Docker")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--version", action="version", version=f"agentd {__version__}")
     return p
@@ -246,7 +248,11 @@ def own_metadata(config: AgentConfig, runtime: PodRuntime) -> metadata.AgentMeta
 
 async def serve(config: AgentConfig, args: argparse.Namespace) -> None:
     rt_config = runtime_config(args)
-    runtime = PodRuntime(node_name=config.name, config=rt_config, host_ip=config.bind_address)
+    engine = None
+    if args.hollow:  # a bench/test facility: Pods that cost nothing (agent/runtime/hollow.py)
+        from agent.runtime.hollow import HollowEngine
+        engine = HollowEngine()
+    runtime = PodRuntime(node_name=config.name, config=rt_config, docker=engine, host_ip=config.bind_address)
     state = ClusterState()
     state_changes = Changes()
     own = own_metadata(config, runtime)

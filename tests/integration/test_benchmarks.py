@@ -123,3 +123,29 @@ def test_heal_bench():
         result, "apply_to_running_p50_s", "heal_p50_s", "heal_p99_s", "leader_heal_p50_s", "detect_p50_s",
         "server_rss_mb",
     )
+
+
+def test_scheduler_bench():
+    """Through plan_placements and the state machine's apply, as the leader does."""
+    result = run_bench("scheduler_bench.py", "--quick")
+    assert result["placed"] + result["unplaced"] == result["pods"] and result["unplaced"] == 0
+    assert_figures(result, "placements_per_s", "placements_per_s_wall")
+    assert_none_happened(result, "overcommitted_nodes")
+    assert result["spread_max_minus_min"] <= 1  # equal Pods on equal nodes: as even as it gets
+
+
+def test_scale_bench():
+    """10 hollow agentd processes (agentd --hollow) on loopback: join, 300 Pods, 2 nodes killed."""
+    result = run_bench("scale_bench.py", "--quick")
+    assert result["nodes"] == 10 and result["servers"] == 3 and result["pods"] == 300 and result["killed"] == 2
+    assert result["pods_on_killed"] > 0  # a kill that moved nothing measures nothing
+    assert_figures(result, "join_all_s", "pods_running_s", "heal_s", "leader_cpu_pct", "server_rss_mb")
+
+
+@pytest.mark.cluster
+def test_rollout_bench():
+    """A 4-node namespace cluster: a rolling update of busybox httpd Pods under traffic."""
+    result = run_bench("rollout_bench.py", "--quick", "--name", "bench-rollout")
+    assert result["replicas"] == 4 and result["requests"] > 0
+    assert_figures(result, "rollout_s")
+    assert_none_happened(result, "failed_requests")

@@ -1,0 +1,209 @@
+"""A rolling update under traffic: one JSON line of figures.
+
+On a namespace cluster (4 nodes, 3 servers, each with its own dockerd and agentd), a
+Deployment of 10 replicas of a tiny HTTP server (busybox httpd) with an httpGet readiness
+probe and a RollingUpdate strategy of maxSurge 1, maxUnavailable 0. A client on the host
+sends requests the whole time to the Pods it sees Ready (by Pod IP: the host routes every
+node's container subnet), learning which those are from a watch of the cluster state, as a
+Service's endpoints would. Then the Pod template changes and the rollout runs.
+
+  rollout_s        template changed -> 10 Pods of the new template Ready and no old Pod left
+  requests         requests sent during the whole run
+  failed_requests  requests that got no 200 (must be 0)
+
+A Pod being removed keeps receiving requests until the client learns it is going (its
+deletion or its Ready condition turning False reaches the watch). So the Pods drain as
+Kubernetes users make them: a `lifecycle.preStop` sleep (3 s) keeps the server up while
+clients stop picking it, and terminationGracePeriodSeconds (10) leaves time for that sleep
+and the in-flight requests.
+`--quick`: the same with 4 replicas.
+
+    .venv/bin/python bench/rollout_bench.py [--quick] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import trio
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agent.client import ClusterClient, ClusterView  # noqa: E402
+from cluster import Cluster  # noqa: E402
+
+PORT = 8080
+NAME = "web"
+
+
+def progress(message: str) -> None:
+    print(f"rollout_bench: {message}", file=sys.stderr, flush=True)
+
+
+def deployment(replicas: int, version: str) -> dict:
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": NAME},
+        "spec": {
+            "replicas": replicas, "selector": {"matchLabels": {"app": NAME}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {"metadata": {"labels": {"app": NAME}}, "spec": {
+                "terminationGracePeriodSeconds": 10,
+                "containers": [{
+                    "name": "httpd", "image": "busybox:local",
+                    "command": ["sh", "-c", f"mkdir -p /www && echo $VERSION > /www/index.html && "
+                                            f"exec httpd -f -p {PORT} -h /www"],
+                    "env": [{"name": "VERSION", "value": version}],
+                    "ports": [{"containerPort": PORT}],
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                    "readinessProbe": {"httpGet": {"path": "/", "port": PORT}, "periodSeconds": 1,
+                                       "failureThreshold": 1},
+                    "lifecycle": {"preStop": {"sleep": {"seconds": 3}}},
+                }]}},
+        },
+    }
+
+
+def version_of(pod: dict) -> str:
+    for container in pod["spec"].get("containers") or ():
+        for env in container.get("env") or ():
+            if env.get("name") == "VERSION":
+                return env.get("value", "")
+    return ""
+
+
+def is_ready(pod: dict) -> bool:
+    status = pod.get("status") or {}
+    return (not pod["metadata"].get("deletionTimestamp") and bool(status.get("podIP"))
+            and any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ()))
+
+
+def web_pods(view: ClusterView) -> list[dict]:
+    return [p for p in view.pods() if (p["metadata"].get("labels") or {}).get("app") == NAME]
+
+
+class Load:
+    """Clients that GET / from the Pods the view shows Ready, until cancelled."""
+
+    def __init__(self, view: ClusterView) -> None:
+        self.view = view
+        self.sent = 0
+        self.failed = 0
+        self.failures: list[str] = []
+
+    async def client(self) -> None:
+        while True:
+            targets = [p["status"]["podIP"] for p in web_pods(self.view) if is_ready(p)]
+            if not targets:
+                await trio.sleep(0.05)
+                continue
+            ip = random.choice(targets)
+            self.sent += 1
+            problem = await self.get(ip)
+            if problem:
+                self.failed += 1
+                if len(self.failures) < 20:
+                    self.failures.append(f"{ip}: {problem}")
+            await trio.sleep(0.01)
+
+    async def get(self, ip: str) -> str | None:
+        try:
+            with trio.fail_after(2):
+                stream = await trio.open_tcp_stream(ip, PORT)
+                async with stream:
+                    await stream.send_all(f"GET / HTTP/1.0\r\nHost: {ip}\r\n\r\n".encode())
+                    data = b""
+                    while True:
+                        chunk = await stream.receive_some(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+        except (OSError, trio.TooSlowError, trio.BrokenResourceError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        status = data.split(b"\r\n", 1)[0]
+        return None if b" 200 " in status + b" " else f"status {status!r}"
+
+
+async def bench(cluster: Cluster, args: argparse.Namespace) -> dict:
+    client = ClusterClient([n.api_address for n in cluster.nodes], timeout_s=10)
+    view = ClusterView(client)
+    figures: dict = {"bench": "rollout", "nodes": len(cluster.nodes), "replicas": args.replicas}
+    async with trio.open_nursery() as nursery:
+        await nursery.start(view.run)
+        await view.wait(lambda v: len(v.ready_nodes()) == len(cluster.nodes), timeout_s=60)
+        await client.apply([deployment(args.replicas, "v1")])
+        await view.wait(lambda v: sum(is_ready(p) for p in web_pods(v)) >= args.replicas, timeout_s=120)
+        progress(f"{args.replicas} Pods of v1 Ready")
+
+        load = Load(view)
+        async with trio.open_nursery() as clients:
+            for _ in range(args.clients):
+                clients.start_soon(load.client)
+            await trio.sleep(args.before_s)
+            started = time.monotonic()
+            await client.apply([deployment(args.replicas, "v2")])
+
+            def rolled(v: ClusterView) -> bool:
+                pods = web_pods(v)
+                return (len(pods) == args.replicas and all(version_of(p) == "v2" and is_ready(p) for p in pods))
+
+            try:
+                await view.wait(rolled, timeout_s=args.timeout_s)
+            except trio.TooSlowError:
+                for p in web_pods(view):
+                    progress(f"not rolled out: {p['metadata']['name']} version={version_of(p)} ready={is_ready(p)} "
+                             f"phase={(p.get('status') or {}).get('phase')} node={p['spec'].get('nodeName')} "
+                             f"deleting={bool(p['metadata'].get('deletionTimestamp'))}")
+                raise
+            figures["rollout_s"] = round(time.monotonic() - started, 2)
+            progress(f"rolled out in {figures['rollout_s']}s")
+            await trio.sleep(args.after_s)
+            clients.cancel_scope.cancel()
+        figures["requests"] = load.sent
+        figures["failed_requests"] = load.failed
+        if load.failures:
+            figures["failures"] = load.failures
+        nursery.cancel_scope.cancel()
+    client.close()
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="4 replicas")
+    parser.add_argument("--nodes", type=int, default=4)
+    parser.add_argument("--servers", type=int, default=3)
+    parser.add_argument("--replicas", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--before-s", type=float, default=3.0, help="traffic before the rollout")
+    parser.add_argument("--after-s", type=float, default=3.0, help="traffic after it")
+    parser.add_argument("--timeout-s", type=float, default=300.0)
+    parser.add_argument("--name", default="rollout-bench")
+    parser.add_argument("--keep", action="store_true", help="leave the cluster up")
+    args = parser.parse_args()
+    if args.quick:
+        args.replicas, args.before_s, args.after_s, args.timeout_s = 4, 2.0, 2.0, 90.0
+    if os.geteuid() != 0:
+        print("rollout_bench: must run as root (it builds a namespace cluster)", file=sys.stderr)
+        return 1
+    started = time.monotonic()
+    cluster = Cluster.up(args.name, nodes=args.nodes, servers=args.servers)
+    try:
+        figures = trio.run(bench, cluster, args)
+    finally:
+        if not args.keep:
+            cluster.down()
+    figures["quick"] = args.quick
+    figures["elapsed_s"] = round(time.monotonic() - started, 1)
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
