@@ -17,10 +17,7 @@ advertising 4 CPUs and 8Gi.
   server_rss_mb   the largest RSS of the three servers at steady state
 Targets at 100 nodes: join_all_s <= 15, pods_running_s <= 30, heal_s <= 8, server_rss_mb <= 150.
 `--quick`: 10 nodes, 300 Pods, 2 killed.
-Known limit (2026-12): beyond ~1,000 Pods made in one leader pass the servers spin in
-agent/state/history.WatchWindow.record (one entry's changes outnumber max_watch_changes,
-1024, and `_drop_oldest_version` drops nothing), so pods_running times out; a timed-out
-phase prints the figures reached and exits 1.
+A timed-out phase prints the figures reached and exits 1.
 
     .venv/bin/python bench/scale_bench.py [--nodes 100] [--quick]
 """
