@@ -229,7 +229,25 @@ def describe_pod(pod: Mapping) -> str:
         _map_lines(lines, "Node-Selectors", spec["nodeSelector"])
     tolerations = spec.get("tolerations") or ()
     _kv(lines, "Tolerations", ", ".join(_toleration_text(t) for t in tolerations) or "<none>")
+    notes = not_honoured(spec)
+    if notes:
+        lines.append("Accepted, not honoured:")
+        lines += [f"  {note}" for note in notes]
     return "\n".join(lines)
+
+
+def not_honoured(spec: Mapping) -> list[str]:
+    """What the Pod asks that agentd accepts but cannot do here (Kubernetes has it, Docker
+    or this cluster does not), one line each, for describe."""
+    notes = []
+    if spec.get("dnsPolicy") == "ClusterFirstWithHostNet":
+        notes.append("dnsPolicy ClusterFirstWithHostNet: there is no cluster DNS; the node's resolver is used")
+    if spec.get("subdomain"):
+        notes.append(f"subdomain {spec['subdomain']}: there is no cluster DNS to serve the Pod's name in it")
+    if spec.get("serviceAccountName"):
+        notes.append(f"serviceAccountName {spec['serviceAccountName']}: there are no service accounts; "
+                     "the name is only given to the downward API")
+    return notes
 
 
 def _toleration_text(t: Mapping) -> str:

@@ -87,3 +87,17 @@ def test_events_section_and_rows_as_kubectl_prints_them():
     assert "30s (x4 over 10m)" in lines[3] and lines[3].rstrip().endswith("Back-off restarting failed container app")
     assert r.event_row(backoff, now) == ["30s", "Warning", "BackOff", "pod/web", "Back-off restarting failed container app"]
     assert r.events_section([], now) == "Events:               <none>"
+
+
+def test_describe_says_what_was_accepted_but_cannot_be_honoured_here():
+    from agent.cli.render import describe_pod
+
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [], "dnsPolicy": "ClusterFirstWithHostNet",
+                                               "subdomain": "db", "serviceAccountName": "reader"},
+           "status": {}}
+    text = describe_pod(pod).split("Accepted, not honoured:\n")[1].splitlines()
+    assert text == ["  dnsPolicy ClusterFirstWithHostNet: there is no cluster DNS; the node's resolver is used",
+                    "  subdomain db: there is no cluster DNS to serve the Pod's name in it",
+                    "  serviceAccountName reader: there are no service accounts; the name is only given to the "
+                    "downward API"]
+    assert "Accepted, not honoured" not in describe_pod({"metadata": {"name": "q"}, "spec": {}, "status": {}})
