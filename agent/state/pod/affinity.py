@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent.state.pod.model import EMPTY_MAP, FrozenMap
+from agent.state.pod.model import EMPTY_MAP, _coerce
 from agent.state.pod.syntax import dns_label_problem, label_value_problem, qualified_name_problem, quote
 
 HOSTNAME_TOPOLOGY = "kubernetes.io/hostname"
@@ -47,7 +47,7 @@ class SelectorRequirement:
     values: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "values", tuple(self.values))
+        _coerce(self, tuples=("values",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +56,7 @@ class NodeSelectorTerm:
     match_fields: tuple[SelectorRequirement, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "match_expressions", tuple(self.match_expressions))
-        object.__setattr__(self, "match_fields", tuple(self.match_fields))
+        _coerce(self, tuples=("match_expressions", "match_fields"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +73,7 @@ class NodeAffinity:
     preferred: tuple[PreferredSchedulingTerm, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.required is not None:
-            object.__setattr__(self, "required", tuple(self.required))
-        object.__setattr__(self, "preferred", tuple(self.preferred))
+        _coerce(self, tuples=("required", "preferred"))  # required None stays None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +82,7 @@ class LabelSelector:
     match_expressions: tuple[SelectorRequirement, ...] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.match_labels, FrozenMap):
-            object.__setattr__(self, "match_labels", FrozenMap(self.match_labels))
-        object.__setattr__(self, "match_expressions", tuple(self.match_expressions))
+        _coerce(self, maps=("match_labels",), tuples=("match_expressions",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +94,7 @@ class PodAffinityTerm:
     namespaces: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "namespaces", tuple(self.namespaces))
+        _coerce(self, tuples=("namespaces",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +111,7 @@ class PodAffinity:
     preferred: tuple[WeightedPodAffinityTerm, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "required", tuple(self.required))
-        object.__setattr__(self, "preferred", tuple(self.preferred))
+        _coerce(self, tuples=("required", "preferred"))
 
 
 @dataclass(frozen=True, slots=True)
