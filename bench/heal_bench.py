@@ -22,8 +22,6 @@ the watch's own delivery. A killed machine is started again after each trial.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
 import time
@@ -35,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.client import ClusterClient, ClusterView  # noqa: E402
+from bench.on_cluster import run_on_cluster  # noqa: E402
 from cluster import Cluster  # noqa: E402
 
 TRIAL_TIMEOUT_S = 60.0
@@ -209,20 +208,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.trials, args.leader_trials, args.apply_trials, args.pods = 2, 1, 3, 15
-    if os.geteuid() != 0:
-        print("heal_bench: must run as root (it builds a namespace cluster)", file=sys.stderr)
-        return 1
-    started = time.monotonic()
-    cluster = Cluster.up(args.name, nodes=args.nodes, servers=args.servers)
-    try:
-        figures = trio.run(bench, cluster, args)
-    finally:
-        if not args.keep:
-            cluster.down()
-    figures["quick"] = args.quick
-    figures["elapsed_s"] = round(time.monotonic() - started, 1)
-    print(json.dumps(figures))
-    return 0
+    return run_on_cluster("heal_bench", bench, args)
 
 
 if __name__ == "__main__":
