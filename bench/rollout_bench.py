@@ -24,8 +24,6 @@ and the in-flight requests.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
 import sys
 import time
@@ -37,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.client import ClusterClient, ClusterView  # noqa: E402
+from bench.on_cluster import run_on_cluster  # noqa: E402
 from cluster import Cluster  # noqa: E402
 
 PORT = 8080
@@ -192,20 +191,7 @@ def main() -> int:
         # sometimes stays Pending there, an open defect of the standby's assignments (see
         # the closing note; reproduce with --quick --nodes 4), which is not what this measures.
         args.replicas, args.before_s, args.after_s, args.timeout_s, args.nodes = 4, 2.0, 2.0, 90.0, 3
-    if os.geteuid() != 0:
-        print("rollout_bench: must run as root (it builds a namespace cluster)", file=sys.stderr)
-        return 1
-    started = time.monotonic()
-    cluster = Cluster.up(args.name, nodes=args.nodes, servers=args.servers)
-    try:
-        figures = trio.run(bench, cluster, args)
-    finally:
-        if not args.keep:
-            cluster.down()
-    figures["quick"] = args.quick
-    figures["elapsed_s"] = round(time.monotonic() - started, 1)
-    print(json.dumps(figures))
-    return 0
+    return run_on_cluster("rollout_bench", bench, args)
 
 
 if __name__ == "__main__":
