@@ -11,6 +11,9 @@ Rules it keeps:
   from a server that caught up with a read index; a server: its own copy caught up with
   a read index). The runtime stops orphaned containers only after its first desired set,
   so a restarted agent whose view is behind never stops Pods it should keep.
+- A worker made a server keeps its watch until its own copy has caught up (a read
+  index), then follows the copy, handing the runtime the copy's set at once: the
+  switch never leaves a gap in which a placement goes unseen.
 - A Pod runs only where the current state says: a Pod that leaves this node (placed
   elsewhere, deleted) leaves the desired set, and the runtime stops it.
 - Fencing: when this agent has been out of touch with a leader for `fence_after_s` (a
@@ -44,6 +47,7 @@ from agent.agentd.raft_host import RaftHost
 from agent.grpcbridge import server_stream
 from agent.grpcbridge.errors import RpcError
 from agent.raft.errors import NotLeader, RaftError
+from agent.raft.node import RaftNode
 from agent.runtime.config_objects import ConfigObjects
 from agent.rpc import cluster_pb2 as pb
 from agent.state.history import Expired, events_for
@@ -55,6 +59,10 @@ from agent.state.pod_lifecycle import NODE_LOST_REASON, placement_epoch
 log = logging.getLogger("agent.agentd.assignments")
 
 CONFIG_KINDS = ("ConfigMap", "Secret")
+# A read index asked of the leader is lost when it is sent before the transport knows the
+# leader (a server that just joined applies the configuration naming it a moment before
+# its transport adds the peer): ask again this soon rather than after an RPC timeout.
+CATCH_UP_READ_S = 1.0
 WATCH_RETRY_S = (0.05, 0.1, 0.2, 0.5, 1.0)  # backoff between watch attempts, by consecutive failures
 
 
@@ -184,18 +192,13 @@ class ClusterAssignments:
         node = self.raft.node
         assert node is not None
         state: ClusterState = self.raft.state
-        while True:
-            with trio.move_on_after(self.config.rpc_timeout_s):
-                try:
-                    await node.read(lambda s: s.applied_index)
-                    break
-                except (NotLeader, RaftError):
-                    pass
-            await trio.sleep(0.1)
-            if self.raft.node is not node:
-                return
+        if not await self._caught_up(node):
+            return
         version = state.applied_index
         self._replace([d for d in (*state.list("Pod"), *state.list("Node"), *_config_docs(state)) if self._concerns_me(d)])
+        self.changes.notify()
+        log.info("%s event=assignments_following source=own-copy applied=%d pods=%d", self.config.name,
+                 version, len(self.pod_docs))
         self._mark_synced("own copy")
         seen = -1
         while self.raft.node is node:
@@ -217,6 +220,19 @@ class ClusterAssignments:
             with trio.move_on_after(0.5):  # re-check the leader now and then for fencing
                 seen = await self.state_changes.wait(seen)
 
+    async def _caught_up(self, node: RaftNode) -> bool:
+        """Wait until `node`'s own copy has applied everything a leader had committed
+        (a read index); False if this agent stops being that server first."""
+        while self.raft.node is node:
+            with trio.move_on_after(CATCH_UP_READ_S):
+                try:
+                    await node.read(lambda s: s.applied_index)
+                    return True
+                except (NotLeader, RaftError):
+                    pass
+            await trio.sleep(0.1)
+        return False
+
     async def _follow_remote(self) -> None:
         """A worker: list then watch through a server, resuming, failing over."""
         self._watch_version = 0
@@ -233,6 +249,8 @@ class ClusterAssignments:
                 # Gossip declaring the server dead or gone ends the watch at once (SWIM
                 # knows within ~1.5 s); silence ends it after WATCH_SILENCE_S.
                 nursery.start_soon(self._abandon_when_gone, name, nursery.cancel_scope)
+                # This agent made a server: the watch serves until its own copy caught up.
+                nursery.start_soon(self._hand_over_when_own_copy_ready, nursery.cancel_scope)
                 if await self._watch_server(name, servers[name].api_address):
                     failures = 0  # it served, then failed: the next server, without backing off
                 nursery.cancel_scope.cancel()
@@ -242,8 +260,8 @@ class ClusterAssignments:
             await trio.sleep(WATCH_RETRY_S[min(failures - 1, len(WATCH_RETRY_S) - 1)])
 
     async def _watch_server(self, name: str, address: str) -> bool:
-        """Follow one server's watch until it fails, falls silent or this agent becomes
-        a server itself; True if it delivered at least one batch."""
+        """Follow one server's watch until it fails or falls silent (or the caller
+        cancels it); True if it delivered at least one batch."""
         request = pb.WatchRequest(node=self.config.name, resource_version=self._watch_version)
         served = False
         try:
@@ -253,8 +271,6 @@ class ClusterAssignments:
                         idle.deadline = trio.current_time() + WATCH_SILENCE_S
                         self._watch_version = self._on_batch(batch, name)
                         served = True
-                        if self.raft.node is not None:
-                            return served
             if idle.cancelled_caught:
                 log.warning("%s event=watch_silent server=%s", self.config.name, name)
         except RpcError as exc:
@@ -263,6 +279,15 @@ class ClusterAssignments:
             log.info("%s event=watch_failed server=%s code=%s detail=%r", self.config.name, name,
                      exc.code.name, exc.details[:200])
         return served
+
+    async def _hand_over_when_own_copy_ready(self, scope: trio.CancelScope) -> None:
+        seen = -1
+        while True:
+            node = self.raft.node
+            if node is not None and await self._caught_up(node):
+                scope.cancel()
+                return
+            seen = await self.raft.changes.wait(seen)
 
     async def _abandon_when_gone(self, server: str, scope: trio.CancelScope) -> None:
         seen = -1
