@@ -55,6 +55,7 @@ from agent.runtime import ManifestDirSource, PodRuntime, RuntimeConfig
 from agent.runtime.node_resources import allocatable_of
 from agent.state.machine import ClusterState
 from agent.state.quantity import QuantityError, cpu_millicores, memory_bytes, parse_quantity
+from agent.task_dump import dump_tasks_on_signal
 
 log = logging.getLogger("agent.daemon")
 
@@ -301,6 +302,7 @@ async def serve(config: AgentConfig, args: argparse.Namespace) -> None:
                 nursery.start_soon(reporter.run)
                 nursery.start_soon(control.run)
                 nursery.start_soon(trim_memory_periodically)
+                nursery.start_soon(dump_tasks_on_signal)
                 # Everything made so far lives as long as the process: keep it out of the
                 # cyclic collector's generations, so full collections stay short.
                 gc.freeze()
