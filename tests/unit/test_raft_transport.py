@@ -1023,8 +1023,9 @@ async def test_installing_a_large_snapshot_never_stalls_the_trio_thread(nursery,
     longest = watch.longest_s(started, ended)
     print(f"install of {len(leader.storage.snapshot_data())} bytes took {1000 * (ended - started):.0f} ms; "
           f"longest stall of the Trio thread meanwhile {longest * 1000:.1f} ms")
-    assert ended - started > MAX_STALL_S  # long enough that a stall would show
-    assert longest < MAX_STALL_S
+    # Off the Trio thread, no stall comes near the install's own length (on it, one would
+    # last as long); and none is long, however long the install took.
+    assert longest < min(MAX_STALL_S, (ended - started) / 2)
 
 
 async def test_recovering_a_long_log_at_start_never_stalls_the_trio_thread(tmp_path, frozen_heap):
@@ -1051,5 +1052,6 @@ async def test_recovering_a_long_log_at_start_never_stalls_the_trio_thread(tmp_p
     longest = watch.longest_s(started, ended)
     print(f"recovery of {entries} entries took {1000 * (ended - started):.0f} ms; "
           f"longest stall of the Trio thread meanwhile {longest * 1000:.1f} ms")
-    assert ended - started > MAX_STALL_S  # long enough that a stall would show
-    assert longest < MAX_STALL_S
+    # Off the Trio thread, no stall comes near the install's own length (on it, one would
+    # last as long); and none is long, however long the install took.
+    assert longest < min(MAX_STALL_S, (ended - started) / 2)
