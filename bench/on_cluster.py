@@ -18,6 +18,7 @@ from typing import Any
 import trio
 
 from cluster import Cluster
+from cluster.log_digest import digest
 
 
 def run_on_cluster(label: str, bench: Callable[[Cluster, argparse.Namespace], Awaitable[dict[str, Any]]],
@@ -30,6 +31,9 @@ def run_on_cluster(label: str, bench: Callable[[Cluster, argparse.Namespace], Aw
     cluster = Cluster.up(args.name, nodes=args.nodes, servers=args.servers)
     try:
         figures = trio.run(bench, cluster, args)
+    except BaseException:
+        print(f"{label}: failed; the telling lines of the agents' logs:\n{digest(cluster.run_dir)}", file=sys.stderr)
+        raise
     finally:
         if not args.keep:
             cluster.down()

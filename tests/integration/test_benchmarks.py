@@ -30,7 +30,7 @@ def run_bench(script: str, *args: str) -> dict:
         [sys.executable, str(REPO_ROOT / "bench" / script), *args],
         capture_output=True, text=True, timeout=240, cwd=REPO_ROOT,
     )
-    assert out.returncode == 0, f"{script} failed:\n{out.stderr[-3000:]}"
+    assert out.returncode == 0, f"{script} failed:\n{out.stderr[-8000:]}"
     lines = [line for line in out.stdout.splitlines() if line.strip()]
     assert len(lines) == 1, f"{script} printed {len(lines)} lines:\n{out.stdout[-3000:]}"
     return json.loads(lines[0])
