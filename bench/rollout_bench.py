@@ -5,9 +5,11 @@ Deployment of 10 replicas of a tiny HTTP server (busybox httpd) with an httpGet 
 probe and a RollingUpdate strategy of maxSurge 1, maxUnavailable 0. A client on the host
 sends requests the whole time to the Pods it sees Ready (by Pod IP: the host routes every
 node's container subnet), learning which those are from a watch of the cluster state, as a
-Service's endpoints would. Then the Pod template changes and the rollout runs.
+Service's endpoints would. Then the Pod template changes and the rollout runs; then
+`agentctl rollout undo` takes the Deployment back to the first template.
 
   rollout_s        template changed -> 10 Pods of the new template Ready and no old Pod left
+  rollback_s       `rollout undo` -> 10 Pods of the first template Ready and no other left
   requests         requests sent during the whole run
   failed_requests  requests that got no 200 (must be 0)
 
@@ -16,7 +18,7 @@ deletion or its Ready condition turning False reaches the watch). So the Pods dr
 Kubernetes users make them: a `lifecycle.preStop` sleep (3 s) keeps the server up while
 clients stop picking it, and terminationGracePeriodSeconds (10) leaves time for that sleep
 and the in-flight requests.
-`--quick`: the same with 4 replicas.
+`--quick`: the same with 6 replicas.
 
     .venv/bin/python bench/rollout_bench.py [--quick] [--keep]
 """
@@ -129,6 +131,33 @@ class Load:
         return None if b" 200 " in status + b" " else f"status {status!r}"
 
 
+async def undo(cluster: Cluster) -> None:
+    """`agentctl rollout undo`, as a person would type it."""
+    servers = ",".join(n.api_address for n in cluster.nodes)
+    await trio.run_process([sys.executable, "-c", "import sys; from agent.cli.main import main; sys.exit(main())",
+                            "-s", servers, "rollout", "undo", f"deployment/{NAME}"], capture_stdout=True, cwd=ROOT)
+
+
+async def roll(view: ClusterView, args: argparse.Namespace, version: str, change) -> float:
+    """Make `change`; the seconds until every replica runs `version`, Ready, and no other Pod is left."""
+    started = time.monotonic()
+    await change()
+
+    def rolled(v: ClusterView) -> bool:
+        pods = web_pods(v)
+        return len(pods) == args.replicas and all(version_of(p) == version and is_ready(p) for p in pods)
+
+    try:
+        await view.wait(rolled, timeout_s=args.timeout_s)
+    except trio.TooSlowError:
+        for p in web_pods(view):
+            progress(f"not rolled to {version}: {p['metadata']['name']} version={version_of(p)} "
+                     f"ready={is_ready(p)} phase={(p.get('status') or {}).get('phase')} "
+                     f"node={p['spec'].get('nodeName')} deleting={bool(p['metadata'].get('deletionTimestamp'))}")
+        raise
+    return round(time.monotonic() - started, 2)
+
+
 async def bench(cluster: Cluster, args: argparse.Namespace) -> dict:
     client = ClusterClient([n.api_address for n in cluster.nodes], timeout_s=10)
     view = ClusterView(client)
@@ -145,23 +174,12 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> dict:
             for _ in range(args.clients):
                 clients.start_soon(load.client)
             await trio.sleep(args.before_s)
-            started = time.monotonic()
-            await client.apply([deployment(args.replicas, "v2")])
-
-            def rolled(v: ClusterView) -> bool:
-                pods = web_pods(v)
-                return (len(pods) == args.replicas and all(version_of(p) == "v2" and is_ready(p) for p in pods))
-
-            try:
-                await view.wait(rolled, timeout_s=args.timeout_s)
-            except trio.TooSlowError:
-                for p in web_pods(view):
-                    progress(f"not rolled out: {p['metadata']['name']} version={version_of(p)} ready={is_ready(p)} "
-                             f"phase={(p.get('status') or {}).get('phase')} node={p['spec'].get('nodeName')} "
-                             f"deleting={bool(p['metadata'].get('deletionTimestamp'))}")
-                raise
-            figures["rollout_s"] = round(time.monotonic() - started, 2)
+            figures["rollout_s"] = await roll(view, args, "v2",
+                                              lambda: client.apply([deployment(args.replicas, "v2")]))
             progress(f"rolled out in {figures['rollout_s']}s")
+            await trio.sleep(args.between_s)
+            figures["rollback_s"] = await roll(view, args, "v1", lambda: undo(cluster))
+            progress(f"rolled back in {figures['rollback_s']}s")
             await trio.sleep(args.after_s)
             clients.cancel_scope.cancel()
         figures["requests"] = load.sent
@@ -175,19 +193,20 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="4 replicas")
+    parser.add_argument("--quick", action="store_true", help="6 replicas")
     parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--servers", type=int, default=3)
     parser.add_argument("--replicas", type=int, default=10)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--before-s", type=float, default=3.0, help="traffic before the rollout")
-    parser.add_argument("--after-s", type=float, default=3.0, help="traffic after it")
+    parser.add_argument("--between-s", type=float, default=3.0, help="traffic between the rollout and the undo")
+    parser.add_argument("--after-s", type=float, default=3.0, help="traffic after the undo")
     parser.add_argument("--timeout-s", type=float, default=300.0)
     parser.add_argument("--name", default="rollout-bench")
     parser.add_argument("--keep", action="store_true", help="leave the cluster up")
     args = parser.parse_args()
     if args.quick:
-        args.replicas, args.before_s, args.after_s, args.timeout_s = 4, 2.0, 2.0, 90.0
+        args.replicas, args.before_s, args.between_s, args.after_s, args.timeout_s = 6, 2.0, 1.0, 1.0, 90.0
     return run_on_cluster("rollout_bench", bench, args)
 
 

@@ -131,10 +131,21 @@ async def test_killing_the_leaders_machine_elects_another_and_loses_nothing(clus
 
 async def test_every_agent_restarted_keeps_every_object_and_adopts_its_containers(cluster, client, view):
     await view.wait(lambda v: len(ready_nodes(v)) == 4, timeout_s=60)
+    # Pods the previous tests moved may still be starting: take the containers once every
+    # Running Pod's containers are ready and the engines show the same two looks running.
+    await view.wait(lambda v: all(cs.get("ready") for p in v.pods() if p["status"].get("phase") == "Running"
+                                  for cs in p["status"].get("containerStatuses") or ()), timeout_s=HEAL_TIMEOUT_S)
+    started_at: dict = {}
+    with trio.fail_after(HEAL_TIMEOUT_S):
+        while True:
+            running = running_on(view)
+            look = {uid: {c["Id"]: c["Created"] for c in node_containers(cluster, node, uid)}
+                    for uid, node in running.items()}
+            if look == started_at:
+                break
+            started_at = look
+            await trio.sleep(1.0)
     before_pods = {p["metadata"]["uid"]: p["spec"].get("nodeName") for p in view.pods()}
-    running = running_on(view)
-    started_at = {uid: {c["Id"]: c["Created"] for c in node_containers(cluster, node, uid)}
-                  for uid, node in running.items()}
     await trio.to_thread.run_sync(restart_all_agents, cluster)
     await view.wait(lambda v: len(ready_nodes(v)) == 4 and set(running) <= set(running_on(v)), timeout_s=90)
     assert {p["metadata"]["uid"]: p["spec"].get("nodeName") for p in view.pods()} == before_pods
