@@ -5,7 +5,10 @@ Owns: the drain as kubectl runs it: cordon (`node/n2 cordoned`); sort the node's
 are, a Pod with no controller stops the drain unless `--force`; then each remaining Pod
 is evicted (`evicting pod default/web-x`, `pod/web-x evicted`), an eviction the cluster
 refuses for a Deployment's budget (RESOURCE_EXHAUSTED) being tried again every
-`RETRY_S` until it passes or `--timeout` ends; `node/n2 drained` at the end.
+`RETRY_S` until it passes or `--timeout` ends; `node/n2 drained` at the end. A refused
+Pod is marked leaving (`agentd.io/eviction-requested`), so that its ReplicaSet starts a
+replacement beside it within maxSurge: a Deployment whose maxUnavailable comes to 0
+(the default 25 % of 3 replicas or fewer) is drained too, never below its replicas.
 
 Rules it keeps:
 - The budget is checked by the cluster, atomically with the deletion (the `evict_pod`
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +36,8 @@ import trio
 from agent.client import ClusterClient
 from agent.grpcbridge.errors import NotFound, RpcError
 from agent.state import pod_lifecycle as pods
-from agent.state.objects import controller_of, meta_of
+from agent.state.objects import controller_of, format_time, meta_of
+from agent.state.pod_lifecycle import EVICTION_REQUESTED_ANNOTATION, LEAVING_FOR_S
 
 __all__ = ["DrainPlan", "cmd_drain", "sort_pods"]
 
@@ -62,6 +67,17 @@ def sort_pods(docs: Sequence[dict[str, Any]], *, force: bool) -> DrainPlan:
                 continue
         plan.evict.append(ident)
     return plan
+
+
+async def _mark_leaving(client: ClusterClient, namespace: str, name: str) -> None:
+    """Ask the Pod's ReplicaSet for a replacement beside it, so that the eviction passes
+    once that one is available (agent/control/replicasets.py)."""
+    stamp = format_time(time.time())
+    try:
+        await client.patch("Pod", name, {"metadata": {"annotations": {EVICTION_REQUESTED_ANNOTATION: stamp}}},
+                           namespace=namespace)
+    except NotFound:
+        pass
 
 
 async def _leader(client: ClusterClient) -> str:
@@ -98,6 +114,7 @@ async def cmd_drain(client: ClusterClient, args: argparse.Namespace) -> int:
             await trio.sleep(0.2)
         print(f"leadership moved to {await _leader(client)}", flush=True)
     waiting = list(plan.evict)
+    marked: dict[tuple[str, str], float] = {}  # when each refused Pod was last marked leaving
     for namespace, name in waiting:
         print(f"evicting pod {namespace}/{name}", flush=True)
     while waiting:
@@ -113,6 +130,9 @@ async def cmd_drain(client: ClusterClient, args: argparse.Namespace) -> int:
                 print(f'error when evicting pods/"{name}" -n "{namespace}" (will retry after {RETRY_S:g}s): '
                       f"{exc.details}", file=sys.stderr, flush=True)
                 left.append((namespace, name))
+                if trio.current_time() - marked.get((namespace, name), -LEAVING_FOR_S) > LEAVING_FOR_S / 2:
+                    await _mark_leaving(client, namespace, name)
+                    marked[(namespace, name)] = trio.current_time()
                 continue
             print(f"pod/{name} evicted", flush=True)
         waiting = left

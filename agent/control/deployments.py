@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.control.replicasets import (
+    DESIRED_REPLICAS,
+    MAX_REPLICAS,
     SAFE_ALPHABET,
     Ownership,
     claim_rows,
@@ -63,8 +65,6 @@ __all__ = ["DeploymentPlan", "plan_deployment", "template_hash", "RSView"]
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
-DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
-MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 # Annotations of a Deployment not copied to its ReplicaSets (Kubernetes' skip list).
 NOT_COPIED = frozenset({

@@ -10,6 +10,13 @@ Rules it keeps:
 - A Pod is live until it finishes (phase Succeeded or Failed). A finished Pod of a
   ReplicaSet is deleted and a new one created in the same pass (a Pod lost with its node
   and marked Failed never runs again; its replacement is placed anew).
+- A Pod marked for an eviction that waits for its replacement (pod_lifecycle.is_leaving:
+  a drain refused for the Deployment's budget) does not count toward `replicas` while
+  the set is its Deployment's only active one, at full size (no rollout on): a
+  replacement is created beside it, up
+  to the Deployment's replicas + maxSurge (the max-replicas annotation), and the
+  eviction passes once the replacement is available. A stale mark counts again, and the
+  extra Pod is deleted in the order below.
 - Extras are deleted in Kubernetes' order (ActivePodsWithRanks): unassigned before
   assigned; Pending, then Unknown, then Running; not Ready before Ready; Ready but not yet
   available (minReadySeconds) before available; more Pods of the set on the same node
@@ -37,6 +44,7 @@ from typing import Any
 from agent.state import commands as cmd
 from agent.state import pod_lifecycle as pods
 from agent.state.objects import (
+    annotations_of,
     controller_of,
     labels_of,
     meta_of,
@@ -46,6 +54,8 @@ from agent.state.objects import (
 from agent.state.workloads import API_VERSION, REPLICA_SET, replicas_of, selector_of
 
 __all__ = [
+    "DESIRED_REPLICAS",
+    "MAX_REPLICAS",
     "PODS_PER_COMMAND",
     "SAFE_ALPHABET",
     "Ownership",
@@ -59,6 +69,9 @@ __all__ = [
     "pods_kept",
 ]
 
+# The Deployment controller's annotations on its ReplicaSets (agent/control/deployments.py).
+DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
+MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 # One Raft entry creates at most this many Pods (a large scale-up goes out in several).
 PODS_PER_COMMAND = 64
 # ... and deletes at most this many (each row is four short strings).
@@ -229,9 +242,11 @@ def claim_rows(owner: Mapping[str, Any], owner_ref: Mapping[str, Any], kind: str
 
 
 def plan_replica_set(rs: Mapping[str, Any], namespace_pods: Ownership, taken_names: set[str], *,
-                     now: float, new_uid: Callable[[], str]) -> ReplicaSetPlan:
+                     now: float, new_uid: Callable[[], str], replace_leaving: bool = False) -> ReplicaSetPlan:
     """One ReplicaSet's pass: claim, replace finished Pods, create or delete to `replicas`,
-    and its status. `taken_names` (Pod names of the namespace) gains the names created."""
+    and its status. `taken_names` (Pod names of the namespace) gains the names created.
+    `replace_leaving`: this set is its Deployment's only active one (no rollout on), so it
+    replaces Pods marked leaving within the Deployment's maxSurge."""
     plan = ReplicaSetPlan()
     claims = claim_rows(rs, _controller_ref(rs), "Pod", namespace_pods)
     if claims:
@@ -244,15 +259,18 @@ def plan_replica_set(rs: Mapping[str, Any], namespace_pods: Ownership, taken_nam
     live = [p for p in mine if is_live(p)]
     finished = [p for p in mine if not is_live(p)]
     replicas = replicas_of(rs)
+    leaving = _leaving(rs, live, replicas, now) if replace_leaving else set()
+    staying = [p for p in live if id(p) not in leaving]
     doomed = list(finished)
-    if len(live) > replicas:
-        doomed.extend(deletion_order(live, min_ready, now)[:len(live) - replicas])
+    if len(staying) > replicas:
+        doomed.extend(deletion_order(staying, min_ready, now)[:len(staying) - replicas])
     if doomed:
         plan.deleted = doomed
         rows = [("Pod", *_identity(p)) for p in doomed]
         for start in range(0, len(rows), DELETIONS_PER_COMMAND):
             plan.commands.append(cmd.delete_objects(rows[start:start + DELETIONS_PER_COMMAND], now))
-    missing = replicas - len(live)
+    # A leaving Pod's replacement: the set may hold up to its Deployment's replicas + maxSurge.
+    missing = min(replicas - len(staying), max(replicas, _max_replicas(rs)) - len(live))
     if missing > 0:
         uids = []
         for _ in range(missing):
@@ -268,6 +286,21 @@ def plan_replica_set(rs: Mapping[str, Any], namespace_pods: Ownership, taken_nam
     if status != (rs.get("status") or {}):
         plan.commands.append(cmd.set_workload_status(REPLICA_SET, *_identity(rs), status, now))
     return plan
+
+
+def _max_replicas(rs: Mapping[str, Any]) -> int:
+    try:
+        return int(annotations_of(rs).get(MAX_REPLICAS, 0))
+    except ValueError:
+        return 0
+
+
+def _leaving(rs: Mapping[str, Any], live: Sequence[Mapping[str, Any]], replicas: int, now: float) -> set[int]:
+    """The live Pods (by id) marked for an eviction that waits for their replacement,
+    honoured only while this set is at its Deployment's full size."""
+    if annotations_of(rs).get(DESIRED_REPLICAS) != str(replicas) or replicas == 0:
+        return set()
+    return {id(p) for p in live if pods.is_leaving(p, now)}
 
 
 def _pod_from_template(rs: Mapping[str, Any], name: str) -> dict[str, Any]:

@@ -26,10 +26,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from agent.control.deployments import plan_deployment
-from agent.control.replicasets import Ownership, plan_replica_set
+from agent.control.replicasets import Ownership, is_live, plan_replica_set
 from agent.state import commands as cmd
 from agent.state.machine import ClusterState
 from agent.state.objects import KINDS, controller_of, meta_of, owner_references_of
+from agent.state.workloads import replicas_of
 
 __all__ = ["collect_garbage", "plan_workloads"]
 
@@ -100,12 +101,28 @@ def plan_workloads(state: ClusterState, *, now: float, new_uid: Callable[[], str
     current = [planned.get(meta_of(rs).get("uid"), rs) for rs in replica_sets]
     known = {meta_of(rs).get("uid") for rs in replica_sets}
     current.extend(doc for uid, doc in planned.items() if uid not in known)
+    active = _active_sets_per_owner(current, pod_index)
     for rs in sorted(current, key=lambda r: (meta_of(r).get("namespace", ""), meta_of(r)["name"])):
         meta = meta_of(rs)
-        if meta.get("uid") in gone or (controller_of(rs) or {}).get("uid") in gone:
+        owner = (controller_of(rs) or {}).get("uid")
+        if meta.get("uid") in gone or owner in gone:
             continue
         namespace = meta.get("namespace", "default")
         plan = plan_replica_set(rs, pod_index.get(namespace, Ownership()), taken.setdefault(namespace, set()),
-                                now=now, new_uid=new_uid)
+                                now=now, new_uid=new_uid, replace_leaving=owner is not None and active.get(owner) == 1)
         out.extend(plan.commands)
+    return out
+
+
+def _active_sets_per_owner(replica_sets: Sequence[Mapping[str, Any]], pod_index: Mapping[str, Ownership]) -> dict[str, int]:
+    """Per owning Deployment (uid): how many of its ReplicaSets want Pods or still have live
+    ones. With one, no rollout is on, and that set may replace Pods marked leaving."""
+    out: dict[str, int] = {}
+    for rs in replica_sets:
+        owner = (controller_of(rs) or {}).get("uid")
+        if owner is None:
+            continue
+        index = pod_index.get(meta_of(rs).get("namespace", "default"), Ownership())
+        if replicas_of(rs) > 0 or any(is_live(p) for p in index.owned_by(rs)):
+            out[owner] = out.get(owner, 0) + 1
     return out

@@ -31,7 +31,7 @@ from typing import Any
 from agent.state import pod_lifecycle as pods
 from agent.state.objects import KINDS, controller_of, meta_of, object_key, parse_time
 from agent.state.store import ObjectStore
-from agent.state.workloads import RECREATE, max_unavailable, replicas_of
+from agent.state.workloads import RECREATE, max_surge, max_unavailable, replicas_of
 
 __all__ = ["TOO_MANY_REQUESTS", "budget_of", "eviction_problem", "is_available"]
 
@@ -123,9 +123,14 @@ def eviction_problem(store: ObjectStore, pod: Mapping[str, Any], *, force: bool,
     if available - 1 < keep:
         name = meta_of(deployment).get("name", "")
         replicas = replicas_of(deployment)
-        hint = ("its maxUnavailable comes to 0, so no Pod may ever be unavailable: raise "
-                "spec.strategy.rollingUpdate.maxUnavailable or scale it up" if keep >= replicas
-                else "try again once a replacement is available")
+        if keep < replicas:
+            hint = "try again once a replacement is available"
+        elif max_surge(deployment) > 0:
+            hint = ("its maxUnavailable comes to 0: it may go once a replacement is available "
+                    "(a drain marks it, and its ReplicaSet starts one beside it within maxSurge)")
+        else:
+            hint = ("its maxUnavailable comes to 0, so no Pod may ever be unavailable: raise "
+                    "spec.strategy.rollingUpdate.maxUnavailable or scale it up")
         return (TOO_MANY_REQUESTS,
                 f"Cannot evict {label}: it would take deployment.apps/{name} below its budget "
                 f"({available} available, {keep} must stay: replicas {replicas} - maxUnavailable "

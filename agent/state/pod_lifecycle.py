@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent.state.objects import annotations_of, format_time, with_metadata
+from agent.state.objects import annotations_of, format_time, parse_time, with_metadata
 from agent.state.quantity import QuantityError, cpu_millicores, memory_bytes, parse_quantity
 
 EPOCH_ANNOTATION = "agentd.io/placement-epoch"
@@ -31,6 +31,12 @@ EPOCH_ANNOTATION = "agentd.io/placement-epoch"
 # kubelet's mirror Pods do: it belongs to its node and is never placed elsewhere.
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 SOURCE_ANNOTATION = "kubernetes.io/config.source"
+# An eviction refused for its Deployment's budget (a drain, when maxUnavailable comes to
+# 0) marks the Pod with the time; while the mark is fresh, its ReplicaSet starts a
+# replacement beside it within maxSurge, and the eviction passes once that one is
+# available. A mark older than LEAVING_FOR_S (a drain given up) no longer counts.
+EVICTION_REQUESTED_ANNOTATION = "agentd.io/eviction-requested"
+LEAVING_FOR_S = 120.0
 # The reason a Pod carries when the control plane took it off a lost node.
 NODE_LOST_REASON = "NodeLost"
 FINISHED_PHASES = ("Succeeded", "Failed")
@@ -118,6 +124,12 @@ def phase_of(doc: Mapping[str, Any]) -> str:
 
 def is_finished(doc: Mapping[str, Any]) -> bool:
     return phase_of(doc) in FINISHED_PHASES
+
+
+def is_leaving(doc: Mapping[str, Any], now: float) -> bool:
+    """Is a live Pod marked for an eviction that waits for its replacement (a fresh mark)?"""
+    asked = parse_time(annotations_of(doc).get(EVICTION_REQUESTED_ANNOTATION))
+    return asked is not None and not is_finished(doc) and now - LEAVING_FOR_S <= asked <= now + LEAVING_FOR_S
 
 
 def restart_policy_of(doc: Mapping[str, Any]) -> str:

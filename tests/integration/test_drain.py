@@ -12,7 +12,9 @@ module and always taken down. What is proven here:
   an eviction asked of anything but a Pod is refused;
 - uncordon makes both nodes schedulable again, and the leader (its servers run with
   `--rebalance`) moves Pods onto them one at a time until the spread is even, the
-  Deployment again never below its budget.
+  Deployment again never below its budget;
+- a Deployment of 3 with the default strategy (maxUnavailable rounds to 0) is drained by
+  a replacement started first: never fewer than 3 Ready Pods, never more than 4 Pods.
 """
 
 from __future__ import annotations
@@ -201,3 +203,55 @@ async def test_drain_a_worker_then_the_leaders_node_within_the_budget(cluster, c
     _, fewest = await _sampled(view, rebalanced)
     assert fewest >= BUDGET, f"the Deployment dropped to {fewest} available Pods while rebalancing"
     assert _on(view, worker) and _on(view, leader)
+
+
+def _steady(view: ClusterView) -> tuple[list[dict], list[dict]]:
+    """The default-strategy Deployment's live Pods, and those of them Ready."""
+    live = [p for p in view.pods() if p["metadata"]["name"].startswith("steady-")
+            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    ready = [p for p in live if any(c.get("type") == "Ready" and c.get("status") == "True"
+                                    for c in (p.get("status") or {}).get("conditions") or ())]
+    return live, ready
+
+
+async def test_a_deployment_with_the_default_strategy_is_drained_by_surging_first(cluster, client, view):
+    """3 replicas and the default strategy: 25 % rounds maxUnavailable down to 0 and maxSurge
+    up to 1. The drain's refused eviction marks the Pod, its ReplicaSet starts a replacement
+    elsewhere, and the eviction passes once that one is Ready: never fewer than 3 Ready Pods,
+    never more than 4 Pods."""
+    steady = _deployment()
+    steady["metadata"]["name"] = "steady"
+    steady["spec"]["replicas"] = 3
+    del steady["spec"]["strategy"]
+    steady["spec"]["selector"]["matchLabels"] = steady["spec"]["template"]["metadata"]["labels"] = {"app": "steady"}
+    await client.apply([steady])
+    await view.wait(lambda v: len(_steady(v)[1]) == 3, timeout_s=60)
+    leader = (await client.status()).leader
+    node = next(p["spec"]["nodeName"] for p in _steady(view)[1] if p["spec"]["nodeName"] != leader)
+    extremes = {"fewest_ready": 3, "most_live": 3}
+
+    async def drain() -> tuple[int, str, str]:
+        return await _agentctl(cluster, "drain", node, "--timeout", "90s")
+
+    async def sample(cancel: trio.CancelScope) -> None:
+        with cancel:
+            while True:
+                live, ready = _steady(view)
+                extremes["fewest_ready"] = min(extremes["fewest_ready"], len(ready))
+                extremes["most_live"] = max(extremes["most_live"], len(live))
+                await trio.sleep(0.02)
+
+    cancel = trio.CancelScope()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sample, cancel)
+        code, out, err = await drain()
+        cancel.cancel()
+    assert code == 0, f"drain {node} failed:\n{out}\n{err}"
+    assert "a drain marks it" in err, err
+    assert out.splitlines()[-1] == f"node/{node} drained", out
+    assert extremes["fewest_ready"] >= 3, extremes
+    assert extremes["most_live"] <= 4, extremes
+    await view.wait(lambda v: len(_steady(v)[1]) == 3 and len(_steady(v)[0]) == 3, timeout_s=60)
+    assert node not in {p["spec"]["nodeName"] for p in _steady(view)[0]}
+    code, out, err = await _agentctl(cluster, "uncordon", node)
+    assert code == 0, err

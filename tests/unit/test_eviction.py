@@ -7,7 +7,7 @@ from agent.state import commands as c
 from agent.state import pod_lifecycle as pods
 from agent.state.eviction import budget_of
 from agent.state.machine import is_error
-from agent.state.objects import meta_of
+from agent.state.objects import format_time, meta_of
 from tests.unit.state_helpers import pod
 from tests.unit.workload_helpers import Cluster, deployment, replica_set, rolling
 
@@ -53,6 +53,70 @@ def test_deployment_at_its_budget_refuses_and_an_unavailable_pod_may_always_go()
     assert refused["error"] == "too_many_requests" and "maxUnavailable comes to 0" in refused["message"]
     cluster.report(live[1], ready=False)
     assert not is_error(_evict(cluster, live[1]))  # not available: its going costs nothing
+
+
+def _mark_leaving(cluster: Cluster, doc: dict, at: float) -> None:
+    """As `agentctl drain` does after a refusal: the Pod's eviction-requested annotation."""
+    meta = meta_of(doc)
+    result = cluster.run(c.patch_object("Pod", meta["namespace"], meta["name"], {"metadata": {"annotations": {
+        pods.EVICTION_REQUESTED_ANNOTATION: format_time(at)}}}, cluster.now))
+    assert not is_error(result), result
+
+
+def _live(cluster: Cluster) -> list[dict]:
+    return [p for p in cluster.machine.list("Pod") if not pods.is_finished(p)]
+
+
+def test_a_default_deployment_of_three_is_drained_by_a_replacement_started_first() -> None:
+    """25 % of 3 rounds maxUnavailable down to 0 (and maxSurge up to 1): a refused Pod
+    marked leaving gets a replacement beside it, never more than replicas + maxSurge, and
+    goes once that one is available; the set is back to 3 after."""
+    cluster = Cluster()
+    live = _web(cluster, 3, None)
+    leaving = live[0]
+    refused = _evict(cluster, leaving)
+    assert refused["error"] == "too_many_requests" and "a drain marks it" in refused["message"]
+    _mark_leaving(cluster, leaving, cluster.now)
+    cluster.reconcile()
+    assert len(_live(cluster)) == 4  # the replacement, not yet available
+    assert _evict(cluster, leaving)["error"] == "too_many_requests"
+    cluster.settle()
+    assert len(_live(cluster)) == 4  # the surge holds at replicas + maxSurge while the mark is fresh
+    assert not is_error(_evict(cluster, leaving))
+    cluster.settle()
+    names = {meta_of(p)["name"] for p in _live(cluster)}
+    assert len(names) == 3 and meta_of(leaving)["name"] not in names
+
+
+def test_marks_beyond_max_surge_wait_and_a_stale_mark_counts_again() -> None:
+    cluster = Cluster()
+    live = _web(cluster, 3, None)
+    for doc in live[:2]:
+        _mark_leaving(cluster, doc, cluster.now)
+    cluster.settle()
+    assert len(_live(cluster)) == 4  # one replacement at a time: maxSurge is 1
+    cluster.tick(pods.LEAVING_FOR_S + 1)  # the drain gave up: the marks are stale
+    cluster.settle()
+    remaining = _live(cluster)
+    assert len(remaining) == 3
+
+
+def test_a_mark_is_ignored_during_a_rollout() -> None:
+    cluster = Cluster()
+    live = _web(cluster, 3, None)
+    cluster.apply(deployment("web", replicas=3, image="web:2"))
+    cluster.reconcile(place=False)  # the rollout has begun: the old set no longer holds all
+    _mark_leaving(cluster, live[0], cluster.now)
+    peak = 0
+    for _ in range(30):
+        cluster.tick()
+        cluster.make_ready()
+        wrote = cluster.reconcile()
+        peak = max(peak, len(_live(cluster)))
+        if not wrote:
+            break
+    assert peak <= 4  # replicas + maxSurge, the mark adding nothing
+    assert len(_live(cluster)) == 3 and all(p["spec"]["containers"][0]["image"] == "web:2" for p in _live(cluster))
 
 
 def test_percentages_round_down_and_recreate_loses_one_at_a_time() -> None:
