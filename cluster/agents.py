@@ -20,6 +20,7 @@ from typing import Sequence
 from . import cgroups
 from .errors import ClusterError
 from .layout import AGENT_API_PORT, AGENT_GOSSIP_PORT, ClusterLayout, NodeLayout
+from .log_digest import digest
 from .system import alive, in_netns, log_tail, read_pid, signal_pid, spawn_detached, wait_gone
 
 # How long agents may take to listen after they start (Python start-up on 2 shared cores).
@@ -133,7 +134,7 @@ def wait_cluster_ready(nodes: Sequence[NodeLayout], timeout_s: float = AGENT_REA
                 break
             if time.monotonic() > deadline:
                 raise ClusterError(f"the cluster did not become ready in {timeout_s:.0f}s ({last})\n"
-                                   f"{log_tail(nodes[0].dir / 'agentd.log')}")
+                                   f"{digest(nodes[0].dir.parent)}")
             time.sleep(0.2)
     finally:
         for channel in channels:

@@ -20,7 +20,7 @@ import pytest
 import trio
 
 from agent.client import ClusterClient, ClusterView
-from agent.grpcbridge.errors import InvalidArgument, ResourceExhausted
+from agent.grpcbridge.errors import InvalidArgument, ResourceExhausted, RpcError
 from cluster import Cluster
 from tests.integration.cluster_helpers import (
     node_containers,
@@ -146,12 +146,34 @@ async def test_every_agent_restarted_keeps_every_object_and_adopts_its_container
             started_at = look
             await trio.sleep(1.0)
     before_pods = {p["metadata"]["uid"]: p["spec"].get("nodeName") for p in view.pods()}
+    logs = {n.name: n.dir / "agentd.log" for n in cluster.nodes}
+    offsets = {name: log.stat().st_size for name, log in logs.items()}
     await trio.to_thread.run_sync(restart_all_agents, cluster)
-    await view.wait(lambda v: len(ready_nodes(v)) == 4 and set(running) <= set(running_on(v)), timeout_s=90)
-    assert {p["metadata"]["uid"]: p["spec"].get("nodeName") for p in view.pods()} == before_pods
+
+    def adopted_by_new_agent(uid: str, node: str) -> bool:
+        with open(logs[node], errors="replace") as f:
+            f.seek(offsets[node])
+            return any("event=adopting" in line and f"uid={uid} " in line for line in f)
+
+    # Judged from the new agents, not from what the view held before: each Pod adopted by
+    # its node's new agentd, then a leader answering a linearizable list.
+    with trio.fail_after(90):
+        while not all(adopted_by_new_agent(uid, node) for uid, node in running.items()):
+            await trio.sleep(0.2)
+        while True:
+            try:
+                if (await client.status()).leader:
+                    pods, _ = await client.list("Pod")
+                    break
+            except RpcError:
+                pass
+            await trio.sleep(0.2)
+    assert {p["metadata"]["uid"]: p["spec"].get("nodeName") for p in pods} == before_pods
     for uid, node in running.items():
         now = {c["Id"]: c["Created"] for c in node_containers(cluster, node, uid)}
         assert now == started_at[uid], f"pod {uid} on {node}: containers were replaced"
+    await view.wait(lambda v: len(ready_nodes(v)) == 4 and set(running) <= set(running_on(v)), timeout_s=30)
+    for uid in running:
         restarts = [cs.get("restartCount", 0) for p in view.pods() if p["metadata"]["uid"] == uid
                     for cs in p["status"].get("containerStatuses") or ()]
         assert restarts and not any(restarts)
