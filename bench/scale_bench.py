@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.client import ClusterClient, ClusterView  # noqa: E402
+from cluster.log_digest import digest  # noqa: E402
 
 SERVERS = 3
 BASE_PORT = 23000  # node i: API BASE_PORT + 2i, gossip BASE_PORT + 2i + 1
@@ -67,9 +68,10 @@ def deployment(name: str, replicas: int) -> dict:
 class HollowFleet:
     """The agentd processes this bench started (and only those)."""
 
-    def __init__(self, nodes: int, workdir: Path) -> None:
+    def __init__(self, nodes: int, workdir: Path, log_level: str = "warning") -> None:
         self.nodes = nodes
         self.workdir = workdir
+        self.log_level = log_level
         # This checkout's agentd (not whichever one the virtualenv's script points at).
         self.env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.procs: dict[str, subprocess.Popen] = {}
@@ -87,7 +89,7 @@ class HollowFleet:
             argv = [sys.executable, "-m", "agent.daemon", "--name", name, "--data-dir", str(self.workdir / name), "--bind", "127.0.0.1",
                     "--api-port", str(BASE_PORT + 2 * i), "--gossip-port", str(BASE_PORT + 2 * i + 1),
                     "--hollow", "--capacity-cpu", "4", "--capacity-memory", "8Gi", "--standbys", "0",
-                    "--log-level", "warning"]
+                    "--log-level", self.log_level]
             for s, seed in enumerate(seeds):
                 if s != i:
                     argv += ["--join", seed]
@@ -215,12 +217,13 @@ def main() -> int:
     parser.add_argument("--cpu-window-s", type=float, default=10.0)
     parser.add_argument("--timeout-s", type=float, default=300.0, help="for each phase")
     parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument("--log-level", default="warning", help="the hollow agents' (info to see placements)")
     args = parser.parse_args()
     if args.quick:
         args.nodes, args.pods, args.deployments, args.kill = 10, 300, 10, 2
         args.settle_s, args.cpu_window_s, args.timeout_s = 3.0, 3.0, 60.0
     workdir = Path(tempfile.mkdtemp(prefix="scale-bench-"))
-    fleet = HollowFleet(args.nodes, workdir)
+    fleet = HollowFleet(args.nodes, workdir, args.log_level)
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     figures: dict = {"bench": "scale", "nodes": args.nodes, "servers": SERVERS}
@@ -228,7 +231,8 @@ def main() -> int:
     try:
         trio.run(bench, fleet, args, figures)
     except* trio.TooSlowError:
-        progress(f"timed out after {args.timeout_s:.0f}s in phase {figures.get('timed_out')}")
+        progress(f"timed out after {args.timeout_s:.0f}s in phase {figures.get('timed_out')}; the servers' "
+                 f"telling log lines:\n{digest(workdir, pattern='h00[0-2].log')}")
         code = 1  # the figures reached so far are still printed
     finally:
         fleet.stop_all()

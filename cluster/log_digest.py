@@ -18,10 +18,10 @@ TELLING = re.compile(
     r"|member_(dead|suspect)|pod_\w+)\b")
 
 
-def digest(run_dir: Path, *, lines_per_node: int = 25) -> str:
-    """The telling lines of each node's agentd.log under `run_dir`, the newest last."""
+def digest(run_dir: Path, *, lines_per_node: int = 25, pattern: str = "*/agentd.log") -> str:
+    """The telling lines of each node's agentd log under `run_dir` (`pattern`), the newest last."""
     parts = []
-    for log in sorted(Path(run_dir).glob("*/agentd.log")):
+    for log in sorted(Path(run_dir).glob(pattern)):
         kept: deque[str] = deque(maxlen=lines_per_node)
         try:
             with log.open(errors="replace") as f:
@@ -30,6 +30,7 @@ def digest(run_dir: Path, *, lines_per_node: int = 25) -> str:
                         kept.append(line.rstrip()[:300])
         except OSError as exc:
             kept.append(f"(cannot read {log}: {exc})")
-        parts.append(f"--- {log.parent.name}: the last {len(kept)} telling lines of agentd.log")
+        node = log.parent.name if log.name == "agentd.log" else log.stem
+        parts.append(f"--- {node}: the last {len(kept)} telling lines of {log.name}")
         parts.extend(kept)
     return "\n".join(parts)
