@@ -14,6 +14,8 @@ advertising 4 CPUs and 8Gi.
   heal_s          10 hollow workers SIGKILLed -> the Deployments have all their Pods
                   Running again on the survivors
   leader_cpu_pct  the leader's CPU use over 10 s at steady state (100 = one core)
+  fleet_cpu_pct   every agent's CPU use together over the same 10 s (what the machine
+                  must give the fleet at rest; `cores` says what it has)
   server_rss_mb   the largest RSS of the three servers at steady state
 Targets at 100 nodes: join_all_s <= 15, pods_running_s <= 30, heal_s <= 8, server_rss_mb <= 150.
 `--quick`: 10 nodes, 300 Pods, 2 killed.
@@ -185,8 +187,13 @@ async def bench(fleet: HollowFleet, args: argparse.Namespace, figures: dict) -> 
         leader_proc = fleet.procs[leader]
         ticks = os.sysconf("SC_CLK_TCK")
         t0, c0 = time.monotonic(), cpu_ticks(leader_proc.pid)
+        fleet0 = sum(cpu_ticks(p.pid) for p in fleet.procs.values())
         await trio.sleep(args.cpu_window_s)
-        figures["leader_cpu_pct"] = round(100 * (cpu_ticks(leader_proc.pid) - c0) / ticks / (time.monotonic() - t0), 1)
+        window = time.monotonic() - t0
+        figures["leader_cpu_pct"] = round(100 * (cpu_ticks(leader_proc.pid) - c0) / ticks / window, 1)
+        fleet_ticks = sum(cpu_ticks(p.pid) for p in fleet.procs.values()) - fleet0
+        figures["fleet_cpu_pct"] = round(100 * fleet_ticks / ticks / window, 1)
+        figures["cores"] = os.cpu_count()
         figures["server_rss_mb"] = round(max(rss_mb(fleet.procs[fleet.name(s)].pid) for s in range(SERVERS)), 1)
         figures["leader"] = leader
 
