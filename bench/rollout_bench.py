@@ -18,9 +18,11 @@ deletion or its Ready condition turning False reaches the watch). So the Pods dr
 Kubernetes users make them: a `lifecycle.preStop` sleep (3 s) keeps the server up while
 clients stop picking it, and terminationGracePeriodSeconds (10) leaves time for that sleep
 and the in-flight requests.
-`--quick`: the same with 6 replicas.
+`--host-ports`: the Pods take hostPort 8080 and the client goes to the nodes' addresses,
+as a load balancer in front of the nodes would; one replica fits a node, so the cluster
+gets replicas + 1 nodes (the surge). `--quick`: the same with 6 replicas.
 
-    .venv/bin/python bench/rollout_bench.py [--quick] [--keep]
+    .venv/bin/python bench/rollout_bench.py [--quick] [--host-ports] [--keep]
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ def progress(message: str) -> None:
     print(f"rollout_bench: {message}", file=sys.stderr, flush=True)
 
 
-def deployment(replicas: int, version: str) -> dict:
+def deployment(replicas: int, version: str, host_ports: bool = False) -> dict:
+    port = {"containerPort": PORT, "hostPort": PORT} if host_ports else {"containerPort": PORT}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": NAME},
         "spec": {
@@ -58,10 +61,12 @@ def deployment(replicas: int, version: str) -> dict:
                 "terminationGracePeriodSeconds": 10,
                 "containers": [{
                     "name": "httpd", "image": "busybox:local",
+                    # sh stays PID 1 and ends at SIGTERM (httpd as PID 1 would ignore it and be
+                    # killed only at the end of the grace period, holding its hostPort till then).
                     "command": ["sh", "-c", f"mkdir -p /www && echo $VERSION > /www/index.html && "
-                                            f"exec httpd -f -p {PORT} -h /www"],
+                                            f"trap 'exit 0' TERM; httpd -f -p {PORT} -h /www & wait"],
                     "env": [{"name": "VERSION", "value": version}],
-                    "ports": [{"containerPort": PORT}],
+                    "ports": [port],
                     "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
                     "readinessProbe": {"httpGet": {"path": "/", "port": PORT}, "periodSeconds": 1,
                                        "failureThreshold": 1},
@@ -85,6 +90,12 @@ def is_ready(pod: dict) -> bool:
             and any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ()))
 
 
+def address_of(pod: dict, host_ports: bool) -> str:
+    """Where the client reaches a Ready Pod: its node's address (the hostPort) or its own IP."""
+    status = pod["status"]
+    return status.get("hostIP", "") if host_ports else status["podIP"]
+
+
 def web_pods(view: ClusterView) -> list[dict]:
     return [p for p in view.pods() if (p["metadata"].get("labels") or {}).get("app") == NAME]
 
@@ -92,15 +103,16 @@ def web_pods(view: ClusterView) -> list[dict]:
 class Load:
     """Clients that GET / from the Pods the view shows Ready, until cancelled."""
 
-    def __init__(self, view: ClusterView) -> None:
+    def __init__(self, view: ClusterView, host_ports: bool) -> None:
         self.view = view
+        self.host_ports = host_ports
         self.sent = 0
         self.failed = 0
         self.failures: list[str] = []
 
     async def client(self) -> None:
         while True:
-            targets = [p["status"]["podIP"] for p in web_pods(self.view) if is_ready(p)]
+            targets = [address_of(p, self.host_ports) for p in web_pods(self.view) if is_ready(p)]
             if not targets:
                 await trio.sleep(0.05)
                 continue
@@ -161,21 +173,22 @@ async def roll(view: ClusterView, args: argparse.Namespace, version: str, change
 async def bench(cluster: Cluster, args: argparse.Namespace) -> dict:
     client = ClusterClient([n.api_address for n in cluster.nodes], timeout_s=10)
     view = ClusterView(client)
-    figures: dict = {"bench": "rollout", "nodes": len(cluster.nodes), "replicas": args.replicas}
+    figures: dict = {"bench": "rollout", "nodes": len(cluster.nodes), "replicas": args.replicas,
+                     "through": "hostPort" if args.host_ports else "podIP"}
     async with trio.open_nursery() as nursery:
         await nursery.start(view.run)
         await view.wait(lambda v: len(v.ready_nodes()) == len(cluster.nodes), timeout_s=60)
-        await client.apply([deployment(args.replicas, "v1")])
+        await client.apply([deployment(args.replicas, "v1", args.host_ports)])
         await view.wait(lambda v: sum(is_ready(p) for p in web_pods(v)) >= args.replicas, timeout_s=120)
         progress(f"{args.replicas} Pods of v1 Ready")
 
-        load = Load(view)
+        load = Load(view, args.host_ports)
         async with trio.open_nursery() as clients:
             for _ in range(args.clients):
                 clients.start_soon(load.client)
             await trio.sleep(args.before_s)
             figures["rollout_s"] = await roll(view, args, "v2",
-                                              lambda: client.apply([deployment(args.replicas, "v2")]))
+                                              lambda: client.apply([deployment(args.replicas, "v2", args.host_ports)]))
             progress(f"rolled out in {figures['rollout_s']}s")
             await trio.sleep(args.between_s)
             figures["rollback_s"] = await roll(view, args, "v1", lambda: undo(cluster))
@@ -204,9 +217,14 @@ def main() -> int:
     parser.add_argument("--timeout-s", type=float, default=300.0)
     parser.add_argument("--name", default="rollout-bench")
     parser.add_argument("--keep", action="store_true", help="leave the cluster up")
+    parser.add_argument("--host-ports", action="store_true",
+                        help="the Pods take a hostPort and the client goes through the nodes' addresses "
+                             "(one replica per node: the cluster gets replicas + 1 nodes, for the surge)")
     args = parser.parse_args()
     if args.quick:
         args.replicas, args.before_s, args.between_s, args.after_s, args.timeout_s = 6, 2.0, 1.0, 1.0, 90.0
+    if args.host_ports:
+        args.nodes = max(args.nodes, args.replicas + 1)
     return run_on_cluster("rollout_bench", bench, args)
 
 

@@ -10,7 +10,10 @@ Rules:
   - the events stream is the source of deaths; after it breaks (engine restart) every
     worker gets a fresh listing (Resync) so no death is missed; a periodic resync is a
     safety net;
-  - Docker being down never ends `run`: it is retried with backoff and shown in statuses.
+  - Docker being down never ends `run`: it is retried with backoff and shown in statuses;
+  - a Pod starts only once no Pod still stopping here has its uid, its namespace/name, or a
+    hostPort it binds (the cluster forgets a deleted Pod at once, so its successor may
+    arrive while it is still within its grace period).
 """
 
 from __future__ import annotations
@@ -186,10 +189,10 @@ class PodRuntime:
         assert self._nursery is not None
         for uid in plan.replace:
             self._stop_worker(uid)
-            self._nursery.start_soon(self._start_after_predecessors, uid, desired[uid].key)
+            self._nursery.start_soon(self._start_after_predecessors, uid, desired[uid])
         for uid in plan.start:
-            if self._predecessor(uid, desired[uid].key) is not None:
-                self._nursery.start_soon(self._start_after_predecessors, uid, desired[uid].key)
+            if self._predecessor(uid, desired[uid]) is not None:
+                self._nursery.start_soon(self._start_after_predecessors, uid, desired[uid])
             else:
                 self._start_worker(desired[uid], hashes[uid])
         if plan.start or plan.stop or plan.replace:
@@ -212,20 +215,25 @@ class PodRuntime:
         worker.send(Terminate())
         return worker
 
-    def _predecessor(self, uid: str, key: str) -> PodWorker | None:
+    def _predecessor(self, uid: str, pod: Any) -> PodWorker | None:
         """A worker still tearing down the same Pod: the same uid, or the same namespace/name
-        (as kubelet, a Pod never runs twice at once, not even across a delete and re-create)."""
+        (as kubelet, a Pod never runs twice at once, not even across a delete and re-create);
+        or a Pod that still holds a hostPort this one binds (the cluster forgets a deleted
+        Pod at once, while its containers stop within their grace period, so the scheduler
+        may already have put the Pod that takes its place here)."""
         if uid in self._terminating:
             return self._terminating[uid]
-        return next((w for w in self._terminating.values() if w.pod.key == key), None)
+        ports = host_ports_of(pod)
+        return next((w for w in self._terminating.values()
+                     if w.pod.key == pod.key or (ports and ports & host_ports_of(w.pod))), None)
 
-    async def _start_after_predecessors(self, uid: str, key: str) -> None:
+    async def _start_after_predecessors(self, uid: str, pod: Any) -> None:
         """Start the desired Pod `uid` once no predecessor runs (if it is still desired then)."""
         from agent.state.pod import pod_spec_hash
 
-        while (old := self._predecessor(uid, key)) is not None:
+        while (old := self._predecessor(uid, pod)) is not None:
             await old.done.wait()
-            assert self._predecessor(uid, key) is not old, "a finished worker is still listed as terminating"
+            assert self._predecessor(uid, pod) is not old, "a finished worker is still listed as terminating"
         pod = self._desired_pods.get(uid)
         if pod is not None and uid not in self._workers:
             self._start_worker(pod, pod_spec_hash(pod))
@@ -411,3 +419,9 @@ class PodRuntime:
 
 
 __all__ = ["PodRuntime"]
+
+
+def host_ports_of(pod: Any) -> frozenset[tuple[int, str]]:
+    """The (hostPort, protocol) pairs a Pod binds on its node."""
+    return frozenset((p.host_port, (p.protocol or "TCP").upper())
+                     for c in (*pod.spec.containers, *pod.spec.init_containers) for p in c.ports if p.host_port)

@@ -144,9 +144,11 @@ def test_scale_bench():
 
 @pytest.mark.cluster
 def test_rollout_bench():
-    """A 4-node namespace cluster: a rolling update of 6 busybox httpd Pods under traffic,
-    then `agentctl rollout undo`, and not one request failed."""
-    result = run_bench("rollout_bench.py", "--quick", "--name", "bench-rollout")
-    assert result["replicas"] == 6 and result["requests"] > 0
+    """A 7-node namespace cluster: a rolling update of 6 busybox httpd Pods under a readiness
+    probe, with HTTP traffic through their hostPorts, then `agentctl rollout undo`, and not
+    one request failed."""
+    result = run_bench("rollout_bench.py", "--quick", "--host-ports", "--name", "bench-rollout")
+    assert result["replicas"] == 6 and result["nodes"] == 7 and result["through"] == "hostPort"
+    assert result["requests"] > 0
     assert_figures(result, "rollout_s", "rollback_s")
     assert_none_happened(result, "failed_requests")

@@ -263,6 +263,41 @@ async def test_one_pod_per_namespace_and_name(harness: Harness, docker_client) -
     assert found.metadata.uid == "uid-c"
 
 
+async def test_a_pod_whose_host_port_is_held_by_a_terminating_pod_starts_once_that_one_is_gone(
+        harness: Harness, docker_client) -> None:
+    """The cluster forgets a deleted Pod at once, so the Pod that replaces it may come to
+    this node while it still stops (here: SIGTERM ignored, 2 s grace) holding its hostPort.
+    The new one waits for it instead of failing to bind the port."""
+    import socket
+
+    from agent.state.pod import ContainerPort
+
+    with socket.socket() as s:  # a free port on this host
+        s.bind(("0.0.0.0", 0))
+        host_port = s.getsockname()[1]
+    runtime = await harness.start()
+    port = (ContainerPort(container_port=8080, host_port=host_port),)
+    old = make_pod("old", sh("main", "trap '' TERM; while :; do sleep 0.1; done", ports=port), grace_s=2)
+    harness.source.set_pods([old])
+    await harness.wait_for(old, running("main"), what="the first Pod runs")
+    new = make_pod("new", sh("main", "sleep 1000", ports=port))
+    harness.source.set_pods([new])
+    messages = []
+    with trio.fail_after(20):
+        while True:
+            status = harness.status(new)
+            state = container_state(status, "main") if status is not None else None
+            if getattr(state, "message", None):
+                messages.append(state.message)
+            if status is not None and running("main")(status):
+                break
+            await trio.sleep(0.02)
+    assert not [m for m in messages if "allocated" in m or "sandbox" in m], messages
+    uids = {c.labels["agentd.pod.uid"] for c in await in_thread(_our_containers, docker_client, harness.node_name)}
+    assert uids == {new.metadata.uid}
+    assert runtime.statuses()[new.metadata.uid].container_statuses[0].restart_count == 0
+
+
 async def test_a_slow_subscriber_reads_the_last_state_of_every_pod(harness: Harness) -> None:
     """A subscriber that reads nothing while Pods start, finish and go still gets each Pod's last state."""
     runtime = await harness.start()
