@@ -3,6 +3,9 @@
 The engine must be reachable: `docker_client` FAILS the test (it never skips) when it is
 not. Every test gets its own node name; every container and volume labelled with it is
 removed after the test, whatever the outcome.
+
+Also `client` and `view`: the API of a namespace cluster, for any module that has a
+`cluster` fixture (one cluster shared by the module's tests).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import docker
 import pytest
 import trio
 
+from agent.client import ClusterClient, ClusterView
 from agent.runtime import InMemorySource, PodRuntime, PodStatus, quick_profile
 from agent.runtime.containers import LABEL_NODE
 from agent.state.pod import Container, ObjectMeta, Pod, PodSpec
@@ -179,3 +183,19 @@ async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
     return await trio.to_thread.run_sync(fn, *args)
 
 
+# -- a namespace cluster's API, for the modules that have a `cluster` fixture ---------------
+
+
+@pytest.fixture
+async def client(cluster):
+    """A ClusterClient to every node of the module's cluster."""
+    async with ClusterClient([n.api_address for n in cluster.nodes], timeout_s=5) as c:
+        yield c
+
+
+@pytest.fixture
+async def view(client, nursery):
+    """A ClusterView of the module's cluster, followed for the test's length."""
+    v = ClusterView(client)
+    await nursery.start(v.run)
+    return v

@@ -19,7 +19,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from agent.client import ClusterClient, ClusterView
+from agent.client import ClusterClient
 from agent.grpcbridge.errors import InvalidArgument, ResourceExhausted, RpcError
 from cluster import Cluster
 from tests.integration.cluster_helpers import (
@@ -42,19 +42,6 @@ def cluster():
         yield c
     finally:
         c.down()
-
-
-@pytest.fixture
-async def client(cluster):
-    async with ClusterClient([n.api_address for n in cluster.nodes], timeout_s=5) as c:
-        yield c
-
-
-@pytest.fixture
-async def view(client, nursery):
-    v = ClusterView(client)
-    await nursery.start(v.run)
-    return v
 
 
 async def test_the_cluster_forms_from_bootstrap_expect(cluster, client, view):

@@ -24,7 +24,7 @@ import sys
 import pytest
 import trio
 
-from agent.client import ClusterClient, ClusterView
+from agent.client import ClusterView
 from agent.grpcbridge.errors import InvalidArgument
 from agent.rpc import cluster_pb2 as pb
 from cluster import Cluster
@@ -91,19 +91,6 @@ def cluster():
         yield c
     finally:
         c.down()
-
-
-@pytest.fixture
-async def client(cluster):
-    async with ClusterClient([n.api_address for n in cluster.nodes], timeout_s=5) as c:
-        yield c
-
-
-@pytest.fixture
-async def view(client, nursery):
-    v = ClusterView(client)
-    await nursery.start(v.run)
-    return v
 
 
 async def _agentctl(cluster: Cluster, *args: str) -> tuple[int, str, str]:
