@@ -30,7 +30,6 @@ from typing import Any
 
 from agent.state.pod import FieldError, ManifestError
 from agent.state.pod.parser import ManifestReader
-from agent.state.pod.serialize import owner_reference_to_dict
 from agent.state.pod.syntax import config_key_problem, quote, type_name
 
 __all__ = [
@@ -79,25 +78,7 @@ class _ConfigReader(ManifestReader):
     """The Pod parser's field-path reader, taught the configuration kinds' fields."""
 
     def top(self, doc: Any, kind: str, fields: tuple[str, ...]) -> tuple[Mapping[str, Any], dict[str, Any]]:
-        if not isinstance(doc, Mapping):
-            self.fail("", f"must be an object, got {type_name(doc)}")
-            return {}, {}
-        top = self.obj(doc, "", ("apiVersion", "kind", "metadata", *fields))
-        self.string(top, "apiVersion", "", required=True, choices=(API_VERSION,))
-        self.string(top, "kind", "", required=True, choices=(kind,))
-        meta: dict[str, Any] = {}
-        if top.get("metadata") is None:
-            self.fail("metadata", "required field is missing")
-        else:
-            m = self.metadata(top["metadata"], "metadata")
-            meta = {"name": m.name, "namespace": m.namespace}
-            if m.labels:
-                meta["labels"] = dict(sorted(m.labels.items()))
-            if m.annotations:
-                meta["annotations"] = dict(sorted(m.annotations.items()))
-            if m.owner_references:
-                meta["ownerReferences"] = [owner_reference_to_dict(r) for r in m.owner_references]
-        return top, meta
+        return self.document_top(doc, kind, API_VERSION, fields)
 
     def entries(self, top: Mapping[str, Any], field: str, *, encoded: bool) -> dict[str, bytes]:
         """A map of config keys to values (base64 text when `encoded`): key -> bytes.

@@ -28,7 +28,6 @@ from typing import Any
 
 from agent.state.pod import ManifestError, ObjectMeta, Pod, pod_to_dict
 from agent.state.pod.parser import ManifestReader
-from agent.state.pod.serialize import owner_reference_to_dict
 from agent.state.pod.syntax import label_value_problem, qualified_name_problem, quote, type_name
 from agent.state.selectors import OPERATORS, LabelSelector, SelectorError, selector_from_object
 
@@ -64,14 +63,7 @@ class _WorkloadReader(ManifestReader):
         if not isinstance(doc, Mapping):
             self.fail("", f"must be an object, got {type_name(doc)}")
             return {}
-        top = self.obj(doc, "", ("apiVersion", "kind", "metadata", "spec"))
-        self.string(top, "apiVersion", "", required=True, choices=(API_VERSION,))
-        self.string(top, "kind", "", required=True, choices=(kind,))
-        meta: dict[str, Any] = {}
-        if top.get("metadata") is None:
-            self.fail("metadata", "required field is missing")
-        else:
-            meta = _meta_to_dict(self.metadata(top["metadata"], "metadata"))
+        top, meta = self.document_top(doc, kind, API_VERSION, ("spec",))
         spec: dict[str, Any] = {}
         if top.get("spec") is None:
             self.fail("spec", "required field is missing")
@@ -218,17 +210,6 @@ class _WorkloadReader(ManifestReader):
             return value
         self.fail(where, f"{quote(value)} must be an integer or percentage (e.g '5%')")
         return default
-
-
-def _meta_to_dict(meta: ObjectMeta) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": meta.name, "namespace": meta.namespace}
-    if meta.labels:
-        out["labels"] = dict(meta.labels)
-    if meta.annotations:
-        out["annotations"] = dict(meta.annotations)
-    if meta.owner_references:
-        out["ownerReferences"] = [owner_reference_to_dict(r) for r in meta.owner_references]
-    return out
 
 
 def _percent(text: str) -> int:

@@ -96,6 +96,7 @@ from agent.state.pod.model import (
     VolumeMount,
     default_pull_policy,
 )
+from agent.state.pod.serialize import object_meta_to_dict
 from agent.state.pod.syntax import (
     absolute_path_problem,
     config_key_problem,
@@ -320,6 +321,24 @@ class _Parser:
         else:
             spec = self.pod_spec(top["spec"], "spec")
         return Pod(metadata=metadata, spec=spec, api_version=api_version, kind=kind)
+
+    def document_top(self, doc: Any, kind: str, api_version: str,
+                     fields: tuple[str, ...]) -> tuple[Mapping[str, Any], dict[str, Any]]:
+        """An object of another kind than Pod: its top-level fields (apiVersion, kind,
+        metadata and `fields`) checked, and its metadata as a dict (see
+        serialize.object_meta_to_dict)."""
+        if not isinstance(doc, Mapping):
+            self.fail("", f"must be an object, got {type_name(doc)}")
+            return {}, {}
+        top = self.obj(doc, "", ("apiVersion", "kind", "metadata", *fields))
+        self.string(top, "apiVersion", "", required=True, choices=(api_version,))
+        self.string(top, "kind", "", required=True, choices=(kind,))
+        meta: dict[str, Any] = {}
+        if top.get("metadata") is None:
+            self.fail("metadata", "required field is missing")
+        else:
+            meta = object_meta_to_dict(self.metadata(top["metadata"], "metadata"))
+        return top, meta
 
     def metadata(self, raw: Any, path: str) -> ObjectMeta:
         m = self.obj(raw, path, ("name", "namespace", "labels", "annotations", "uid", "ownerReferences"),

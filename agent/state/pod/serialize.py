@@ -13,21 +13,27 @@ import json
 from typing import Any
 
 from agent.state.pod.affinity import affinity_to_dict
-from agent.state.pod.model import (Container, ContainerPort, EnvVar, LifecycleHandler, OwnerReference, Pod, Probe,
-                                   Toleration, Volume)
+from agent.state.pod.model import (Container, ContainerPort, EnvVar, LifecycleHandler, ObjectMeta, OwnerReference, Pod,
+                                   Probe, Toleration, Volume)
+
+
+def object_meta_to_dict(meta: ObjectMeta) -> dict[str, Any]:
+    """What a person may write of any object's metadata (no uid), camelCase."""
+    out: dict[str, Any] = {"name": meta.name, "namespace": meta.namespace}
+    if meta.labels:
+        out["labels"] = dict(meta.labels)
+    if meta.annotations:
+        out["annotations"] = dict(meta.annotations)
+    if meta.owner_references:
+        out["ownerReferences"] = [owner_reference_to_dict(r) for r in meta.owner_references]
+    return out
 
 
 def pod_to_dict(pod: Pod) -> dict[str, Any]:
     """A Pod as a Kubernetes-shaped camelCase dict (JSON/YAML-ready); every defaulted field is written."""
-    meta: dict[str, Any] = {"name": pod.metadata.name, "namespace": pod.metadata.namespace}
-    if pod.metadata.labels:
-        meta["labels"] = dict(pod.metadata.labels)
-    if pod.metadata.annotations:
-        meta["annotations"] = dict(pod.metadata.annotations)
+    meta = object_meta_to_dict(pod.metadata)
     if pod.metadata.uid is not None:
         meta["uid"] = pod.metadata.uid
-    if pod.metadata.owner_references:
-        meta["ownerReferences"] = [owner_reference_to_dict(r) for r in pod.metadata.owner_references]
     spec: dict[str, Any] = {
         "containers": [_container_to_dict(c) for c in pod.spec.containers],
         "restartPolicy": pod.spec.restart_policy,
