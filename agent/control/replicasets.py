@@ -260,7 +260,7 @@ def plan_replica_set(rs: Mapping[str, Any], namespace_pods: Ownership, taken_nam
     finished = [p for p in mine if not is_live(p)]
     replicas = replicas_of(rs)
     leaving = _leaving(rs, live, replicas, now) if replace_leaving else set()
-    staying = [p for p in live if id(p) not in leaving]
+    staying = [p for p in live if str(meta_of(p).get("uid", "")) not in leaving]
     doomed = list(finished)
     if len(staying) > replicas:
         doomed.extend(deletion_order(staying, min_ready, now)[:len(staying) - replicas])
@@ -295,12 +295,12 @@ def _max_replicas(rs: Mapping[str, Any]) -> int:
         return 0
 
 
-def _leaving(rs: Mapping[str, Any], live: Sequence[Mapping[str, Any]], replicas: int, now: float) -> set[int]:
-    """The live Pods (by id) marked for an eviction that waits for their replacement,
+def _leaving(rs: Mapping[str, Any], live: Sequence[Mapping[str, Any]], replicas: int, now: float) -> set[str]:
+    """The live Pods (by uid) marked for an eviction that waits for their replacement,
     honoured only while this set is at its Deployment's full size."""
     if annotations_of(rs).get(DESIRED_REPLICAS) != str(replicas) or replicas == 0:
         return set()
-    return {id(p) for p in live if pods.is_leaving(p, now)}
+    return {str(meta_of(p).get("uid", "")) for p in live if pods.is_leaving(p, now)}
 
 
 def _pod_from_template(rs: Mapping[str, Any], name: str) -> dict[str, Any]:

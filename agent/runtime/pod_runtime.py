@@ -418,10 +418,10 @@ class PodRuntime:
                 projected_dir.remove_tree(os.path.join(node_dir, name))
 
 
-__all__ = ["PodRuntime"]
-
-
 def host_ports_of(pod: Any) -> frozenset[tuple[int, str]]:
     """The (hostPort, protocol) pairs a Pod binds on its node."""
     return frozenset((p.host_port, (p.protocol or "TCP").upper())
                      for c in (*pod.spec.containers, *pod.spec.init_containers) for p in c.ports if p.host_port)
+
+
+__all__ = ["PodRuntime"]
